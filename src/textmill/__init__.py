@@ -1,0 +1,19 @@
+"""textmill: train, compare, serve and evaluate every classic family of text generation model.
+
+    import textmill
+    result = textmill.train("configs/gpt/shakespeare_char.yaml", "runs/shakespeare")
+    gen = textmill.load("runs/shakespeare")
+    print(gen.generate("ROMEO:", max_new_tokens=200, top_p=0.9, temperature=0.8))
+"""
+
+from .config import RunConfig, load_config
+from .errors import TextmillError
+from .evaluate import compare, evaluate
+from .generate import Generator, generate
+from .train import load, train
+
+__version__ = "0.1.0"
+
+
+__all__ = ["Generator", "RunConfig", "TextmillError", "compare", "evaluate", "generate", "load", "load_config",
+           "train", "__version__"]

@@ -1,0 +1,284 @@
+"""The `textmill` command line: train | generate | eval | compare | info | quickstart.
+
+Only this module prints. Errors a user can cause print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import TextmillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, compare, generate with and evaluate text generation models.")
+out = Console()
+err = Console(stderr=True)
+IS_MAIN = os.environ.get("RANK", "0") == "0"
+
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+class TrainProgress:
+    """A progress bar driven by trainer events: steps, or the wall-clock budget when one is set."""
+
+    def __init__(self, label: str, budget_minutes: float | None) -> None:
+        self.budget = budget_minutes * 60 if budget_minutes else None
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[what]}"),
+                                 TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not IS_MAIN)
+        self.task = self.progress.add_task(label, total=None, what="", loss=float("nan"), tps=0.0)
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "step":
+            if self.budget:
+                done = min(time.perf_counter() - self.started, self.budget)
+                self.progress.update(self.task, total=self.budget, completed=done, what=f"step {event['step']}",
+                                     loss=event["loss"], tps=event["tokens_per_sec"])
+            else:
+                self.progress.update(self.task, total=event["max_steps"], completed=event["step"],
+                                     what=f"{event['step']}/{event['max_steps']}", loss=event["loss"], tps=event["tokens_per_sec"])
+        elif event["kind"] == "eval" and IS_MAIN:
+            self.progress.console.print(f"step {event['step']}: val loss {event['val_loss']:.4f}  "
+                                        f"bpc {event['val_bpc']:.3f}  ppl {event['val_ppl']:.2f}")
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. configs/gpt/shakespeare_char.yaml")],
+          out_dir: Annotated[Optional[Path], typer.Option("--out", help="run directory (default runs/<config name>)")] = None,
+          set_: SetOpt = None,
+          resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
+          overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Train a model; writes a run directory (weights, tokenizer, config, metrics, TensorBoard events)."""
+    from .config import load_config
+    from .train import Trainer
+
+    _setup_logging(verbose)
+    try:
+        cfg = load_config(config, set_)
+        run_dir = out_dir or Path("runs") / config.stem
+        with TrainProgress(f"train {run_dir}", cfg.train.max_minutes) as bar:
+            res = Trainer(cfg, run_dir, resume=resume, overwrite=overwrite, callback=bar).fit()
+    except TextmillError as e:
+        _fail(e)
+    if IS_MAIN:
+        out.print(f"done: {res.steps} steps ({res.stopped}) in {res.elapsed_s / 60:.1f} min, "
+                  f"val loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}), {res.tokens_per_sec:,.0f} tokens/s")
+        out.print(f"run directory: {res.run_dir}   next: textmill generate {res.run_dir} --prompt '...'")
+
+
+@app.command()
+def generate(run: Annotated[Path, typer.Argument(help="run directory")],
+             prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="repeat for a batch")] = None,
+             prompts_file: Annotated[Optional[Path], typer.Option(help="one prompt per line")] = None,
+             max_new_tokens: Annotated[int, typer.Option()] = 100,
+             greedy: Annotated[bool, typer.Option(help="greedy decoding instead of sampling")] = False,
+             num_beams: Annotated[int, typer.Option(help="> 1: beam search")] = 1,
+             temperature: Annotated[float, typer.Option()] = 1.0,
+             top_k: Annotated[Optional[int], typer.Option()] = None,
+             top_p: Annotated[Optional[float], typer.Option()] = None,
+             min_p: Annotated[Optional[float], typer.Option()] = None,
+             repetition_penalty: Annotated[Optional[float], typer.Option()] = None,
+             no_repeat_ngram_size: Annotated[Optional[int], typer.Option()] = None,
+             min_new_tokens: Annotated[int, typer.Option()] = 0,
+             bad_word: Annotated[Optional[list[str]], typer.Option(help="never generate this string (repeatable)")] = None,
+             length_penalty: Annotated[float, typer.Option()] = 1.0,
+             num_return_sequences: Annotated[int, typer.Option("--num-return-sequences", "-n")] = 1,
+             stop: Annotated[Optional[list[str]], typer.Option(help="end at this string, excluded (repeatable)")] = None,
+             seed: Annotated[Optional[int], typer.Option()] = None,
+             stream: Annotated[bool, typer.Option(help="print tokens as they are generated")] = False,
+             truncate_prompt: Annotated[bool, typer.Option(help="keep the end of a prompt longer than the context")] = False,
+             as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False) -> None:
+    """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N)."""
+    from .data import read_utf8
+    from .train import load
+
+    try:
+        prompts = list(prompt or [])
+        if prompts_file:
+            prompts += [line for line in read_utf8(prompts_file).split("\n") if line.strip()]
+        prompts = [p.encode().decode("unicode_escape") if "\\n" in p else p for p in prompts] or [""]
+        options = dict(max_new_tokens=max_new_tokens, strategy="greedy" if greedy else None, num_beams=num_beams,
+                       temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                       min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
+                       num_return_sequences=num_return_sequences, stop=stop or [], seed=seed,
+                       truncate_prompt=truncate_prompt)
+        gen = load(run)
+        if stream:
+            for p in prompts:
+                sys.stdout.write(p)
+                for piece in gen.stream(p, **options):
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+                sys.stdout.write("\n")
+            return
+        results = gen.generate(prompts, **options)
+    except TextmillError as e:
+        _fail(e)
+    for p, r in zip(prompts, results):
+        for text in (r if isinstance(r, list) else [r]):
+            if as_json:
+                print(json.dumps({"prompt": p, "text": text}, ensure_ascii=False))
+            else:
+                print(p + text)
+                print("-" * 40)
+
+
+@app.command("eval")
+def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
+          data: Annotated[Optional[str], typer.Option(help="corpus to score (default: the run's validation split)")] = None,
+          text_field: Annotated[str, typer.Option()] = "text",
+          data_format: Annotated[str, typer.Option("--format")] = "auto",
+          samples: Annotated[int, typer.Option(help="samples to draw for diversity metrics (0: none)")] = 100,
+          max_new_tokens: Annotated[int, typer.Option()] = 100,
+          seed: Annotated[int, typer.Option()] = 0,
+          out_path: Annotated[Optional[Path], typer.Option("--out", help="JSON path (default RUN/eval.json)")] = None) -> None:
+    """Perplexity and bits per character on a corpus; distinct-n, self-BLEU and lengths of samples."""
+    from .evaluate import evaluate
+
+    try:
+        res = evaluate(run, data, text_field=text_field, data_format=data_format, samples=samples,
+                       max_new_tokens=max_new_tokens, seed=seed, out=out_path)
+    except TextmillError as e:
+        _fail(e)
+    table = Table(title=f"{run} on {res['data']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("perplexity", "bits_per_char", "nll", "oov_rate", "tokens"):
+        table.add_row(key, f"{res[key]:.4f}" if isinstance(res[key], float) else str(res[key]))
+    for key, value in res.get("samples", {}).items():
+        if key.startswith(("distinct", "self_bleu")):
+            table.add_row(f"samples {key}", f"{value:.4f}")
+    if "samples" in res:
+        table.add_row("samples mean length (tokens)", f"{res['samples']['length']['mean_tokens']:.1f}")
+    out.print(table)
+    out.print(f"perplexity is per {res['tokenization']}")
+    out.print(f"written: {out_path or Path(run) / 'eval.json'}")
+
+
+@app.command()
+def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to compare")],
+            minutes: Annotated[float, typer.Option(help="training budget per config")] = 10.0,
+            out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/compare"),
+            data: Annotated[Optional[str], typer.Option(help="train all configs on this corpus")] = None,
+            set_: SetOpt = None) -> None:
+    """Train each config for the same wall-clock budget and print a leaderboard (by bits per char)."""
+    from .evaluate import compare as run_compare
+
+    _setup_logging(False)
+    bars: dict[str, TrainProgress] = {}
+
+    def on_event(name: str, event: dict[str, Any]) -> None:
+        if name not in bars:
+            for bar in bars.values():
+                bar.__exit__(None, None, None)
+            bars.clear()
+            bars[name] = TrainProgress(name, minutes).__enter__()
+        bars[name](event)
+
+    try:
+        rows = run_compare(configs, minutes, out_dir, data=data, overrides=set_, callback=on_event)
+    except TextmillError as e:
+        _fail(e)
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+    table = Table(title=f"leaderboard: {minutes:g} minutes each")
+    for col in ("model", "family", "params", "steps", "val bpc", "val loss", "tokens/s", "sample"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["family"], f"{r['parameters'] / 1e6:.2f}M", str(r["steps"]), f"{r['val_bpc']:.3f}",
+                      f"{r['val_loss']:.3f}", f"{r['tokens_per_sec']:,.0f}", " ".join(r["sample"].split())[:50])
+    out.print(table)
+    out.print(f"written: {out_dir / 'leaderboard.json'} and leaderboard.md")
+
+
+@app.command()
+def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """What a run directory holds: family, size, data, training progress and best validation loss."""
+    from .models import count_parameters
+    from .train import load
+    from .train.checkpoint import find_last, read_run_config
+
+    try:
+        gen = load(run)
+        cfg = read_run_config(run)
+    except TextmillError as e:
+        _fail(e)
+    table = Table(title=str(run), show_header=False)
+    table.add_row("family", gen.info["family"])
+    table.add_row("model", json.dumps(gen.info["model"]))
+    table.add_row("parameters", f"{count_parameters(gen.model):,}")
+    table.add_row("tokenizer", f"{gen.tokenizer.kind}, vocabulary {gen.tokenizer.vocab_size}")
+    table.add_row("data", cfg.data.source)
+    last = find_last(run)
+    if last:
+        state = json.loads((last / "trainer_state.json").read_text())
+        table.add_row("trained", f"{state['step']} / {cfg.train.max_steps} steps, {state['elapsed_s'] / 60:.1f} min")
+        table.add_row("best val loss", f"{state['best_val_loss']:.4f}")
+    out.print(table)
+
+
+@app.command()
+def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] = 2.0,
+               out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/quickstart")) -> None:
+    """Train a small character-level GPT on the Shakespeare shipped with the install, then sample."""
+    from .config import validate_config
+    from .train import Trainer, load
+
+    _setup_logging(False)
+    cfg = validate_config({
+        "model": {"family": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128, "context": 64},
+        "data": {"source": "embedded:shakespeare"},
+        "train": {"max_steps": 100000, "max_minutes": minutes, "batch_size": 16, "lr": 2e-3, "eval_every": 500,
+                  "warmup_steps": 50},
+    }, "quickstart")
+    out.print(f"Training a 0.8M-parameter character-level GPT on Shakespeare's plays for {minutes:g} minutes...")
+    try:
+        with TrainProgress("quickstart", minutes) as bar:
+            res = Trainer(cfg, out_dir, overwrite=True, callback=bar).fit()
+    except TextmillError as e:
+        _fail(e)
+    gen = load(out_dir)
+    out.print(f"\nvalidation loss {res.val_loss:.3f} ({res.val_bpc:.2f} bits/char) after {res.steps} steps. Samples:\n")
+    for p in ("ROMEO:", "KING HENRY:"):
+        out.print(p + gen.generate(p, max_new_tokens=200, temperature=0.8, seed=1), highlight=False, markup=False)
+        out.print("-" * 40)
+    out.print(f"next: textmill generate {out_dir} --prompt 'JULIET:' --top-p 0.9 --temperature 0.8")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Run configs: YAML -> pydantic -> `--set a.b=c` overrides -> validation.
+
+Every error names the field and what is allowed, so a user can fix a config without reading code.
+The resolved config is saved with every run as `train.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    """Base of the per-family model configs (each family file defines its own subclass)."""
+
+    family: str
+    context: int = Field(64, ge=1, description="tokens per training sequence (and GPT's position limit)")
+
+
+class DataConfig(Strict):
+    source: str = Field(description="a file, a directory, or embedded:shakespeare / embedded:chinese_reviews")
+    format: Literal["auto", "text", "lines", "jsonl", "csv", "tsv", "parquet"] = "auto"
+    text_field: str = "text"
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    split_seed: int = 0
+    max_documents: int | None = Field(None, ge=1)
+
+
+class TokenizerConfig(Strict):
+    kind: Literal["char", "word", "bpe"] = "char"
+    vocab_size: int = Field(8000, ge=16, description="upper bound for word and bpe vocabularies")
+    min_frequency: int = Field(1, ge=1)
+    segmenter: Literal["none", "jieba"] = "none"
+    control_tokens: list[str] = Field(default_factory=list)
+
+
+class TrainConfig(Strict):
+    max_steps: int = Field(2000, ge=1)
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget; stops early when spent")
+    batch_size: int = Field(12, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    min_lr: float = Field(1e-4, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float | None = Field(1.0, gt=0)
+    eval_every: int = Field(250, ge=1)
+    eval_batches: int = Field(20, ge=1)
+    patience: int | None = Field(None, ge=1, description="stop after this many evaluations without improvement")
+    log_every: int = Field(10, ge=1)
+    seed: int = 1337
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("both betas must be in [0, 1), e.g. [0.9, 0.99]")
+        return v
+
+
+class RunConfig(Strict):
+    model: SerializeAsAny[ModelConfig]
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _family_config(cls, v: Any) -> ModelConfig:
+        from .models import model_config_class
+
+        if isinstance(v, ModelConfig):
+            return v
+        if not isinstance(v, dict) or "family" not in v:
+            raise ValueError("model needs a 'family' key, e.g. family: gpt")
+        return model_config_class(v["family"]).model_validate(v)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _allowed_fields(loc: tuple[Any, ...], data: dict[str, Any]) -> list[str]:
+    """The keys allowed at `loc` (used to turn 'extra key' errors into a helpful message)."""
+    from .models import model_config_class
+
+    model: type[BaseModel] = RunConfig
+    for i, part in enumerate(loc[:-1]):
+        if i == 0 and part == "model":
+            try:
+                model = model_config_class(str(data.get("model", {}).get("family")))
+            except ConfigError:
+                return []
+            continue
+        ann = model.model_fields.get(str(part))
+        if ann is None or not isinstance(ann.annotation, type) or not issubclass(ann.annotation, BaseModel):
+            return []
+        model = ann.annotation
+    return sorted(model.model_fields)
+
+
+def format_validation_error(err: ValidationError, data: dict[str, Any], origin: str) -> str:
+    lines = [f"invalid config ({origin}):"]
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_fields(loc, data)
+            lines.append(f"  {key}: unknown key; allowed here: {', '.join(allowed)}")
+        elif e["type"] == "missing":
+            lines.append(f"  {key}: required but missing")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {key}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=c` overrides; values are parsed as YAML (`3`, `1e-3`, `true`, `[1, 2]`)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.max_steps=500")
+        dotted, raw = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is a value, not a section")
+            node = nxt
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return data
+
+
+def validate_config(data: dict[str, Any], origin: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, data, origin)) from None
+
+
+def load_config(source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config from a YAML path, a dict or a RunConfig, then apply overrides."""
+    if isinstance(source, RunConfig):
+        data, origin = source.to_dict(), "config object"
+    elif isinstance(source, dict):
+        data, origin = dict(source), "config dict"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/gpt/shakespeare_char.yaml")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping with model/tokenizer/data/train sections")
+        origin = str(path)
+    return validate_config(apply_overrides(data, overrides or []), origin)

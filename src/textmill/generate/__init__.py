@@ -1,0 +1,12 @@
+"""The decoding engine: processors, stopping criteria, strategies, and the text-level Generator."""
+
+from .generator import GenerationOptions, Generator, generate, parse_options
+from .processors import (BadWords, LogitsProcessor, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty,
+                         SuppressTokens, Temperature, TopK, TopP, apply_processors)
+from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
+from .strategies import beam_search, token_loop
+
+__all__ = ["BadWords", "EosToken", "GenerationOptions", "Generator", "LogitsProcessor", "MaxNewTokens",
+           "MinNewTokens", "MinP", "NoRepeatNGram", "RepetitionPenalty", "StopStrings", "SuppressTokens",
+           "Temperature", "TopK", "TopP", "apply_processors", "beam_search", "cut_at_stop", "generate", "parse_options",
+           "token_loop"]

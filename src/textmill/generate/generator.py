@@ -1,0 +1,209 @@
+"""Text in, text out: prompts -> left-padded token batches -> a strategy -> decoded, stop-trimmed text.
+
+`Generator` is what `textmill.load(run_dir)` returns for every token model. Options are validated by
+`GenerationOptions`; logits processors are built from them in a fixed, documented order
+(repetition penalty, no-repeat n-gram, bad words, min new tokens, special-token suppression, then,
+when sampling, temperature, top-k, top-p, min-p) unless the caller passes its own list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, ValidationError, model_validator
+
+from ..config import Strict
+from ..errors import ConfigError, GenerationError
+from ..models.base import Conditioning, StepModel
+from ..tokenizers import Tokenizer
+from .processors import (BadWords, LogitsProcessor, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty,
+                         SuppressTokens, Temperature, TopK, TopP)
+from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
+from .strategies import beam_search, token_loop
+
+
+class GenerationOptions(Strict):
+    max_new_tokens: int = Field(100, ge=1)
+    strategy: Literal["greedy", "sample", "beam"] | None = Field(
+        None, description="default: beam when num_beams > 1, else sample")
+    temperature: float = Field(1.0, gt=0)
+    top_k: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
+    min_p: float | None = Field(None, gt=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    no_repeat_ngram_size: int | None = Field(None, ge=1)
+    min_new_tokens: int = Field(0, ge=0)
+    bad_words: list[str] = Field(default_factory=list)
+    num_beams: int = Field(1, ge=1)
+    length_penalty: float = 1.0
+    early_stopping: bool = True
+    num_return_sequences: int = Field(1, ge=1)
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    truncate_prompt: bool = Field(False, description="keep the end of a prompt longer than the context instead of failing")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GenerationOptions:
+        if self.strategy is None:
+            self.strategy = "beam" if self.num_beams > 1 else "sample"
+        if self.strategy == "beam" and self.num_return_sequences > self.num_beams:
+            raise ValueError(f"num_return_sequences ({self.num_return_sequences}) must be <= num_beams ({self.num_beams})")
+        if self.strategy == "greedy" and self.num_return_sequences > 1:
+            raise ValueError("greedy decoding returns one sequence per prompt; use strategy 'sample' or 'beam'")
+        if self.strategy != "beam" and self.num_beams > 1:
+            raise ValueError(f"num_beams={self.num_beams} needs strategy 'beam' (got {self.strategy!r})")
+        if any(not s for s in self.stop):
+            raise ValueError("stop strings must be non-empty")
+        return self
+
+
+def parse_options(options: dict[str, Any]) -> GenerationOptions:
+    try:
+        return GenerationOptions(**options)
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"invalid generation options: {msgs}") from None
+
+
+class Generator:
+    """A trained token model with its tokenizer: `generate`, `stream`, and `info`."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, info: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.info = info or {}
+        self.device = next(model.parameters()).device
+
+    # -- building blocks ---------------------------------------------------------------------------
+    def processors(self, opts: GenerationOptions, prompt_len: int) -> list[LogitsProcessor]:
+        tok = self.tokenizer
+        procs: list[LogitsProcessor] = []
+        if opts.repetition_penalty is not None:
+            procs.append(RepetitionPenalty(opts.repetition_penalty))
+        if opts.no_repeat_ngram_size is not None:
+            procs.append(NoRepeatNGram(opts.no_repeat_ngram_size))
+        if opts.bad_words:
+            procs.append(BadWords(tuple(tuple(tok.encode(w)) for w in opts.bad_words if tok.encode(w))))
+        if opts.min_new_tokens:
+            procs.append(MinNewTokens(opts.min_new_tokens, prompt_len, tok.eos_id))
+        procs.append(SuppressTokens((tok.pad_id, tok.bos_id)))
+        if opts.strategy == "sample":
+            if opts.temperature != 1.0:
+                procs.append(Temperature(opts.temperature))
+            if opts.top_k is not None:
+                procs.append(TopK(opts.top_k))
+            if opts.top_p is not None:
+                procs.append(TopP(opts.top_p))
+            if opts.min_p is not None:
+                procs.append(MinP(opts.min_p))
+        return procs
+
+    def encode_prompts(self, prompts: Sequence[str], truncate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded `(ids, mask)` of `<bos> prompt` for each prompt."""
+        limit = getattr(self.model, "max_context", None)
+        rows = []
+        for p in prompts:
+            ids = self.tokenizer.encode(p, add_bos=True)
+            if limit is not None and len(ids) > limit:
+                if not truncate:
+                    raise GenerationError(
+                        f"the prompt is {len(ids)} tokens (with <bos>) but the model's context is {limit}; "
+                        "shorten it or pass truncate_prompt=True (CLI: --truncate-prompt) to keep its last tokens"
+                    )
+                ids = ids[len(ids) - limit:]
+            rows.append(ids)
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = True
+        return ids.to(self.device), mask.to(self.device)
+
+    def _finish(self, new_ids: list[int], stops: Sequence[str]) -> str:
+        text = self.tokenizer.decode(new_ids)
+        return cut_at_stop(text, stops)[0]
+
+    # -- public API --------------------------------------------------------------------------------
+    def generate(self, prompts: str | Sequence[str] = "", *, processors: Sequence[LogitsProcessor] | None = None,
+                 conditioning: dict[str, Any] | None = None, **options: Any) -> Any:
+        """Continue each prompt. A single prompt returns a string, a list returns a list; with
+        `num_return_sequences > 1` each prompt gives a list of strings instead of one string."""
+        single = isinstance(prompts, str)
+        batch = [prompts] if single else list(prompts)
+        if not batch:
+            return []
+        opts = parse_options(options)
+        n = opts.num_return_sequences
+        model: StepModel = self.model  # type: ignore[assignment]
+        if opts.strategy == "beam":
+            ids, mask = self.encode_prompts(batch, opts.truncate_prompt)
+            procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
+            cond = Conditioning(len(batch) * opts.num_beams, self.device, dict(conditioning or {}))
+            found = beam_search(model, ids, mask, procs, num_beams=opts.num_beams, max_new_tokens=opts.max_new_tokens,
+                                eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
+                                early_stopping=opts.early_stopping, num_return_sequences=n, conditioning=cond)
+            texts = [[self._finish(seq, opts.stop) for _, seq in row] for row in found]
+        else:
+            expanded = [p for p in batch for _ in range(n)]
+            ids, mask = self.encode_prompts(expanded, opts.truncate_prompt)
+            outs = [[] for _ in expanded]
+            for tokens, active in self._loop(ids, mask, opts, processors, conditioning):
+                for i in torch.nonzero(active).flatten().tolist():
+                    outs[i].append(int(tokens[i]))
+            flat = [self._finish(o, opts.stop) for o in outs]
+            texts = [flat[i * n:(i + 1) * n] for i in range(len(batch))]
+        result = [row if n > 1 else row[0] for row in texts]
+        return result[0] if single else result
+
+    def stream(self, prompt: str = "", *, processors: Sequence[LogitsProcessor] | None = None,
+               conditioning: dict[str, Any] | None = None, **options: Any) -> Iterator[str]:
+        """Yield the continuation of one prompt piece by piece as it is generated (greedy or sampling).
+
+        Text that could be the start of a stop string, or an incomplete UTF-8 sequence, is held back
+        until it is resolved; joining the pieces gives exactly what `generate` returns."""
+        opts = parse_options(options)
+        if opts.strategy == "beam" or opts.num_return_sequences > 1:
+            raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
+        ids, mask = self.encode_prompts([prompt], opts.truncate_prompt)
+        hold = max((len(s) for s in opts.stop), default=1) - 1
+        new: list[int] = []
+        sent = 0
+        for tokens, active in self._loop(ids, mask, opts, processors, conditioning):
+            if not bool(active[0]):
+                break
+            new.append(int(tokens[0]))
+            text, stopped = cut_at_stop(self.tokenizer.decode(new), opts.stop)
+            safe = len(text) if stopped else len(text) - hold
+            while safe > sent and text[safe - 1] == "\ufffd":  # a multi-byte character still arriving
+                safe -= 1
+            if safe > sent:
+                yield text[sent:safe]
+                sent = safe
+            if stopped:
+                return
+        text = self._finish(new, opts.stop)
+        if len(text) > sent:
+            yield text[sent:]
+
+    def _loop(self, ids, mask, opts: GenerationOptions, processors, conditioning):
+        procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
+        stopping = [MaxNewTokens(opts.max_new_tokens, ids.shape[1]), EosToken(self.tokenizer.eos_id)]
+        if opts.stop:
+            stopping.append(StopStrings(tuple(opts.stop), self.tokenizer.decode, ids.shape[1]))
+        gen = None
+        if opts.strategy == "sample":
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(opts.seed if opts.seed is not None else torch.seed())
+        cond = Conditioning(ids.shape[0], self.device, dict(conditioning or {}))
+        return token_loop(self.model, ids, mask, procs, stopping, do_sample=opts.strategy == "sample",
+                          pad_id=self.tokenizer.pad_id, generator=gen, conditioning=cond)
+
+
+def generate(run_dir: str, prompts: str | Sequence[str] = "", **options: Any) -> Any:
+    """Load the run in `run_dir` and continue `prompts` (options as for `Generator.generate`)."""
+    from ..train.checkpoint import load
+
+    return load(run_dir).generate(prompts, **options)

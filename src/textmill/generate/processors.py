@@ -1,0 +1,171 @@
+"""Logits processors: small pure callables `(input_ids (B, T), scores (B, V)) -> scores (B, V)`.
+
+None of them modifies its input (as in Hugging Face's design), so they compose in any order; the
+order is the one the caller lists. Banned tokens get -inf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+NEG_INF = float("-inf")
+
+
+class LogitsProcessor(Protocol):
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor: ...
+
+
+def apply_processors(processors: Sequence[LogitsProcessor], input_ids: Tensor, scores: Tensor) -> Tensor:
+    for p in processors:
+        scores = p(input_ids, scores)
+    return scores
+
+
+@dataclass(frozen=True)
+class Temperature:
+    temperature: float
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0 (got {self.temperature}); use greedy decoding for 'temperature 0'")
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        return scores / self.temperature
+
+
+@dataclass(frozen=True)
+class TopK:
+    k: int
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"top_k must be >= 1 (got {self.k})")
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        k = min(self.k, scores.shape[-1])
+        kth = scores.topk(k, dim=-1).values[:, -1:]  # (B, 1)
+        return scores.masked_fill(scores < kth, NEG_INF)
+
+
+@dataclass(frozen=True)
+class TopP:
+    """Nucleus sampling: keep the smallest set of most likely tokens whose probability reaches p."""
+
+    p: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.p <= 1.0:
+            raise ConfigError(f"top_p must be in (0, 1] (got {self.p})")
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        sorted_scores, order = scores.sort(dim=-1, descending=True)
+        probs = sorted_scores.softmax(-1)
+        before = probs.cumsum(-1) - probs  # probability mass strictly above each token
+        drop_sorted = before >= self.p     # the top token always stays (its `before` is 0)
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        return scores.masked_fill(drop, NEG_INF)
+
+
+@dataclass(frozen=True)
+class MinP:
+    """Keep tokens whose probability is at least `p` times that of the most likely token."""
+
+    p: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.p <= 1.0:
+            raise ConfigError(f"min_p must be in (0, 1] (got {self.p})")
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        probs = scores.softmax(-1)
+        return scores.masked_fill(probs < self.p * probs.max(-1, keepdim=True).values, NEG_INF)
+
+
+@dataclass(frozen=True)
+class RepetitionPenalty:
+    """CTRL's penalty: scores of tokens already present are divided by it (multiplied when negative)."""
+
+    penalty: float
+
+    def __post_init__(self) -> None:
+        if not self.penalty > 0:
+            raise ConfigError(f"repetition_penalty must be > 0 (got {self.penalty}); 1.0 means no penalty")
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        seen = scores.gather(1, input_ids)
+        seen = torch.where(seen > 0, seen / self.penalty, seen * self.penalty)
+        return scores.scatter(1, input_ids, seen)
+
+
+@dataclass(frozen=True)
+class NoRepeatNGram:
+    """Ban any token that would repeat an n-gram already in the sequence."""
+
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"no_repeat_ngram_size must be >= 1 (got {self.n})")
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        T = input_ids.shape[1]
+        if T + 1 < self.n:
+            return scores
+        out = scores.clone()
+        for row, ids in enumerate(input_ids.tolist()):
+            prefix = tuple(ids[T - self.n + 1:]) if self.n > 1 else ()
+            banned = [ids[i + self.n - 1] for i in range(T - self.n + 1) if tuple(ids[i:i + self.n - 1]) == prefix]
+            out[row, banned] = NEG_INF
+        return out
+
+
+@dataclass(frozen=True)
+class MinNewTokens:
+    """Forbid end-of-sequence until `min_new` tokens follow the (padded) prompt of `prompt_len`."""
+
+    min_new: int
+    prompt_len: int
+    eos_id: int
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        if input_ids.shape[1] - self.prompt_len >= self.min_new:
+            return scores
+        out = scores.clone()
+        out[:, self.eos_id] = NEG_INF
+        return out
+
+
+@dataclass(frozen=True)
+class BadWords:
+    """Never complete any of these token sequences (a one-token sequence is banned outright)."""
+
+    sequences: tuple[tuple[int, ...], ...]
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        out = scores.clone()
+        ids = input_ids.tolist()
+        for seq in self.sequences:
+            *prefix, last = seq
+            for row, row_ids in enumerate(ids):
+                if not prefix or row_ids[len(row_ids) - len(prefix):] == prefix:
+                    out[row, last] = NEG_INF
+        return out
+
+
+@dataclass(frozen=True)
+class SuppressTokens:
+    """Tokens that are never valid output (padding, beginning-of-sequence)."""
+
+    token_ids: tuple[int, ...]
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        out = scores.clone()
+        out[:, list(self.token_ids)] = NEG_INF
+        return out

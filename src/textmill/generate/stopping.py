@@ -1,0 +1,62 @@
+"""Stopping criteria: `(input_ids (B, T)) -> (B,) bool`, True where a row is done."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class StoppingCriterion(Protocol):
+    def __call__(self, input_ids: Tensor) -> Tensor: ...
+
+
+def any_done(criteria: Sequence[StoppingCriterion], input_ids: Tensor) -> Tensor:
+    done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    for c in criteria:
+        done |= c(input_ids)
+    return done
+
+
+@dataclass(frozen=True)
+class MaxNewTokens:
+    max_new: int
+    prompt_len: int
+
+    def __call__(self, input_ids: Tensor) -> Tensor:
+        return torch.full((input_ids.shape[0],), input_ids.shape[1] - self.prompt_len >= self.max_new)
+
+
+@dataclass(frozen=True)
+class EosToken:
+    eos_id: int
+
+    def __call__(self, input_ids: Tensor) -> Tensor:
+        return input_ids[:, -1] == self.eos_id
+
+
+@dataclass(frozen=True)
+class StopStrings:
+    """Done once the generated text contains any stop string (only the tail is decoded each step)."""
+
+    strings: tuple[str, ...]
+    decode: object  # ids -> text
+    prompt_len: int
+
+    def __call__(self, input_ids: Tensor) -> Tensor:
+        # Each token decodes to at least one character, but byte-level pieces may need a few tokens.
+        tail = 4 * max(map(len, self.strings)) + 8
+        done = []
+        for row in input_ids[:, self.prompt_len:].tolist():
+            text = self.decode(row[-tail:])
+            done.append(any(s in text for s in self.strings))
+        return torch.tensor(done, dtype=torch.bool)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to (not including) the first stop string, and whether one was found."""
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)

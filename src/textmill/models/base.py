@@ -1,0 +1,48 @@
+"""The step interface that every token model exposes, so that one decoding engine serves all.
+
+    state = model.start(cond)                       # encode source / init hidden / empty KV cache
+    logits, state = model.step(tokens, state, mask) # (B, T) new tokens -> (B, V) next-token logits
+    state = model.reorder(state, index)             # keep rows `index` (beam search)
+
+`mask` (B, T) marks real tokens (True) and left padding (False) among the new tokens; it is only
+needed for the first, padded prompt step and defaults to all real. Models that do not predict
+tokens (the template grammar) implement `generate(...)` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Conditioning:
+    """What a model is conditioned on before the first token: the batch size, and for conditional
+    families their source, latent code or label (carried in `extras` by name)."""
+
+    batch_size: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+State = Any
+
+
+@runtime_checkable
+class StepModel(Protocol):
+    #: The longest sequence the model can attend to (None: unbounded, e.g. an RNN).
+    max_context: int | None
+
+    def start(self, cond: Conditioning) -> State: ...
+
+    def step(self, tokens: Tensor, state: State, mask: Tensor | None = None) -> tuple[Tensor, State]: ...
+
+    def reorder(self, state: State, index: Tensor) -> State: ...
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Parameters, counting tied weights once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -1,0 +1,30 @@
+"""Tokenizers: char, word (CJK-aware), byte-level BPE. All save and load one `tokenizer.json`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..config import TokenizerConfig
+from ..registry import Registry
+from .base import BOS, EOS, PAD, UNK, Tokenizer, load_tokenizer
+from .bpe import BPETokenizer
+from .char import CharTokenizer
+from .word import WordTokenizer
+
+TOKENIZERS: Registry[type[Tokenizer]] = Registry("tokenizer kind")
+TOKENIZERS.register("char")(CharTokenizer)
+TOKENIZERS.register("word")(WordTokenizer)
+TOKENIZERS.register("bpe")(BPETokenizer)
+
+
+def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
+    """Train a tokenizer of `cfg.kind` on `texts`."""
+    cls = TOKENIZERS.get(cfg.kind)
+    kwargs = {"control_tokens": cfg.control_tokens, "vocab_size": cfg.vocab_size, "min_frequency": cfg.min_frequency}
+    if cfg.kind == "word":
+        kwargs["segmenter"] = cfg.segmenter
+    return cls(**kwargs).train(texts)
+
+
+__all__ = ["BOS", "EOS", "PAD", "UNK", "TOKENIZERS", "Tokenizer", "build_tokenizer", "load_tokenizer",
+           "CharTokenizer", "WordTokenizer", "BPETokenizer"]

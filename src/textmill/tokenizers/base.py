@@ -1,0 +1,142 @@
+"""What every tokenizer shares: special and control tokens, batching, and the one-file format.
+
+A tokenizer is one `tokenizer.json`: `{"format": "textmill-tokenizer", "version": 1, "kind": ...,
+"specials": [...], ...}`. Special tokens come first in the vocabulary, in the order pad, bos, eos,
+unk, then the user's control tokens (such as `<label=pos>`). Any special token that appears
+literally in the text encodes to its single id; the rest of the text goes to the kind's own encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+BASE_SPECIALS = (PAD, BOS, EOS, UNK)
+FORMAT = "textmill-tokenizer"
+
+
+class Tokenizer:
+    kind: str = ""
+
+    def __init__(self, control_tokens: Sequence[str] = ()) -> None:
+        for tok in control_tokens:
+            if not tok or tok in BASE_SPECIALS:
+                raise ConfigError(f"control token {tok!r} is empty or reserved; use a form like '<label=pos>'")
+        self.specials: list[str] = [*BASE_SPECIALS, *dict.fromkeys(control_tokens)]
+        self._special_re = re.compile("(" + "|".join(re.escape(s) for s in sorted(self.specials, key=len, reverse=True)) + ")")
+
+    # -- implemented by each kind -------------------------------------------------------------
+    def train(self, texts: Iterable[str]) -> Tokenizer:
+        raise NotImplementedError
+
+    def _encode_piece(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def _decode_piece(self, ids: list[int]) -> str:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------
+    @property
+    def pad_id(self) -> int:
+        return 0
+
+    @property
+    def bos_id(self) -> int:
+        return 1
+
+    @property
+    def eos_id(self) -> int:
+        return 2
+
+    @property
+    def unk_id(self) -> int:
+        return 3
+
+    def special_id(self, token: str) -> int:
+        try:
+            return self.specials.index(token)
+        except ValueError:
+            raise ConfigError(
+                f"{token!r} is not a special token of this tokenizer; known: {', '.join(self.specials)}"
+            ) from None
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        ids = [self.bos_id] if add_bos else []
+        for i, piece in enumerate(self._special_re.split(text)):
+            if i % 2:
+                ids.append(self.specials.index(piece))
+            elif piece:
+                ids.extend(self._encode_piece(piece))
+        if add_eos:
+            ids.append(self.eos_id)
+        return ids
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        out: list[str] = []
+        run: list[int] = []
+        n_special = len(self.specials)
+        for i in ids:
+            i = int(i)
+            if i < n_special:
+                if run:
+                    out.append(self._decode_piece(run))
+                    run = []
+                if not skip_special:
+                    out.append(self.specials[i])
+            else:
+                run.append(i)
+        if run:
+            out.append(self._decode_piece(run))
+        return "".join(out)
+
+    def encode_batch(self, texts: Sequence[str], add_bos: bool = False, add_eos: bool = False) -> list[list[int]]:
+        return [self.encode(t, add_bos, add_eos) for t in texts]
+
+    def decode_batch(self, batch: Iterable[Iterable[int]], skip_special: bool = True) -> list[str]:
+        return [self.decode(ids, skip_special) for ids in batch]
+
+    def save(self, path: str | Path) -> None:
+        """Write `tokenizer.json` atomically (a directory path gets `tokenizer.json` inside)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        doc = {"format": FORMAT, "version": 1, "kind": self.kind, "specials": self.specials, **self._state()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, specials={len(self.specials)})"
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    from . import TOKENIZERS
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; a run directory needs the tokenizer.json written by `textmill train`")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a textmill tokenizer (no format={FORMAT!r} field)")
+    tok = TOKENIZERS.get(doc["kind"])(control_tokens=doc["specials"][len(BASE_SPECIALS):])
+    tok._load_state(doc)
+    return tok

@@ -1,0 +1,97 @@
+"""Word-level tokenizer that works on English and Chinese alike.
+
+Latin words and numbers carry their one leading space (`" cat"`), as in SentencePiece and GPT-2, so
+decoding is plain concatenation and round-trips exactly for in-vocabulary text. Punctuation is one
+token per character; other whitespace runs are tokens. CJK text has no spaces between words: each
+CJK character is a token, or, with `segmenter="jieba"` (needs `pip install textmill[zh]`), each
+jieba word is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Tokenizer
+
+CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_PATTERN = re.compile(
+    rf" ?[{CJK}]+"            # a CJK run (split further below)
+    rf"| ?[^\W_{CJK}]+(?:['’][^\W_{CJK}]+)*"  # a word or number, with inner apostrophes
+    r"| ?[^\w\s]"            # one punctuation mark
+    r"|\s+(?!\S)|\s+",        # whitespace not attached to the next word
+)
+_CJK_START = re.compile(rf"[{CJK}]")
+
+
+def _jieba_cut():
+    try:
+        import jieba
+    except ImportError:
+        raise ConfigError("segmenter 'jieba' needs jieba: pip install 'textmill[zh]'") from None
+    jieba.setLogLevel(60)
+    return jieba.lcut
+
+
+class WordTokenizer(Tokenizer):
+    kind = "word"
+
+    def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 8000, min_frequency: int = 1,
+                 segmenter: str = "none") -> None:
+        super().__init__(control_tokens)
+        self.max_vocab = vocab_size
+        self.min_frequency = min_frequency
+        self.segmenter = segmenter
+        self._cut = _jieba_cut() if segmenter == "jieba" else None
+        self.itos: list[str] = list(self.specials)
+        self.stoi: dict[str, int] = {}
+
+    def split(self, text: str) -> list[str]:
+        """The word pieces of `text`; `"".join(split(t)) == t` always holds."""
+        out: list[str] = []
+        for tok in _PATTERN.findall(text):
+            core = tok.lstrip(" ")
+            if _CJK_START.match(core):
+                lead = tok[: len(tok) - len(core)]
+                parts = self._cut(core) if self._cut else list(core)
+                if lead:
+                    out.append(lead)
+                out.extend(parts)
+            else:
+                out.append(tok)
+        return out
+
+    def train(self, texts: Iterable[str]) -> WordTokenizer:
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update(self.split(t))
+        room = max(self.max_vocab - len(self.specials), 0)
+        kept = [w for w, n in counts.most_common(room) if n >= self.min_frequency]
+        self._set_vocab(kept)
+        return self
+
+    def _set_vocab(self, words: list[str]) -> None:
+        self.itos = [*self.specials, *words]
+        self.stoi = {s: i for i, s in enumerate(self.itos) if i >= len(self.specials)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def _encode_piece(self, text: str) -> list[int]:
+        get, unk = self.stoi.get, self.unk_id
+        return [get(w, unk) for w in self.split(text)]
+
+    def _decode_piece(self, ids: list[int]) -> str:
+        return "".join(self.itos[i] for i in ids)
+
+    def _state(self) -> dict[str, Any]:
+        return {"segmenter": self.segmenter, "vocab": self.itos[len(self.specials):]}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.segmenter = state.get("segmenter", "none")
+        self._cut = _jieba_cut() if self.segmenter == "jieba" else None
+        self._set_vocab(state["vocab"])

@@ -1,0 +1,161 @@
+"""Run directories: the unit of exchange, written atomically.
+
+    run/
+      config.json            family, model hyper-parameters, vocabulary size
+      tokenizer.json
+      train.yaml             the resolved run config
+      model.safetensors      the best weights so far (by validation loss)
+      metrics.jsonl          one JSON object per log/eval event
+      tb/                    TensorBoard events
+      checkpoints/last/      model.safetensors, optimizer.safetensors, trainer_state.json (for resume)
+
+Nothing is pickled: weights and optimizer tensors are safetensors, everything else JSON/YAML. Every
+file is written to a temporary name and renamed into place, and `checkpoints/last` is swapped as a
+whole directory, so an interrupted write never replaces a good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_model, save_file, save_model
+from torch import nn
+
+from ..config import RunConfig, validate_config
+from ..errors import CheckpointError
+from ..models import build_model, model_config_class
+from ..tokenizers import Tokenizer, load_tokenizer
+
+RUN_FORMAT = "textmill-run"
+LAST = Path("checkpoints") / "last"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP and/or torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_model(unwrap(model), str(tmp))  # handles tied weights
+    os.replace(tmp, path)
+
+
+def write_run_files(run_dir: Path, cfg: RunConfig, tokenizer: Tokenizer, vocab_size: int) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"format": RUN_FORMAT, "version": 1, "family": cfg.model.family,
+            "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size}
+    atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
+    atomic_write_text(run_dir / "train.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
+    tokenizer.save(run_dir / "tokenizer.json")
+
+
+def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{pid}.{name}"] = value.contiguous()
+            else:
+                scalars[f"{pid}.{name}"] = value
+    return tensors, {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
+
+
+def _optimizer_from_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value
+    for key, value in json.loads(meta["scalars"]).items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    return {"state": state, "param_groups": json.loads(meta["param_groups"])}
+
+
+def save_last(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any]) -> None:
+    """Write checkpoints/last as a whole: build it beside, then swap it in."""
+    last = run_dir / LAST
+    tmp = last.with_name("last.tmp")
+    old = last.with_name("last.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(unwrap(model), str(tmp / "model.safetensors"))
+    tensors, meta = _optimizer_to_safetensors(optimizer)
+    save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
+    atomic_write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=2))
+    if last.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(last, old)
+    os.replace(tmp, last)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_last(run_dir: Path) -> Path | None:
+    """The newest complete resume checkpoint (`last`, or `last.old` if a swap was interrupted)."""
+    for name in ("last", "last.old"):
+        d = run_dir / "checkpoints" / name
+        if (d / "trainer_state.json").is_file():
+            return d
+    return None
+
+
+def load_last(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    load_model(unwrap(model), str(ckpt / "model.safetensors"))
+    optimizer.load_state_dict(_optimizer_from_safetensors(ckpt / "optimizer.safetensors"))
+    return json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "train.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no train.yaml; is it a directory written by `textmill train`?")
+    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """A ready `Generator` for the run directory (best weights), for any token-model family."""
+    from ..generate import Generator
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist")
+    missing = [n for n in ("config.json", "tokenizer.json", "model.safetensors") if not (run_dir / n).is_file()]
+    if missing:
+        hint = " (training has not finished its first evaluation yet)" if (run_dir / "config.json").is_file() else ""
+        raise CheckpointError(f"{run_dir} is missing {', '.join(missing)}{hint}; train with `textmill train CONFIG --out {run_dir}`")
+    meta = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    if meta.get("format") != RUN_FORMAT:
+        raise CheckpointError(f"{run_dir}/config.json is not a textmill run config")
+    cfg = model_config_class(meta["family"]).model_validate(meta["model"])
+    model = build_model(cfg, meta["vocab_size"])
+    try:
+        load_model(model, str(run_dir / "model.safetensors"))
+    except Exception as e:  # safetensors raises RuntimeError/SafetensorError with a long message
+        raise CheckpointError(f"{run_dir}/model.safetensors does not match config.json: {str(e)[:300]}") from None
+    model.to(device).eval()
+    return Generator(model, load_tokenizer(run_dir), {"run_dir": str(run_dir), **meta})

@@ -1,0 +1,251 @@
+"""The one training loop. Families differ only in their objective.
+
+Exact resume comes from stateless randomness: the batch and the dropout masks of step s are drawn
+from generators seeded by (seed, step, micro-batch, rank), so a run resumed from a checkpoint at
+step s draws exactly what the uninterrupted run drew. The loop runs unchanged under
+`torchrun --nproc_per_node N` (DDP; gloo on CPU); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import RunConfig, load_config
+from ..data import TokenStream, read_documents, split_documents
+from ..errors import CheckpointError, ConfigError
+from ..models import build_model, count_parameters
+from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
+from .checkpoint import find_last, load_last, read_run_config, save_last, save_weights, unwrap, write_run_files
+from .objectives import FAMILY_OBJECTIVE, OBJECTIVES, lm_eval_loss
+from .optim import build_optimizer, lr_at
+
+log = logging.getLogger(__name__)
+Callback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    best_val_loss: float
+    val_loss: float
+    val_bpc: float
+    tokens_per_sec: float
+    elapsed_s: float
+    parameters: int
+    stopped: str  # "max_steps" | "time_budget" | "early_stopping"
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _step_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 1_009 + micro * 101 + rank) % (2**63 - 1)
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                 callback: Callback | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.callback = callback or (lambda event: None)
+        self.rank, self.world = _dist_info()
+        self.is_main = self.rank == 0
+
+    # -- setup ---------------------------------------------------------------------------------------
+    def _check_run_dir(self) -> None:
+        d = self.run_dir
+        is_run = (d / "config.json").is_file() or (d / "train.yaml").is_file()
+        if self.resume:
+            if find_last(d) is None:
+                raise CheckpointError(f"nothing to resume in {d}: no checkpoints/last; start it without --resume")
+            saved = read_run_config(d)
+            for section in ("model", "tokenizer", "data"):
+                if getattr(saved, section) != getattr(self.cfg, section):
+                    raise ConfigError(f"--resume: the {section} section differs from the one {d} was trained with; "
+                                      "only the train section may change when resuming")
+        elif is_run:
+            if not self.overwrite:
+                raise CheckpointError(f"{d} already holds a run; pass --resume to continue it or --overwrite to replace it")
+            if self.is_main:
+                shutil.rmtree(d)
+        elif d.exists() and any(d.iterdir()):
+            raise CheckpointError(f"{d} exists and is not empty; choose a new --out directory")
+
+    def _data(self) -> tuple[Tokenizer, TokenStream, TokenStream]:
+        c = self.cfg
+        train_docs, val_docs = split_documents(read_documents(c.data), c.data.val_fraction, c.data.split_seed)
+        tok = load_tokenizer(self.run_dir) if self.resume else build_tokenizer(c.tokenizer, train_docs)
+        train = TokenStream.from_docs(tok, train_docs, c.model.context, "training")
+        val = TokenStream.from_docs(tok, val_docs, c.model.context, "validation")
+        log.info("data: %d training tokens, %d validation tokens, vocabulary %d", len(train.tokens), len(val.tokens), tok.vocab_size)
+        return tok, train, val
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        c, t = self.cfg, self.cfg.train
+        torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.world))
+        self._check_run_dir()
+        tok, train, val = self._data()
+        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        model = build_model(c.model, tok.vocab_size)
+        n_params = count_parameters(model)
+        optimizer = build_optimizer(model, t)
+        objective = OBJECTIVES.get(FAMILY_OBJECTIVE[c.model.family])
+        start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
+        if self.resume:
+            st = load_last(find_last(self.run_dir), model, optimizer)
+            start_step, best, bad_evals, elapsed_before = st["step"], st["best_val_loss"], st["bad_evals"], st["elapsed_s"]
+            log.info("resuming %s at step %d", self.run_dir, start_step)
+        if self.is_main:
+            if not self.resume:
+                write_run_files(self.run_dir, c, tok, tok.vocab_size)
+            self._open_logs(start_step)
+        self._barrier()
+        net: nn.Module = model
+        if self.world > 1:
+            net = nn.parallel.DistributedDataParallel(model)
+        if t.compile:
+            net = torch.compile(net)
+        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if t.precision == "bf16" else contextlib.nullcontext
+        tokens_per_step = t.batch_size * c.model.context * t.grad_accum * self.world
+        budget_s = t.max_minutes * 60 if t.max_minutes else None
+        started = time.perf_counter()
+        stopped, val_loss, done_step = "max_steps", math.nan, start_step
+        window_tokens, window_start = 0, time.perf_counter()
+        tok_per_s = 0.0
+        net.train()
+        for step in range(start_step, t.max_steps):
+            elapsed = elapsed_before + time.perf_counter() - started
+            lr = lr_at(step, t, None if budget_s is None else elapsed / budget_s)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(t.grad_accum):
+                seed = _step_seed(t.seed, step, micro, self.rank)
+                inputs, targets = train.sample(t.batch_size, torch.Generator().manual_seed(seed))
+                torch.manual_seed(seed)  # dropout masks
+                sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
+                with sync, autocast():
+                    loss = objective(net, inputs, targets) / t.grad_accum
+                loss.backward()
+                loss_sum += float(loss.detach())
+            if t.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = self._mean_across_ranks(loss_sum)
+            window_tokens += tokens_per_step
+            done_step = step + 1
+            self.callback({"kind": "step", "step": done_step, "max_steps": t.max_steps, "loss": loss_value,
+                           "tokens_per_sec": tok_per_s})
+            if done_step % t.log_every == 0:
+                now = time.perf_counter()
+                tok_per_s = window_tokens / max(now - window_start, 1e-9)
+                window_tokens, window_start = 0, now
+                self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr, "tokens_per_sec": tok_per_s})
+            elapsed = elapsed_before + time.perf_counter() - started
+            out_of_time = budget_s is not None and self._any_rank(elapsed >= budget_s)
+            last = done_step == t.max_steps or out_of_time
+            if done_step % t.eval_every == 0 or last:
+                val_loss = lm_eval_loss(unwrap(model), val, t.batch_size, t.eval_batches)
+                improved = val_loss < best
+                best, bad_evals = (val_loss, 0) if improved else (best, bad_evals + 1)
+                self._record({"kind": "eval", "step": done_step, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),
+                              "val_bpc": val_loss * val.tokens_per_char / math.log(2), "best_val_loss": best})
+                if self.is_main:
+                    if improved:
+                        save_weights(model, self.run_dir / "model.safetensors")
+                    save_last(self.run_dir, model, optimizer, {"step": done_step, "best_val_loss": best,
+                                                               "bad_evals": bad_evals, "elapsed_s": elapsed})
+                self._barrier()
+                if t.patience is not None and bad_evals >= t.patience:
+                    stopped = "early_stopping"
+                    break
+            if out_of_time:
+                stopped = "time_budget"
+                break
+        elapsed = elapsed_before + time.perf_counter() - started
+        result = TrainResult(self.run_dir, done_step, best, val_loss, val_loss * val.tokens_per_char / math.log(2),
+                             tokens_per_step * (done_step - start_step) / max(time.perf_counter() - started, 1e-9),
+                             elapsed, n_params, stopped, self.history)
+        self._record({"kind": "end", "step": result.steps, "stopped": stopped, "elapsed_s": elapsed,
+                      "tokens_per_sec": result.tokens_per_sec, "parameters": n_params})
+        self._close_logs()
+        return result
+
+    # -- logging and distributed helpers ------------------------------------------------------------
+    def _open_logs(self, start_step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        path = self.run_dir / "metrics.jsonl"
+        if self.resume and path.is_file():  # drop what the interrupted run logged past its checkpoint
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line and json.loads(line).get("step", 0) <= start_step and json.loads(line)["kind"] != "end"]
+            path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        self._metrics = open(path, "a", encoding="utf-8")
+        self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if self.resume else None)
+        self.history = []
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        self.history.append(event)
+        self._metrics.write(json.dumps(event) + "\n")
+        self._metrics.flush()
+        for key, value in event.items():
+            if key not in ("kind", "step", "stopped") and isinstance(value, (int, float)):
+                self._tb.add_scalar(f"{event['kind']}/{key}", value, event["step"])
+        log.info("%s", event)
+        self.callback(event)
+
+    def _close_logs(self) -> None:
+        if self.is_main:
+            self._metrics.close()
+            self._tb.close()
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def _mean_across_ranks(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value])
+        dist.all_reduce(t)
+        return float(t) / self.world
+
+    def _any_rank(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t)
+
+
+def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Path, *, overrides: list[str] | None = None,
+          resume: bool = False, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
+    """Train the model a config describes and write a run directory to `out`."""
+    cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
+    return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
