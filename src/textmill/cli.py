@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,8 +23,8 @@ from .errors import TextmillError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train, compare, generate with and evaluate text generation models.")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 IS_MAIN = os.environ.get("RANK", "0") == "0"
 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
@@ -66,7 +67,7 @@ class TrainProgress:
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
     raise typer.Exit(2)
 
 

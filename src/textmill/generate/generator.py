@@ -63,8 +63,14 @@ def parse_options(options: dict[str, Any]) -> GenerationOptions:
     try:
         return GenerationOptions(**options)
     except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"invalid generation options: {msgs}") from None
+        msgs = []
+        for err in e.errors():
+            key = ".".join(map(str, err["loc"])) or "options"
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"{key}: unknown option; allowed: {', '.join(GenerationOptions.model_fields)}")
+            else:
+                msgs.append(f"{key}: {err['msg']}")
+        raise ConfigError(f"invalid generation options: {'; '.join(msgs)}") from None
 
 
 class Generator:

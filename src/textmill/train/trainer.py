@@ -72,6 +72,7 @@ class Trainer:
         self.callback = callback or (lambda event: None)
         self.rank, self.world = _dist_info()
         self.is_main = self.rank == 0
+        self.history: list[dict[str, Any]] = []
 
     # -- setup ---------------------------------------------------------------------------------------
     def _check_run_dir(self) -> None:
@@ -206,7 +207,6 @@ class Trainer:
             path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
         self._metrics = open(path, "a", encoding="utf-8")
         self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if self.resume else None)
-        self.history = []
 
     def _record(self, event: dict[str, Any]) -> None:
         if not self.is_main:

@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from textmill.errors import ConfigError, GenerationError
+from textmill.generate import Generator, beam_search, parse_options, token_loop
+from textmill.generate.stopping import EosToken, MaxNewTokens
+from textmill.models import GPTConfig, RNNConfig, build_model
+from textmill.tokenizers import CharTokenizer
+
+from .conftest import ENGLISH
+
+TOK = CharTokenizer().train([ENGLISH])
+PROMPTS = ["First", "All:\nSp", "You are all", "R"]
+
+
+def generator(family):
+    torch.manual_seed(0)
+    cfg = (GPTConfig(n_layer=2, n_head=2, n_embd=32, context=24) if family == "gpt"
+           else RNNConfig(cell=family, n_layer=1, n_embd=16, hidden=32, context=24))
+    return Generator(build_model(cfg, TOK.vocab_size), TOK, {"model": cfg.model_dump()})
+
+
+@pytest.fixture(params=["gpt", "lstm", "gru"])
+def gen(request):
+    return generator(request.param)
+
+
+def test_beam_with_one_beam_equals_greedy(gen):
+    greedy = gen.generate(PROMPTS, strategy="greedy", max_new_tokens=15)
+    beam = gen.generate(PROMPTS, strategy="beam", num_beams=1, max_new_tokens=15)
+    assert beam == greedy
+
+
+@pytest.mark.parametrize("options", [dict(strategy="greedy"), dict(num_beams=3)])
+def test_a_prompt_gives_the_same_output_in_any_batch(gen, options):
+    batch = gen.generate(PROMPTS, max_new_tokens=12, **options)
+    alone = [gen.generate(p, max_new_tokens=12, **options) for p in PROMPTS]
+    assert batch == alone
+    assert gen.generate(PROMPTS[::-1], max_new_tokens=12, **options) == batch[::-1]
+
+
+def test_seeded_sampling_is_reproducible(gen):
+    a = gen.generate(PROMPTS, max_new_tokens=20, seed=7, top_k=10, top_p=0.9, temperature=0.8)
+    assert a == gen.generate(PROMPTS, max_new_tokens=20, seed=7, top_k=10, top_p=0.9, temperature=0.8)
+    assert a != gen.generate(PROMPTS, max_new_tokens=20, seed=8, top_k=10, top_p=0.9, temperature=0.8)
+
+
+def test_max_new_tokens_and_stop_strings(gen):
+    out = gen.generate("F", strategy="greedy", max_new_tokens=20)
+    assert len(TOK.encode(out)) <= 20
+    stop = out[3:5]
+    if stop:
+        cut = gen.generate("F", strategy="greedy", max_new_tokens=20, stop=[stop])
+        assert cut == out[: out.find(stop)]
+
+
+def test_stream_joins_to_generate(gen):
+    kwargs = dict(max_new_tokens=25, seed=3, stop=["\n\n"])
+    assert "".join(gen.stream("All:", **kwargs)) == gen.generate("All:", **kwargs)
+    with pytest.raises(ConfigError, match="beam search has no stream"):
+        list(gen.stream("All:", num_beams=2))
+
+
+def test_num_return_sequences_shapes(gen):
+    out = gen.generate(["A", "B"], num_beams=3, num_return_sequences=2, max_new_tokens=5)
+    assert len(out) == 2 and all(len(r) == 2 for r in out)
+    out = gen.generate("A", num_return_sequences=3, max_new_tokens=5, seed=1)
+    assert isinstance(out, list) and len(out) == 3
+
+
+def test_min_new_tokens_forbids_early_eos():
+    gen = generator("gpt")
+    ids, mask = gen.encode_prompts(["A"], truncate=False)
+    bias = torch.zeros(TOK.vocab_size)
+    bias[TOK.eos_id] = 100.0  # end-of-sequence is overwhelmingly likely
+
+    class EosLoving:
+        max_context = None
+
+        def start(self, cond):
+            return gen.model.start(cond)
+
+        def step(self, tokens, state, mask=None):
+            logits, state = gen.model.step(tokens, state, mask)
+            return logits + bias, state
+
+        def reorder(self, state, index):
+            return gen.model.reorder(state, index)
+
+    model = EosLoving()
+    stopping = [MaxNewTokens(10, ids.shape[1]), EosToken(TOK.eos_id)]
+    steps = list(token_loop(model, ids, mask, [], stopping, do_sample=False, pad_id=0))
+    assert len(steps) == 1 and int(steps[0][0][0]) == TOK.eos_id
+    opts = gen.processors(parse_options({"min_new_tokens": 4, "strategy": "greedy"}), ids.shape[1])
+    steps = list(token_loop(model, ids, mask, opts, stopping, do_sample=False, pad_id=0))
+    assert len(steps) == 5 and int(steps[4][0][0]) == TOK.eos_id
+    found = beam_search(model, ids, mask, opts, num_beams=2, max_new_tokens=10, eos_id=TOK.eos_id)
+    assert len(found[0][0][1]) == 5
+
+
+def test_prompt_longer_than_context():
+    gen = generator("gpt")  # context 24
+    long = "x" * 40
+    with pytest.raises(GenerationError, match="context is 24.*truncate_prompt"):
+        gen.generate(long, max_new_tokens=3)
+    assert isinstance(gen.generate(long, max_new_tokens=3, truncate_prompt=True, strategy="greedy"), str)
+    # an RNN has no context limit
+    assert isinstance(generator("lstm").generate(long, max_new_tokens=3, strategy="greedy"), str)
+
+
+def test_bad_options_are_clear():
+    gen = generator("gpt")
+    with pytest.raises(ConfigError, match="top_p"):
+        gen.generate("A", top_p=2.0)
+    with pytest.raises(ConfigError, match="num_beams=3 needs strategy 'beam'"):
+        gen.generate("A", strategy="sample", num_beams=3)
+    with pytest.raises(ConfigError, match="top_q: unknown option; allowed: max_new_tokens"):
+        gen.generate("A", top_q=3)
+
+
+def test_bad_words_never_appear():
+    gen = generator("gpt")
+    free = gen.generate(PROMPTS, strategy="greedy", max_new_tokens=30)
+    common = max(set("".join(free)) - {"\n"}, key="".join(free).count)
+    banned = gen.generate(PROMPTS, strategy="greedy", max_new_tokens=30, bad_words=[common])
+    assert all(common not in text for text in banned)
