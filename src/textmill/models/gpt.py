@@ -49,20 +49,24 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None,
-                attn_mask: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None, start: int = 0,
+                attn_mask: Tensor | None = None) -> Tensor:
+        """Training: `cache` is None and attention is causal. Generation: this step's keys and values
+        are written into the preallocated `cache` at `start`, and the queries attend to every cached
+        position that `attn_mask` (B, 1, T, start+T) allows (None: all of them)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # (B, H, L+T, D)
-            v = torch.cat([past[1], v], dim=2)
+        if cache is not None:
+            cache[0][:, :, start:start + T] = k
+            cache[1][:, :, start:start + T] = v
+            k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H, start+T, D)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None,
+            q, k, v, attn_mask=attn_mask, is_causal=cache is None,
             dropout_p=self.dropout if self.training else 0.0,
         )  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_drop(self.proj(y)), (k, v)
+        return self.resid_drop(self.proj(y))
 
 
 class MLP(nn.Module):
@@ -84,18 +88,20 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: Tensor, past=None, attn_mask=None):
-        a, kv = self.attn(self.ln1(x), past, attn_mask)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), kv
+    def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.ln1(x), cache, start, attn_mask)
+        return x + self.mlp(self.ln2(x))
 
 
 @dataclass
 class GPTState:
-    kv: list[tuple[Tensor, Tensor]]  # per layer, each (B, H, L, D)
-    tokens: Tensor                    # (B, L) every token seen, to rebuild the cache past the context
-    mask: Tensor                      # (B, L) True where a token is real, False for left padding
+    """A KV cache preallocated to the context; `step` fills it in place and returns the same state."""
+
+    kv: list[tuple[Tensor, Tensor]]  # per layer, keys and values, each (B, H, context, D)
+    tokens: Tensor                    # (B, context) the tokens seen, to rebuild the cache past the context
+    mask: Tensor                      # (B, context) True where a token is real, False for left padding
     pos: Tensor                       # (B,) the position id of the next real token
+    length: int = 0                   # positions filled so far
 
 
 class GPT(nn.Module):
@@ -133,51 +139,61 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {T} tokens is longer than the context ({self.max_context})")
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # (B, T, C)
         for block in self.blocks:
-            x, _ = block(x)
+            x = block(x)
         return self.lm_head(self.ln_f(x))  # (B, T, V)
 
     # -- the step interface ------------------------------------------------------------------------
     def start(self, cond: Conditioning) -> GPTState:
-        B, dev = cond.batch_size, cond.device
-        empty = torch.empty(B, self.cfg.n_head, 0, self.cfg.n_embd // self.cfg.n_head, device=dev)
+        B, dev, C = cond.batch_size, cond.device, self.max_context
+        shape = (B, self.cfg.n_head, C, self.cfg.n_embd // self.cfg.n_head)
         return GPTState(
-            kv=[(empty, empty)] * self.cfg.n_layer,
-            tokens=torch.empty(B, 0, dtype=torch.long, device=dev),
-            mask=torch.empty(B, 0, dtype=torch.bool, device=dev),
+            kv=[(torch.empty(shape, device=dev), torch.empty(shape, device=dev)) for _ in range(self.cfg.n_layer)],
+            tokens=torch.zeros(B, C, dtype=torch.long, device=dev),
+            mask=torch.zeros(B, C, dtype=torch.bool, device=dev),
             pos=torch.zeros(B, dtype=torch.long, device=dev),
         )
 
     def step(self, tokens: Tensor, state: GPTState, mask: Tensor | None = None) -> tuple[Tensor, GPTState]:
         B, T = tokens.shape
-        mask = torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask.bool()
-        if state.tokens.shape[1] + T > self.max_context:
-            # Past the context: drop the oldest tokens and rebuild the cache from the rest (positions restart).
-            keep_tokens = torch.cat([state.tokens, tokens], 1)[:, -self.max_context:]
-            keep_mask = torch.cat([state.mask, mask], 1)[:, -self.max_context:]
-            return self.step(keep_tokens, self.start(Conditioning(B, tokens.device)), keep_mask)
-        L = state.tokens.shape[1]
-        positions = (state.pos[:, None] + mask.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
-        key_mask = torch.cat([state.mask, mask], 1)  # (B, L+T)
-        q_idx = torch.arange(T, device=tokens.device)[:, None] + L
-        k_idx = torch.arange(L + T, device=tokens.device)[None, :]
-        allowed = (k_idx <= q_idx)[None] & key_mask[:, None, :]   # (B, T, L+T) causal and not padding
-        allowed = allowed | (k_idx == q_idx)[None]                 # a padding query sees itself (no empty rows)
+        L = state.length
+        real = torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask.bool()
+        if L + T > self.max_context:
+            # Past the context: keep the most recent tokens and rebuild the cache (positions restart).
+            keep = self.max_context
+            all_tokens = torch.cat([state.tokens[:, :L], tokens], 1)[:, -keep:]
+            all_mask = torch.cat([state.mask[:, :L], real], 1)[:, -keep:]
+            return self.step(all_tokens, self.start(Conditioning(B, tokens.device)), all_mask)
+        state.tokens[:, L:L + T] = tokens
+        state.mask[:, L:L + T] = real
+        positions = (state.pos[:, None] + real.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
+        key_mask = state.mask[:, :L + T]  # (B, L+T)
+        if T == 1 and mask is None and bool(key_mask.all()):
+            attn_mask = None  # one new token and no padding: it may see everything cached
+        else:
+            q_idx = torch.arange(T, device=tokens.device)[:, None] + L
+            k_idx = torch.arange(L + T, device=tokens.device)[None, :]
+            allowed = (k_idx <= q_idx)[None] & key_mask[:, None, :]  # (B, T, L+T) causal and not padding
+            attn_mask = (allowed | (k_idx == q_idx)[None])[:, None]   # a padding query sees itself (no empty rows)
         x = self.wte(tokens) + self.wpe(positions)  # (B, T, C)
-        kv = []
-        for block, past in zip(self.blocks, state.kv):
-            x, layer_kv = block(x, past, allowed[:, None])
-            kv.append(layer_kv)
-        logits = self.lm_head(self.ln_f(x[:, -1]))  # (B, V)
-        new = GPTState(kv, torch.cat([state.tokens, tokens], 1), key_mask, state.pos + mask.sum(1))
-        return logits, new
+        for block, cache in zip(self.blocks, state.kv):
+            x = block(x, cache, L, attn_mask)
+        state.pos = state.pos + real.sum(1)
+        state.length = L + T
+        return self.lm_head(self.ln_f(x[:, -1])), state  # (B, V)
 
     def reorder(self, state: GPTState, index: Tensor) -> GPTState:
-        return GPTState(
-            kv=[(k.index_select(0, index), v.index_select(0, index)) for k, v in state.kv],
-            tokens=state.tokens.index_select(0, index),
-            mask=state.mask.index_select(0, index),
-            pos=state.pos.index_select(0, index),
-        )
+        if len(index) != state.pos.shape[0]:  # a different batch size: new buffers
+            return GPTState([(k.index_select(0, index), v.index_select(0, index)) for k, v in state.kv],
+                            state.tokens.index_select(0, index), state.mask.index_select(0, index),
+                            state.pos.index_select(0, index), state.length)
+        L = state.length  # same size (beam search): permute the filled part in place
+        for k, v in state.kv:
+            k[:, :, :L] = k[index, :, :L]
+            v[:, :, :L] = v[index, :, :L]
+        state.tokens[:, :L] = state.tokens[index, :L]
+        state.mask[:, :L] = state.mask[index, :L]
+        state.pos = state.pos[index]
+        return state
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L H Q T."""
