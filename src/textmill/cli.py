@@ -271,8 +271,8 @@ def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] =
         _fail(e)
     gen = load(out_dir)
     out.print(f"\nvalidation loss {res.val_loss:.3f} ({res.val_bpc:.2f} bits/char) after {res.steps} steps. Samples:\n")
-    for p in ("ROMEO:", "KING HENRY:"):
-        out.print(p + gen.generate(p, max_new_tokens=200, temperature=0.8, seed=1), highlight=False, markup=False)
+    for seed, p in enumerate(("ROMEO:", "KING HENRY:")):
+        out.print(p + gen.generate(p, max_new_tokens=200, temperature=0.8, seed=seed), highlight=False, markup=False)
         out.print("-" * 40)
     out.print(f"next: textmill generate {out_dir} --prompt 'JULIET:' --top-p 0.9 --temperature 0.8")
 
