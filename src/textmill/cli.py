@@ -1,4 +1,4 @@
-"""The `textmill` command line: train | generate | eval | compare | info | quickstart.
+"""The `textmill` command line: train | generate | eval | compare | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
 """
@@ -223,6 +223,37 @@ def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to c
     out.print(f"written: {out_dir / 'leaderboard.json'} and leaderboard.md")
 
 
+arpa_app = typer.Typer(no_args_is_help=True, help="Export and import n-gram models as ARPA files (KenLM, SRILM).")
+app.add_typer(arpa_app, name="arpa")
+
+
+@arpa_app.command("export")
+def arpa_export(run: Annotated[Path, typer.Argument(help="run directory of an n-gram model")],
+                path: Annotated[Path, typer.Argument(help="ARPA file to write")]) -> None:
+    """Write an n-gram run as an ARPA file."""
+    from .models.arpa import export_arpa
+
+    try:
+        export_arpa(run, path)
+    except TextmillError as e:
+        _fail(e)
+    out.print(f"written: {path}")
+
+
+@arpa_app.command("import")
+def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
+                out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")],
+                tokenizer: Annotated[str, typer.Option(help="whitespace (KenLM/SRILM files), char or word")] = "whitespace") -> None:
+    """Make a run directory from an ARPA file (then generate with it or eval it with --data)."""
+    from .models.arpa import import_arpa
+
+    try:
+        import_arpa(path, out_dir, tokenizer)
+    except TextmillError as e:
+        _fail(e)
+    out.print(f"run directory: {out_dir}   next: textmill generate {out_dir}")
+
+
 @app.command()
 def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """What a run directory holds: family, size, data, training progress and best validation loss."""
@@ -232,19 +263,22 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
 
     try:
         gen = load(run)
-        cfg = read_run_config(run)
+        cfg = read_run_config(run) if (run / "train.yaml").is_file() else None
     except TextmillError as e:
         _fail(e)
     table = Table(title=str(run), show_header=False)
     table.add_row("family", gen.info["family"])
     table.add_row("model", json.dumps(gen.info["model"]))
-    table.add_row("parameters", f"{count_parameters(gen.model):,}")
+    if hasattr(gen.model, "tables"):
+        table.add_row("n-grams", ", ".join(f"{k}: {len(gen.model.tables[f'keys_{k}']):,}" for k in range(1, gen.model.n + 1)))
+    else:
+        table.add_row("parameters", f"{count_parameters(gen.model):,}")
     table.add_row("tokenizer", f"{gen.tokenizer.kind}, vocabulary {gen.tokenizer.vocab_size}")
-    table.add_row("data", cfg.data.source)
+    table.add_row("data", cfg.data.source if cfg else gen.info.get("imported_from", "?"))
     last = find_last(run)
     if last:
         state = json.loads((last / "trainer_state.json").read_text())
-        table.add_row("trained", f"{state['step']} / {cfg.train.max_steps} steps, {state['elapsed_s'] / 60:.1f} min")
+        table.add_row("trained", f"{state['step']} / {cfg.train.max_steps if cfg else '?'} steps, {state['elapsed_s'] / 60:.1f} min")
         table.add_row("best val loss", f"{state['best_val_loss']:.4f}")
     out.print(table)
 

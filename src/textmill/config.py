@@ -38,7 +38,7 @@ class DataConfig(Strict):
 
 
 class TokenizerConfig(Strict):
-    kind: Literal["char", "word", "bpe"] = "char"
+    kind: Literal["char", "word", "whitespace", "bpe"] = "char"
     vocab_size: int = Field(8000, ge=16, description="upper bound for word and bpe vocabularies")
     min_frequency: int = Field(1, ge=1)
     segmenter: Literal["none", "jieba"] = "none"

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..config import DataConfig
-from ..data import TokenStream, read_documents, split_documents
+from ..data import TokenStream, encode_stream, read_documents, split_documents
+from ..errors import CheckpointError
 from ..generate import Generator
 from ..train.checkpoint import atomic_write_text, load, read_run_config
 from ..train.objectives import lm_eval_loss
@@ -15,17 +18,24 @@ from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_b
 
 
 def likelihood(gen: Generator, docs: list[str], batch_size: int = 32) -> dict[str, Any]:
-    """Perplexity and bits per character of `docs` under the model, in non-overlapping windows."""
-    context = gen.info["model"]["context"]
-    stream = TokenStream.from_docs(gen.tokenizer, docs, context, "evaluation")
-    nll = lm_eval_loss(gen.model, stream, batch_size)
-    tokens = stream.tokens
+    """Perplexity and bits per character of `docs` under the model: neural models score
+    non-overlapping windows of their context, n-gram models every token with its full history."""
+    tok = gen.tokenizer
+    if hasattr(gen.model, "score_stream"):
+        tokens = torch.from_numpy(encode_stream(tok, docs)).long()
+        nll = float(-gen.model.score_stream(tokens.numpy()).mean())
+        how = f"every token after <bos> with up to {gen.model.n - 1} tokens of history"
+    else:
+        context = gen.info["model"]["context"]
+        stream = TokenStream.from_docs(tok, docs, context, "evaluation")
+        tokens, nll = stream.tokens, lm_eval_loss(gen.model, stream, batch_size)
+        how = f"non-overlapping windows of {context}"
+    n_chars = sum(len(d) for d in docs)
     return {
-        "nll": nll, "perplexity": perplexity(nll), "bits_per_char": bits_per_char(nll, stream.tokens_per_char),
-        "tokens": int(len(tokens)), "characters": stream.n_chars,
-        "oov_rate": float((tokens == gen.tokenizer.unk_id).float().mean()),
-        "tokenization": f"{gen.tokenizer.kind} tokens (vocabulary {gen.tokenizer.vocab_size}), "
-                        f"<bos>/<eos> around each document, non-overlapping windows of {context}",
+        "nll": nll, "perplexity": perplexity(nll), "bits_per_char": bits_per_char(nll, len(tokens) / max(n_chars, 1)),
+        "tokens": int(len(tokens)), "characters": n_chars,
+        "oov_rate": float((tokens == tok.unk_id).float().mean()),
+        "tokenization": f"{tok.kind} tokens (vocabulary {tok.vocab_size}), <bos>/<eos> around each document, {how}",
     }
 
 
@@ -43,6 +53,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, text_field: str = 
     run_dir = Path(run_dir)
     gen = load(run_dir)
     if data is None:
+        if not (run_dir / "train.yaml").is_file():
+            raise CheckpointError(f"{run_dir} has no training config to take a validation split from; pass --data")
         cfg = read_run_config(run_dir)
         docs = split_documents(read_documents(cfg.data), cfg.data.val_fraction, cfg.data.split_seed)[1]
         source = f"{cfg.data.source} (validation split)"

@@ -76,11 +76,12 @@ def parse_options(options: dict[str, Any]) -> GenerationOptions:
 class Generator:
     """A trained token model with its tokenizer: `generate`, `stream`, and `info`."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, info: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: StepModel, tokenizer: Tokenizer, info: dict[str, Any] | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info or {}
-        self.device = next(model.parameters()).device
+        first = next(iter(model.parameters()), None)  # count-based models have none
+        self.device = first.device if first is not None else torch.device("cpu")
 
     # -- building blocks ---------------------------------------------------------------------------
     def processors(self, opts: GenerationOptions, prompt_len: int) -> list[LogitsProcessor]:

@@ -1,4 +1,6 @@
-"""Tokenizers: char, word (CJK-aware), byte-level BPE. All save and load one `tokenizer.json`."""
+"""Tokenizers: char, word (CJK-aware), whitespace (pre-tokenized text), byte-level BPE.
+
+All save and load one `tokenizer.json`."""
 
 from __future__ import annotations
 
@@ -6,15 +8,17 @@ from collections.abc import Iterable
 
 from ..config import TokenizerConfig
 from ..registry import Registry
-from .base import BOS, EOS, PAD, UNK, Tokenizer, load_tokenizer
+from .base import BOS, EOS, PAD, UNK, Tokenizer, VocabTokenizer, load_tokenizer
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .whitespace import WhitespaceTokenizer
 from .word import WordTokenizer
 
 TOKENIZERS: Registry[type[Tokenizer]] = Registry("tokenizer kind")
 TOKENIZERS.register("char")(CharTokenizer)
 TOKENIZERS.register("word")(WordTokenizer)
 TOKENIZERS.register("bpe")(BPETokenizer)
+TOKENIZERS.register("whitespace")(WhitespaceTokenizer)
 
 
 def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
@@ -27,4 +31,4 @@ def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
 
 
 __all__ = ["BOS", "EOS", "PAD", "UNK", "TOKENIZERS", "Tokenizer", "build_tokenizer", "load_tokenizer",
-           "CharTokenizer", "WordTokenizer", "BPETokenizer"]
+           "CharTokenizer", "WordTokenizer", "WhitespaceTokenizer", "BPETokenizer", "VocabTokenizer"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,54 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, specials={len(self.specials)})"
+
+
+class VocabTokenizer(Tokenizer):
+    """A tokenizer with an explicit list of token strings after the specials (char, word, whitespace).
+
+    Subclasses split text into pieces (`split`) and say how pieces join back (`joiner`)."""
+
+    joiner = ""
+
+    def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 1 << 20, min_frequency: int = 1) -> None:
+        super().__init__(control_tokens)
+        self.max_vocab = vocab_size
+        self.min_frequency = min_frequency
+        self.set_vocab([])
+
+    def split(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def train(self, texts: Iterable[str]) -> VocabTokenizer:
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update(self.split(t))
+        room = max(self.max_vocab - len(self.specials), 0)
+        self.set_vocab([w for w, n in counts.most_common(room) if n >= self.min_frequency])
+        return self
+
+    def set_vocab(self, tokens: Sequence[str]) -> VocabTokenizer:
+        """Use `tokens` (after the special tokens) as the vocabulary."""
+        self.itos = [*self.specials, *(t for t in tokens if t not in self.specials)]
+        self.stoi = {s: i for i, s in enumerate(self.itos) if i >= len(self.specials)}
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def _encode_piece(self, text: str) -> list[int]:
+        get, unk = self.stoi.get, self.unk_id
+        return [get(w, unk) for w in self.split(text)]
+
+    def _decode_piece(self, ids: list[int]) -> str:
+        return self.joiner.join(self.itos[i] for i in ids)
+
+    def _state(self) -> dict[str, Any]:
+        return {"vocab": self.itos[len(self.specials):]}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.set_vocab(state["vocab"])
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

@@ -10,12 +10,11 @@ jieba word is.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Tokenizer
+from .base import VocabTokenizer
 
 CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _PATTERN = re.compile(
@@ -36,18 +35,14 @@ def _jieba_cut():
     return jieba.lcut
 
 
-class WordTokenizer(Tokenizer):
+class WordTokenizer(VocabTokenizer):
     kind = "word"
 
     def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 8000, min_frequency: int = 1,
                  segmenter: str = "none") -> None:
-        super().__init__(control_tokens)
-        self.max_vocab = vocab_size
-        self.min_frequency = min_frequency
         self.segmenter = segmenter
         self._cut = _jieba_cut() if segmenter == "jieba" else None
-        self.itos: list[str] = list(self.specials)
-        self.stoi: dict[str, int] = {}
+        super().__init__(control_tokens, vocab_size, min_frequency)
 
     def split(self, text: str) -> list[str]:
         """The word pieces of `text`; `"".join(split(t)) == t` always holds."""
@@ -64,34 +59,10 @@ class WordTokenizer(Tokenizer):
                 out.append(tok)
         return out
 
-    def train(self, texts: Iterable[str]) -> WordTokenizer:
-        counts: Counter[str] = Counter()
-        for t in texts:
-            counts.update(self.split(t))
-        room = max(self.max_vocab - len(self.specials), 0)
-        kept = [w for w, n in counts.most_common(room) if n >= self.min_frequency]
-        self._set_vocab(kept)
-        return self
-
-    def _set_vocab(self, words: list[str]) -> None:
-        self.itos = [*self.specials, *words]
-        self.stoi = {s: i for i, s in enumerate(self.itos) if i >= len(self.specials)}
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.itos)
-
-    def _encode_piece(self, text: str) -> list[int]:
-        get, unk = self.stoi.get, self.unk_id
-        return [get(w, unk) for w in self.split(text)]
-
-    def _decode_piece(self, ids: list[int]) -> str:
-        return "".join(self.itos[i] for i in ids)
-
     def _state(self) -> dict[str, Any]:
-        return {"segmenter": self.segmenter, "vocab": self.itos[len(self.specials):]}
+        return {"segmenter": self.segmenter, **super()._state()}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.segmenter = state.get("segmenter", "none")
         self._cut = _jieba_cut() if self.segmenter == "jieba" else None
-        self._set_vocab(state["vocab"])
+        super()._load_state(state)

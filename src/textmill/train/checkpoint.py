@@ -154,8 +154,12 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     cfg = model_config_class(meta["family"]).model_validate(meta["model"])
     model = build_model(cfg, meta["vocab_size"])
     try:
-        load_model(model, str(run_dir / "model.safetensors"))
+        if isinstance(model, nn.Module):
+            load_model(model, str(run_dir / "model.safetensors"))
+        else:  # count-based: tables of data-dependent size
+            model.load(run_dir / "model.safetensors")
     except Exception as e:  # safetensors raises RuntimeError/SafetensorError with a long message
         raise CheckpointError(f"{run_dir}/model.safetensors does not match config.json: {str(e)[:300]}") from None
-    model.to(device).eval()
+    if isinstance(model, nn.Module):
+        model.to(device)
     return Generator(model, load_tokenizer(run_dir), {"run_dir": str(run_dir), **meta})

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import RunConfig, load_config
-from ..data import TokenStream, read_documents, split_documents
+from ..data import TokenStream, encode_stream, read_documents, split_documents
 from ..errors import CheckpointError, ConfigError
 from ..models import build_model, count_parameters
 from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
@@ -34,6 +34,7 @@ from .objectives import FAMILY_OBJECTIVE, OBJECTIVES, lm_eval_loss
 from .optim import build_optimizer, lr_at
 
 log = logging.getLogger(__name__)
+COUNTING_FAMILIES = {"ngram"}
 Callback = Callable[[dict[str, Any]], None]
 
 
@@ -62,6 +63,33 @@ def _dist_info() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: bool, is_main: bool = True) -> None:
+    """Refuse to clobber anything a user did not ask to replace; check a resumed run's config."""
+    is_run = (run_dir / "config.json").is_file() or (run_dir / "train.yaml").is_file()
+    if resume:
+        if find_last(run_dir) is None:
+            raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoints/last; start it without --resume")
+        saved = read_run_config(run_dir)
+        for section in ("model", "tokenizer", "data"):
+            if getattr(saved, section) != getattr(cfg, section):
+                raise ConfigError(f"--resume: the {section} section differs from the one {run_dir} was trained with; "
+                                  "only the train section may change when resuming")
+    elif is_run:
+        if not overwrite:
+            raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+        if is_main:
+            shutil.rmtree(run_dir)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise CheckpointError(f"{run_dir} exists and is not empty; choose a new --out directory")
+
+
+def load_data(cfg: RunConfig, run_dir: Path, resume: bool = False) -> tuple[Tokenizer, list[str], list[str]]:
+    """The tokenizer (trained on the training split, or the run's own when resuming) and both splits."""
+    train_docs, val_docs = split_documents(read_documents(cfg.data), cfg.data.val_fraction, cfg.data.split_seed)
+    tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, train_docs)
+    return tok, train_docs, val_docs
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
                  callback: Callback | None = None) -> None:
@@ -74,41 +102,14 @@ class Trainer:
         self.is_main = self.rank == 0
         self.history: list[dict[str, Any]] = []
 
-    # -- setup ---------------------------------------------------------------------------------------
-    def _check_run_dir(self) -> None:
-        d = self.run_dir
-        is_run = (d / "config.json").is_file() or (d / "train.yaml").is_file()
-        if self.resume:
-            if find_last(d) is None:
-                raise CheckpointError(f"nothing to resume in {d}: no checkpoints/last; start it without --resume")
-            saved = read_run_config(d)
-            for section in ("model", "tokenizer", "data"):
-                if getattr(saved, section) != getattr(self.cfg, section):
-                    raise ConfigError(f"--resume: the {section} section differs from the one {d} was trained with; "
-                                      "only the train section may change when resuming")
-        elif is_run:
-            if not self.overwrite:
-                raise CheckpointError(f"{d} already holds a run; pass --resume to continue it or --overwrite to replace it")
-            if self.is_main:
-                shutil.rmtree(d)
-        elif d.exists() and any(d.iterdir()):
-            raise CheckpointError(f"{d} exists and is not empty; choose a new --out directory")
-
-    def _data(self) -> tuple[Tokenizer, TokenStream, TokenStream]:
-        c = self.cfg
-        train_docs, val_docs = split_documents(read_documents(c.data), c.data.val_fraction, c.data.split_seed)
-        tok = load_tokenizer(self.run_dir) if self.resume else build_tokenizer(c.tokenizer, train_docs)
-        train = TokenStream.from_docs(tok, train_docs, c.model.context, "training")
-        val = TokenStream.from_docs(tok, val_docs, c.model.context, "validation")
-        log.info("data: %d training tokens, %d validation tokens, vocabulary %d", len(train.tokens), len(val.tokens), tok.vocab_size)
-        return tok, train, val
-
     # -- the loop ------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         c, t = self.cfg, self.cfg.train
         torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.world))
-        self._check_run_dir()
-        tok, train, val = self._data()
+        prepare_run_dir(self.run_dir, c, resume=self.resume, overwrite=self.overwrite, is_main=self.is_main)
+        tok, train_docs, val_docs = load_data(c, self.run_dir, self.resume)
+        train = TokenStream.from_docs(tok, train_docs, c.model.context, "training")
+        val = TokenStream.from_docs(tok, val_docs, c.model.context, "validation")
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         model = build_model(c.model, tok.vocab_size)
         n_params = count_parameters(model)
@@ -246,6 +247,38 @@ class Trainer:
 
 def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Path, *, overrides: list[str] | None = None,
           resume: bool = False, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
-    """Train the model a config describes and write a run directory to `out`."""
+    """Train the model a config describes and write a run directory to `out`.
+
+    Count-based families (`ngram`) are fitted in one pass instead of trained by gradient descent."""
     cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
+    if cfg.model.family in COUNTING_FAMILIES:
+        return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
     return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
+
+
+def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
+    """Fit a count-based model (n-gram) on the training split and score the validation split."""
+    prepare_run_dir(run_dir, cfg, resume=False, overwrite=overwrite)
+    tok, train_docs, val_docs = load_data(cfg, run_dir)
+    started = time.perf_counter()
+    stream = encode_stream(tok, train_docs)
+    model = build_model(cfg.model, tok.vocab_size).fit(stream)
+    fit_s = time.perf_counter() - started
+    val_stream = encode_stream(tok, val_docs)
+    val_loss = float(-model.score_stream(val_stream).mean())
+    tokens_per_char = len(val_stream) / max(sum(map(len, val_docs)), 1)
+    write_run_files(run_dir, cfg, tok, tok.vocab_size)
+    model.save(run_dir / "model.safetensors")
+    n_grams = sum(len(model.tables[f"keys_{k}"]) for k in range(1, model.n + 1))
+    events = [{"kind": "eval", "step": 0, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),
+               "val_bpc": val_loss * tokens_per_char / math.log(2), "best_val_loss": val_loss},
+              {"kind": "end", "step": 0, "stopped": "fitted", "elapsed_s": fit_s, "tokens_per_sec": len(stream) / fit_s,
+               "parameters": n_grams}]
+    with open(run_dir / "metrics.jsonl", "w", encoding="utf-8") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+            if callback:
+                callback(e)
+    log.info("fitted an order-%d n-gram model on %d tokens in %.1f s", model.n, len(stream), fit_s)
+    return TrainResult(run_dir, 0, val_loss, val_loss, val_loss * tokens_per_char / math.log(2), len(stream) / fit_s,
+                       fit_s, n_grams, "fitted", events)

@@ -1,0 +1,173 @@
+"""n-gram models: probabilities pinned by hand, normalisation, ARPA round trips, step == score."""
+
+import math
+import re
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import textmill
+from textmill.config import validate_config
+from textmill.data import encode_stream
+from textmill.errors import ConfigError, DataError
+from textmill.models import Conditioning, NGramConfig, NGramLM
+from textmill.models.arpa import escape, export_arpa, import_arpa, unescape, write_arpa
+from textmill.tokenizers import CharTokenizer, WhitespaceTokenizer
+
+DOCS = ["a b", "a b", "a c"]
+
+
+def fit(docs, order=2, smoothing="kneser_ney", tok=None):
+    tok = tok or WhitespaceTokenizer().train(docs)
+    model = NGramLM(NGramConfig(order=order, smoothing=smoothing), tok.vocab_size).fit(encode_stream(tok, docs))
+    return model, tok
+
+
+def token_logprobs(model, tok, text):
+    return model.score_stream(encode_stream(tok, [text]))
+
+
+def test_kneser_ney_probabilities_by_hand():
+    # Unigram continuation counts: a 1 (after <s>), b 1, c 1, </s> 2 (after b and c); total 5.
+    # Too little data for Chen-Goodman discounts, so the fallback D1=0.5, D2=1.0, D3+=1.5 applies.
+    # gamma() = (3 x 0.5 + 1.0) / 5 = 0.5, uniform over 5 predictable tokens (</s> <unk> a b c):
+    # p(a) = 0.5/5 + 0.5/5 = 0.2, p(</s>) = 1/5 + 0.1 = 0.3, p(<unk>) = 0.1.
+    # Bigrams: p(a|<s>) = (3-1.5)/3 + 0.5 p(a) = 0.6; p(b|a) = (2-1)/3 + 0.5 p(b) = 0.4333...;
+    # p(</s>|b) = (2-1)/2 + 0.5 p(</s>) = 0.65.
+    model, tok = fit(DOCS)
+    got = np.exp(token_logprobs(model, tok, "a b"))
+    np.testing.assert_allclose(got, [0.6, 1 / 3 + 0.1, 0.65], rtol=1e-9)
+    # unseen continuation of a: back off with gamma(a) = (1.0 + 0.5) / 3 = 0.5 -> p(a|a) = 0.5 x 0.2
+    np.testing.assert_allclose(np.exp(token_logprobs(model, tok, "a a"))[1], 0.1, rtol=1e-9)
+    np.testing.assert_allclose(np.exp(token_logprobs(model, tok, "zzz"))[0], 0.6 * 0 + 0.5 * 0.1, rtol=1e-9)
+
+
+def test_add_k_probabilities_by_hand():
+    model, tok = fit(DOCS, smoothing="add_k")
+    # p(a|<s>) = (3+1)/(3+5), p(b|a) = (2+1)/(3+5), p(</s>|b) = (2+1)/(2+5)
+    np.testing.assert_allclose(np.exp(token_logprobs(model, tok, "a b")), [4 / 8, 3 / 8, 3 / 7], rtol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(docs=st.lists(st.lists(st.sampled_from("abcde"), min_size=1, max_size=8).map(" ".join), min_size=1, max_size=8),
+       order=st.integers(1, 4), smoothing=st.sampled_from(["kneser_ney", "add_k"]),
+       history=st.lists(st.sampled_from("abcdez"), max_size=4))
+def test_every_next_token_distribution_sums_to_one(docs, order, smoothing, history):
+    model, tok = fit(docs, order, smoothing)
+    ids = tok.encode(" ".join(history), add_bos=True)
+    logits, _ = model.step(torch.tensor([ids]), model.start(Conditioning(1)))
+    assert math.isclose(float(logits.double().exp().sum()), 1.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k"])
+def test_step_interface_matches_stream_scoring(smoothing):
+    text = "the cat sat on the mat . the dog sat on the cat ."
+    model, tok = fit([text, "a cat and a dog ."], order=3, smoothing=smoothing)
+    target = "the dog sat on the mat ."
+    ids = tok.encode(target, add_bos=True, add_eos=True)
+    state = model.start(Conditioning(1))
+    stepped = []
+    for prev, nxt in zip(ids[:-1], ids[1:]):
+        logits, state = model.step(torch.tensor([[prev]]), state)
+        stepped.append(float(logits[0, nxt]))
+    np.testing.assert_allclose(stepped, token_logprobs(model, tok, target), rtol=1e-5)
+
+
+def independent_arpa_logprob(path, words):
+    """A reader written from the ARPA format description: log10 P of `words` after <s>."""
+    probs, backoffs, order = {}, defaultdict(float), 0
+    for line in open(path, encoding="utf-8"):
+        if m := re.match(r"\\(\d+)-grams:", line.strip()):
+            order = int(m.group(1))
+            continue
+        parts = line.split()
+        if order and len(parts) >= order + 1 and not line.startswith("\\"):
+            gram = tuple(parts[1:order + 1])
+            probs[gram] = float(parts[0])
+            if len(parts) == order + 2:
+                backoffs[gram] = float(parts[-1])
+    n = max(map(len, probs))
+
+    def p(history, w):
+        if (*history, w) in probs:
+            return probs[(*history, w)]
+        return backoffs[tuple(history)] + p(history[1:], w)
+
+    seq, total = ["<s>"], 0.0
+    for w in words:
+        total += p(seq[-(n - 1):] if n > 1 else [], w)
+        seq.append(w)
+    return total
+
+
+@pytest.mark.parametrize("kind,order", [("char", 4), ("whitespace", 3)])
+def test_arpa_export_scores_the_same_in_an_independent_reader(tmp_path, kind, order):
+    docs = ["the cat sat on the mat", "the dog sat on a log", "a cat and a dog met"] * 3
+    tok = CharTokenizer().train(docs) if kind == "char" else WhitespaceTokenizer().train(docs)
+    model, tok = fit(docs, order, tok=tok)
+    path = tmp_path / "lm.arpa"
+    write_arpa(model, tok, path)
+    for text in ("the cat sat on a log", "a dog met the mat"):
+        pieces = [escape(tok.decode([i], skip_special=False)) for i in tok.encode(text, add_eos=True)]
+        ours = token_logprobs(model, tok, text).sum() / math.log(10)
+        assert independent_arpa_logprob(path, pieces) == pytest.approx(ours, abs=1e-4)
+
+
+def test_arpa_round_trip_through_a_run_directory(tmp_path, corpus):
+    run = tmp_path / "run"
+    textmill.train({"model": {"family": "ngram", "order": 3}, "tokenizer": {"kind": "word"}, "data": {"source": str(corpus)}}, run)
+    export_arpa(run, tmp_path / "lm.arpa")
+    imported = import_arpa(tmp_path / "lm.arpa", tmp_path / "imported", "word")
+    a, b = textmill.load(run), textmill.load(imported)
+    text = "First Citizen:\nSpeak, speak.\n"
+    np.testing.assert_allclose(token_logprobs(a.model, a.tokenizer, text), token_logprobs(b.model, b.tokenizer, text), atol=1e-5)
+    assert a.generate("All", strategy="greedy", max_new_tokens=8) == b.generate("All", strategy="greedy", max_new_tokens=8)
+
+
+def test_import_a_kenlm_style_file(tmp_path):
+    arpa = tmp_path / "k.arpa"
+    arpa.write_text("\\data\\\nngram 1=4\nngram 2=2\n\n\\1-grams:\n-1.0\t<unk>\t0\n-99\t<s>\t-0.3\n-0.5\thello\t-0.2\n"
+                    "-0.6\t</s>\t0\n\n\\2-grams:\n-0.1\t<s> hello\n-0.2\thello </s>\n\n\\end\\\n")
+    run = import_arpa(arpa, tmp_path / "run")
+    gen = textmill.load(run)
+    lp = token_logprobs(gen.model, gen.tokenizer, "hello") / math.log(10)
+    np.testing.assert_allclose(lp, [-0.1, -0.2], atol=1e-9)
+    lp = token_logprobs(gen.model, gen.tokenizer, "hello hello") / math.log(10)
+    np.testing.assert_allclose(lp, [-0.1, -0.2 - 0.5, -0.2], atol=1e-9)
+
+
+def test_bad_arpa_and_unsupported_exports(tmp_path):
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\ta\n\\end\\\n")
+    with pytest.raises(DataError, match="do not match"):
+        import_arpa(bad, tmp_path / "r")
+    model, tok = fit(DOCS, smoothing="add_k")
+    with pytest.raises(DataError, match="add-k is not one"):
+        write_arpa(model, tok, tmp_path / "x.arpa")
+    with pytest.raises(ConfigError, match="64-bit"):
+        NGramLM(NGramConfig(order=10), 100_000)
+    with pytest.raises(ConfigError, match="order must be between 1 and 10"):
+        validate_config({"model": {"family": "ngram", "order": 0}, "data": {"source": "x"}})
+
+
+def test_escaping_round_trips():
+    for token in (" ", "\n", "\\", " cat", "a\tb", "\u3000", "<bos>", "<eos>", "<unk>", "好"):
+        assert unescape(escape(token)) == token
+        assert not any(c.isspace() for c in escape(token))
+
+
+def test_generation_strategies_work_on_ngram(corpus, tmp_path):
+    run = tmp_path / "run"
+    textmill.train({"model": {"family": "ngram", "order": 5}, "data": {"source": str(corpus)}}, run)
+    gen = textmill.load(run)
+    prompts = ["First", "All:\nSp", "You"]
+    assert gen.generate(prompts, num_beams=1, strategy="beam", max_new_tokens=10) == \
+        gen.generate(prompts, strategy="greedy", max_new_tokens=10)
+    assert gen.generate(prompts, num_beams=3, max_new_tokens=10) == [gen.generate(p, num_beams=3, max_new_tokens=10) for p in prompts]
+    assert gen.generate("First", max_new_tokens=20, seed=1, top_p=0.9) == gen.generate("First", max_new_tokens=20, seed=1, top_p=0.9)
+    report = textmill.evaluate(run, str(corpus), samples=5, max_new_tokens=10)
+    assert report["perplexity"] < 3 and report["oov_rate"] == 0
