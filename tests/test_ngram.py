@@ -171,3 +171,27 @@ def test_generation_strategies_work_on_ngram(corpus, tmp_path):
     assert gen.generate("First", max_new_tokens=20, seed=1, top_p=0.9) == gen.generate("First", max_new_tokens=20, seed=1, top_p=0.9)
     report = textmill.evaluate(run, str(corpus), samples=5, max_new_tokens=10)
     assert report["perplexity"] < 3 and report["oov_rate"] == 0
+
+
+def test_cli_train_eval_and_arpa_commands(tmp_path, corpus):
+    import yaml
+    from typer.testing import CliRunner
+
+    from textmill.cli import app
+
+    cfg = tmp_path / "ng.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"family": "ngram", "order": 4}, "data": {"source": str(corpus)}}))
+    runner = CliRunner()
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", str(cfg), "--out", str(run)])
+    assert res.exit_code == 0 and "fitted" in res.output, res.output
+    res = runner.invoke(app, ["eval", str(run), "--samples", "3", "--max-new-tokens", "5"])
+    assert res.exit_code == 0 and "oov_rate" in res.output, res.output
+    res = runner.invoke(app, ["info", str(run)])
+    assert res.exit_code == 0 and "n-grams" in res.output
+    res = runner.invoke(app, ["arpa", "export", str(run), str(tmp_path / "m.arpa")])
+    assert res.exit_code == 0 and (tmp_path / "m.arpa").read_text().startswith("\n\\data\\")
+    res = runner.invoke(app, ["arpa", "import", str(tmp_path / "m.arpa"), "--out", str(tmp_path / "imp"), "--tokenizer", "char"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["generate", str(tmp_path / "imp"), "-p", "All", "--greedy", "--max-new-tokens", "5"])
+    assert res.exit_code == 0 and res.output.startswith("All")

@@ -80,24 +80,28 @@ def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. con
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Train a model; writes a run directory (weights, tokenizer, config, metrics, TensorBoard events)."""
     from .config import load_config
-    from .train import Trainer
+    from .train import train as run_training
 
     _setup_logging(verbose)
     try:
         cfg = load_config(config, set_)
         run_dir = out_dir or Path("runs") / config.stem
         with TrainProgress(f"train {run_dir}", cfg.train.max_minutes) as bar:
-            res = Trainer(cfg, run_dir, resume=resume, overwrite=overwrite, callback=bar).fit()
+            res = run_training(cfg, run_dir, resume=resume, overwrite=overwrite, callback=bar)
     except TextmillError as e:
         _fail(e)
     if IS_MAIN:
-        out.print(f"done: {res.steps} steps ({res.stopped}) in {res.elapsed_s / 60:.1f} min, "
-                  f"val loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}), {res.tokens_per_sec:,.0f} tokens/s")
+        if res.stopped == "fitted":
+            out.print(f"fitted: {res.parameters:,} n-grams in {res.elapsed_s:.1f} s, val loss {res.val_loss:.4f} "
+                      f"({res.val_bpc:.3f} bits/char)")
+        else:
+            out.print(f"done: {res.steps} steps ({res.stopped}) in {res.elapsed_s / 60:.1f} min, "
+                      f"val loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}), {res.tokens_per_sec:,.0f} tokens/s")
         out.print(f"run directory: {res.run_dir}   next: textmill generate {res.run_dir} --prompt '...'")
 
 
 @app.command()
-def generate(run: Annotated[Path, typer.Argument(help="run directory")],
+def generate(run: Annotated[Path, typer.Argument(help="run directory, or a grammar file (.yaml)")],
              prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="repeat for a batch")] = None,
              prompts_file: Annotated[Optional[Path], typer.Option(help="one prompt per line")] = None,
              max_new_tokens: Annotated[int, typer.Option()] = 100,
@@ -117,11 +121,19 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory")],
              seed: Annotated[Optional[int], typer.Option()] = None,
              stream: Annotated[bool, typer.Option(help="print tokens as they are generated")] = False,
              truncate_prompt: Annotated[bool, typer.Option(help="keep the end of a prompt longer than the context")] = False,
-             as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False) -> None:
-    """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N)."""
+             as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
+             label: Annotated[Optional[str], typer.Option(help="grammar: only this label")] = None,
+             unique: Annotated[bool, typer.Option(help="grammar: no duplicate sentences")] = True,
+             enumerate_all: Annotated[bool, typer.Option("--enumerate", help="grammar: every sentence it can produce")] = False,
+             out_path: Annotated[Optional[Path], typer.Option("--out", help="grammar: write JSONL here")] = None,
+             overwrite: Annotated[bool, typer.Option(help="grammar: replace an existing --out file")] = False) -> None:
+    """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N), or
+    sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
     from .data import read_utf8
     from .train import load
 
+    if run.suffix in (".yaml", ".yml"):
+        return _generate_from_grammar(run, num_return_sequences, seed, label, unique, enumerate_all, out_path, overwrite)
     try:
         prompts = list(prompt or [])
         if prompts_file:
@@ -152,6 +164,27 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory")],
             else:
                 print(p + text)
                 print("-" * 40)
+
+
+def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optional[str], unique: bool,
+                           enumerate_all: bool, out_path: Optional[Path], overwrite: bool) -> None:
+    from .models.template import TemplateGrammar
+    from .train.checkpoint import atomic_write_text
+
+    try:
+        if out_path and out_path.exists() and not overwrite:
+            raise TextmillError(f"{out_path} exists; pass --overwrite to replace it or choose another --out")
+        grammar = TemplateGrammar.from_file(path)
+        samples = grammar.enumerate(label) if enumerate_all else grammar.generate(n, seed=seed, label=label, unique=unique)
+    except TextmillError as e:
+        _fail(e)
+    lines = [json.dumps(s.to_dict(), ensure_ascii=False) for s in samples]
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_path, "".join(line + "\n" for line in lines))
+        out.print(f"written: {len(lines)} sentences to {out_path}")
+    else:
+        print("\n".join(lines))
 
 
 @app.command("eval")
@@ -288,7 +321,8 @@ def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] =
                out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/quickstart")) -> None:
     """Train a small character-level GPT on the Shakespeare shipped with the install, then sample."""
     from .config import validate_config
-    from .train import Trainer, load
+    from .train import load
+    from .train import train as run_training
 
     _setup_logging(False)
     cfg = validate_config({
@@ -300,7 +334,7 @@ def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] =
     out.print(f"Training a 0.8M-parameter character-level GPT on Shakespeare's plays for {minutes:g} minutes...")
     try:
         with TrainProgress("quickstart", minutes) as bar:
-            res = Trainer(cfg, out_dir, overwrite=True, callback=bar).fit()
+            res = run_training(cfg, out_dir, overwrite=True, callback=bar)
     except TextmillError as e:
         _fail(e)
     gen = load(out_dir)

@@ -56,9 +56,8 @@ class NGramConfig(ModelConfig):
 
 def _windows(stream: np.ndarray, k: int, bos: int, eos: int) -> np.ndarray:
     """Packed keys of every k-gram inside a document: no `</s>` before the last position, no `<s>` after the first."""
-    n = len(stream) - k + 1
-    if n <= 0:
-        return np.empty(0, dtype=np.int64)
+    if len(stream) < k:
+        return np.empty((0, k), dtype=np.int64)
     win = np.lib.stride_tricks.sliding_window_view(stream, k)  # (n, k)
     valid = ~(win[:, :-1] == eos).any(1) & ~(win[:, 1:] == bos).any(1) & (win[:, -1] != bos)
     return win[valid].astype(np.int64)
@@ -92,10 +91,10 @@ class NGramLM:
     def _lookup(self, k: int, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found, index) of packed keys in the order-k table."""
         table = self.tables[f"keys_{k}"]
-        idx = np.searchsorted(table, keys)
-        idx = np.minimum(idx, len(table) - 1)
-        found = (table[idx] == keys) if len(table) else np.zeros(len(keys), dtype=bool)
-        return found, idx
+        if not len(table):
+            return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.int64)
+        idx = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+        return table[idx] == keys, idx
 
     @property
     def predictable(self) -> np.ndarray:
@@ -163,6 +162,9 @@ class NGramLM:
         lower_prob = None  # interpolated probabilities of the previous order, aligned with its keys
         for k in range(1, self.n + 1):
             keys, adj = counts[k][0], adjusted[k]
+            if not len(keys):  # too little text for this order (and every higher one)
+                self.tables[f"logprob_{k}"] = self.tables[f"backoff_{k}"] = np.zeros(0)
+                continue
             d = self._discounts(adj[adj > 0], k)
             self.discounts[k] = d
             disc = np.where(adj >= 3, d[2], np.where(adj == 2, d[1], np.where(adj == 1, d[0], 0.0)))

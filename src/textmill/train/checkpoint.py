@@ -138,10 +138,14 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """A ready `Generator` for the run directory (best weights), for any token-model family."""
+    """A ready `Generator` for a run directory (best weights), for any token-model family; for a
+    grammar file (`.yaml`), the validated `TemplateGrammar`."""
     from ..generate import Generator
+    from ..models.template import TemplateGrammar
 
     run_dir = Path(run_dir)
+    if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
+        return TemplateGrammar.from_file(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {str(run_dir)!r} does not exist")
     missing = [n for n in ("config.json", "tokenizer.json", "model.safetensors") if not (run_dir / n).is_file()]
