@@ -19,8 +19,8 @@ def test_train_generate_eval_info(tmp_path, corpus):
     assert "done: 12 steps" in res.output
     res = runner.invoke(app, ["generate", str(run), "-p", "First", "-p", "All", "--max-new-tokens", "8", "--seed", "1", "--json"])
     assert res.exit_code == 0, res.output
-    lines = [json.loads(l) for l in res.output.splitlines()]
-    assert [l["prompt"] for l in lines] == ["First", "All"]
+    lines = [json.loads(line) for line in res.output.splitlines()]
+    assert [row["prompt"] for row in lines] == ["First", "All"]
     res = runner.invoke(app, ["generate", str(run), "-p", "First", "--num-beams", "2", "-n", "2", "--max-new-tokens", "5"])
     assert res.exit_code == 0 and res.output.count("First") == 2
     res = runner.invoke(app, ["generate", str(run), "-p", "First", "--stream", "--greedy", "--max-new-tokens", "5"])

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from textmill.errors import ConfigError
-from textmill.generate import (BadWords, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty, SuppressTokens,
-                               Temperature, TopK, TopP)
+from textmill.generate import BadWords, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
 
 INF = float("-inf")
 

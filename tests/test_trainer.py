@@ -16,7 +16,7 @@ from .conftest import tiny_config
 
 
 def losses(run_dir: Path, kind="train", key="loss"):
-    events = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {e["step"]: e[key] for e in events if e["kind"] == kind}
 
 
@@ -31,8 +31,8 @@ def test_run_directory_holds_the_unit_of_exchange(tiny_run):
 
 @pytest.mark.parametrize("family", ["gpt", "lstm"])
 def test_overfits_one_batch(family):
-    from textmill.models import GPTConfig, RNNConfig, build_model
     from textmill.config import TrainConfig
+    from textmill.models import GPTConfig, RNNConfig, build_model
     from textmill.train.objectives import lm_loss
 
     torch.manual_seed(0)
@@ -155,6 +155,6 @@ def test_torchrun_ddp_on_cpu(tmp_path, corpus):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done: 12 steps") == 1  # only rank 0 prints
-    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [e["step"] for e in events if e["kind"] == "eval"] == [6, 12]
     assert textmill.load(tmp_path / "run").generate("All", max_new_tokens=4, seed=0) is not None

@@ -53,7 +53,8 @@ def compare(configs: list[str | Path], minutes: float, out_dir: str | Path, *, d
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    head = "| model | family | params | steps | val bpc | val loss (token ppl) | tokens/s | sample |\n|---|---|---:|---:|---:|---:|---:|---|\n"
+    head = ("| model | family | params | steps | val bpc | val loss (token ppl) | tokens/s | sample |\n"
+            "|---|---|---:|---:|---:|---:|---:|---|\n")
     body = "".join(
         f"| {r['name']} | {r['family']} | {r['parameters'] / 1e6:.2f}M | {r['steps']} | {r['val_bpc']:.3f} | "
         f"{r['val_loss']:.3f} ({r['val_ppl']:.2f}) | {r['tokens_per_sec']:,.0f} | "

@@ -1,8 +1,19 @@
 """The decoding engine: processors, stopping criteria, strategies, and the text-level Generator."""
 
 from .generator import GenerationOptions, Generator, generate, parse_options
-from .processors import (BadWords, LogitsProcessor, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty,
-                         SuppressTokens, Temperature, TopK, TopP, apply_processors)
+from .processors import (
+                         BadWords,
+                         LogitsProcessor,
+                         MinNewTokens,
+                         MinP,
+                         NoRepeatNGram,
+                         RepetitionPenalty,
+                         SuppressTokens,
+                         Temperature,
+                         TopK,
+                         TopP,
+                         apply_processors,
+)
 from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 

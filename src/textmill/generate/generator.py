@@ -18,8 +18,18 @@ from ..config import Strict
 from ..errors import ConfigError, GenerationError
 from ..models.base import Conditioning, StepModel
 from ..tokenizers import Tokenizer
-from .processors import (BadWords, LogitsProcessor, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty,
-                         SuppressTokens, Temperature, TopK, TopP)
+from .processors import (
+    BadWords,
+    LogitsProcessor,
+    MinNewTokens,
+    MinP,
+    NoRepeatNGram,
+    RepetitionPenalty,
+    SuppressTokens,
+    Temperature,
+    TopK,
+    TopP,
+)
 from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 
