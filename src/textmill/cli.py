@@ -66,6 +66,11 @@ class TrainProgress:
                                         f"bpc {event['val_bpc']:.3f}  ppl {event['val_ppl']:.2f}")
 
 
+def _unescape(text: str) -> str:
+    """Shell arguments cannot easily hold newlines: `\\n` and `\\t` in prompts and stop strings mean them."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def _fail(e: Exception) -> None:
     err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
     raise typer.Exit(2)
@@ -138,12 +143,12 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
         prompts = list(prompt or [])
         if prompts_file:
             prompts += [line for line in read_utf8(prompts_file).split("\n") if line.strip()]
-        prompts = [p.encode().decode("unicode_escape") if "\\n" in p else p for p in prompts] or [""]
+        prompts = [_unescape(p) for p in prompts] or [""]
         options = dict(max_new_tokens=max_new_tokens, strategy="greedy" if greedy else None, num_beams=num_beams,
                        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                        min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
-                       num_return_sequences=num_return_sequences, stop=stop or [], seed=seed,
+                       num_return_sequences=num_return_sequences, stop=[_unescape(x) for x in stop or []], seed=seed,
                        truncate_prompt=truncate_prompt)
         gen = load(run)
         if stream:
