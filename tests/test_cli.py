@@ -21,6 +21,10 @@ def test_train_generate_eval_info(tmp_path, corpus):
     assert res.exit_code == 0, res.output
     lines = [json.loads(line) for line in res.output.splitlines()]
     assert [row["prompt"] for row in lines] == ["First", "All"]
+    res = runner.invoke(app, ["generate", str(run), "-p", "All:\\n", "--stop", "\\n", "--max-new-tokens", "40", "--seed", "1",
+                              "--json"])
+    assert res.exit_code == 0 and "\n" not in json.loads(res.output)["text"]
+    assert json.loads(res.output)["prompt"] == "All:\n"
     res = runner.invoke(app, ["generate", str(run), "-p", "First", "--num-beams", "2", "-n", "2", "--max-new-tokens", "5"])
     assert res.exit_code == 0 and res.output.count("First") == 2
     res = runner.invoke(app, ["generate", str(run), "-p", "First", "--stream", "--greedy", "--max-new-tokens", "5"])
