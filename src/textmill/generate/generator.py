@@ -102,7 +102,7 @@ class Generator:
         if opts.no_repeat_ngram_size is not None:
             procs.append(NoRepeatNGram(opts.no_repeat_ngram_size))
         if opts.bad_words:
-            procs.append(BadWords(tuple(tuple(tok.encode(w)) for w in opts.bad_words if tok.encode(w))))
+            procs.append(BadWords(tuple(ids for ids in (tuple(tok.encode(w)) for w in opts.bad_words) if ids)))
         if opts.min_new_tokens:
             procs.append(MinNewTokens(opts.min_new_tokens, prompt_len, tok.eos_id))
         procs.append(SuppressTokens((tok.pad_id, tok.bos_id)))

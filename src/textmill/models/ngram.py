@@ -203,49 +203,26 @@ class NGramLM:
         """(B, V) natural-log next-token distributions for histories (B, n-1), right-aligned, of which
         the last `lengths[b]` tokens are real."""
         B, V = len(history), self.vocab_size
-        out = np.full((B, V), -np.inf)
-        if self.cfg.smoothing == "add_k":
-            return self._add_k_log_probs(history, lengths)
-        uni = np.full(V, NEVER)
-        uni[self.tables["keys_1"]] = self.tables["logprob_1"]
-        out[:] = uni
-        for b in range(B):
-            row = out[b]
-            for j in range(1, min(int(lengths[b]), self.n - 1) + 1):
-                h = self._pack(history[b:b + 1, history.shape[1] - j:])
-                found, idx = self._lookup(j, h)
-                if not found[0]:
-                    break
-                row += self.tables[f"backoff_{j}"][idx[0]]
-                keys = self.tables[f"keys_{j + 1}"]
-                lo, hi = np.searchsorted(keys, [h[0] * V, (h[0] + 1) * V])
-                row[keys[lo:hi] - h[0] * V] = self.tables[f"logprob_{j + 1}"][lo:hi]
-        out = out * LOG10
-        out[:, [self.pad, self.bos]] = -np.inf
-        return out
-
-    def _add_k_log_probs(self, history: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        V, k = self.vocab_size, self.cfg.k
-        n_pred = len(self.predictable)
-        out = np.empty((len(history), V))
-        for b in range(len(history)):
-            ctx_len = 0
-            for j in range(min(int(lengths[b]), self.n - 1), 0, -1):  # the longest history seen as a context
-                h = self._pack(history[b:b + 1, history.shape[1] - j:])[0]
-                ctx = self.tables[f"ctx_keys_{j + 1}"]
-                i = np.searchsorted(ctx, h)
-                if i < len(ctx) and ctx[i] == h:
-                    ctx_len, total = j, self.tables[f"ctx_totals_{j + 1}"][i]
-                    break
-            keys, cnt = self.tables[f"keys_{ctx_len + 1}"], self.tables[f"counts_{ctx_len + 1}"]
-            if ctx_len == 0:
-                total, base = cnt.sum(), 0
-            else:
-                base = h * V
-            lo, hi = np.searchsorted(keys, [base, base + V])
-            row = np.full(V, k)
-            row[keys[lo:hi] - base] += cnt[lo:hi]
-            out[b] = np.log(row / (total + k * n_pred))
+        if self.cfg.smoothing == "add_k":  # score every token as the next one, as streams are scored
+            words = np.tile(np.arange(V, dtype=np.int64), B)
+            grams = [words] + [np.repeat(self._pack(history[:, history.shape[1] - j:]), V) * V + words
+                               for j in range(1, self.n)]
+            out = self._add_k_score(grams, np.repeat(lengths, V)).reshape(B, V)
+        else:
+            out = np.full((B, V), NEVER)
+            out[:, self.tables["keys_1"]] = self.tables["logprob_1"]
+            for b in range(B):
+                row = out[b]
+                for j in range(1, min(int(lengths[b]), self.n - 1) + 1):
+                    h = self._pack(history[b:b + 1, history.shape[1] - j:])
+                    found, idx = self._lookup(j, h)
+                    if not found[0]:
+                        break
+                    row += self.tables[f"backoff_{j}"][idx[0]]
+                    keys = self.tables[f"keys_{j + 1}"]
+                    lo, hi = np.searchsorted(keys, [h[0] * V, (h[0] + 1) * V])
+                    row[keys[lo:hi] - h[0] * V] = self.tables[f"logprob_{j + 1}"][lo:hi]
+            out *= LOG10
         out[:, [self.pad, self.bos]] = -np.inf
         return out
 

@@ -86,7 +86,3 @@ class RNNLM(nn.Module):
         if isinstance(state, tuple):
             return tuple(s.index_select(1, index) for s in state)
         return state.index_select(1, index)
-
-    def flops_per_token(self) -> float:
-        """Training FLOPs per token: 6 x the parameters touched per token (embeddings are a lookup)."""
-        return 6 * (sum(p.numel() for p in self.parameters()) - self.embed.weight.numel() * (not self.cfg.tie_weights))

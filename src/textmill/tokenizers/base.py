@@ -107,12 +107,6 @@ class Tokenizer:
             out.append(self._decode_piece(run))
         return "".join(out)
 
-    def encode_batch(self, texts: Sequence[str], add_bos: bool = False, add_eos: bool = False) -> list[list[int]]:
-        return [self.encode(t, add_bos, add_eos) for t in texts]
-
-    def decode_batch(self, batch: Iterable[Iterable[int]], skip_special: bool = True) -> list[str]:
-        return [self.decode(ids, skip_special) for ids in batch]
-
     def save(self, path: str | Path) -> None:
         """Write `tokenizer.json` atomically (a directory path gets `tokenizer.json` inside)."""
         path = Path(path)

@@ -29,7 +29,7 @@ from ..data import TokenStream, encode_stream, read_documents, split_documents
 from ..errors import CheckpointError, ConfigError
 from ..models import build_model, count_parameters
 from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
-from .checkpoint import find_last, load_last, read_run_config, save_last, save_weights, unwrap, write_run_files
+from .checkpoint import atomic_write_text, find_last, load_last, read_run_config, save_last, save_weights, unwrap, write_run_files
 from .objectives import FAMILY_OBJECTIVE, OBJECTIVES, lm_eval_loss
 from .optim import build_optimizer, lr_at
 
@@ -203,9 +203,9 @@ class Trainer:
 
         path = self.run_dir / "metrics.jsonl"
         if self.resume and path.is_file():  # drop what the interrupted run logged past its checkpoint
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line and json.loads(line).get("step", 0) <= start_step and json.loads(line)["kind"] != "end"]
-            path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+            events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+            kept = [e for e in events if e["step"] <= start_step and e["kind"] != "end"]
+            atomic_write_text(path, "".join(json.dumps(e) + "\n" for e in kept))
         self._metrics = open(path, "a", encoding="utf-8")
         self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if self.resume else None)
 
