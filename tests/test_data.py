@@ -54,7 +54,7 @@ def test_missing_field_lists_fields(tmp_path):
     with pytest.raises(DataError, match="no column 'text'; columns: id, body"):
         docs(tmp_path / "t.csv")
     (tmp_path / "t.jsonl").write_text('{"body": "x"}\n')
-    with pytest.raises(DataError, match="no field 'text'; fields here: body"):
+    with pytest.raises(DataError, match="row 1 has no field 'text'; fields: body"):
         docs(tmp_path / "t.jsonl")
 
 
@@ -73,7 +73,7 @@ def test_token_stream_windows():
     tok = CharTokenizer().train(["abcdef"])
     stream = TokenStream.from_docs(tok, ["abcdef"], context=3, what="training")
     assert stream.tokens.tolist()[0] == tok.bos_id and stream.tokens.tolist()[-1] == tok.eos_id
-    (x, y), = list(stream.windows(batch_size=4))
+    (x, y), = list(stream.batches(batch_size=4))
     assert x.shape == (2, 3) and (x[:, 1:] == y[:, :-1]).all()
     with pytest.raises(DataError, match="fewer than one window"):
         TokenStream.from_docs(tok, ["ab"], context=10, what="validation")

@@ -127,13 +127,17 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
              stream: Annotated[bool, typer.Option(help="print tokens as they are generated")] = False,
              truncate_prompt: Annotated[bool, typer.Option(help="keep the end of a prompt longer than the context")] = False,
              as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
+             plot_attention: Annotated[Optional[Path], typer.Option(
+                 help="encoder-decoder runs: draw the first output's attention over its source (png, pdf, svg)")] = None,
              label: Annotated[Optional[str], typer.Option(help="grammar: only this label")] = None,
              unique: Annotated[bool, typer.Option(help="grammar: no duplicate sentences")] = True,
              enumerate_all: Annotated[bool, typer.Option("--enumerate", help="grammar: every sentence it can produce")] = False,
              out_path: Annotated[Optional[Path], typer.Option("--out", help="grammar: write JSONL here")] = None,
              overwrite: Annotated[bool, typer.Option(help="grammar: replace an existing --out file")] = False) -> None:
-    """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N), or
-    sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
+    """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N), map
+    sources to targets with an encoder-decoder run (the prompt is the source: a sentence to translate,
+    an article, dialogue turns separated by \\n, or keywords), or sample a grammar:
+    `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
     from .data import read_utf8
     from .train import load
 
@@ -153,13 +157,16 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
         gen = load(run)
         if stream:
             for p in prompts:
-                sys.stdout.write(p)
+                sys.stdout.write(p if gen.continues_prompt else f"{p}\n=> ")
                 for piece in gen.stream(p, **options):
                     sys.stdout.write(piece)
                     sys.stdout.flush()
                 sys.stdout.write("\n")
             return
         results = gen.generate(prompts, **options)
+        if plot_attention:
+            first = results[0][0] if isinstance(results[0], list) else results[0]
+            _plot_attention(gen, prompts[0], first, plot_attention)
     except TextmillError as e:
         _fail(e)
     for p, r in zip(prompts, results):
@@ -167,8 +174,19 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
             if as_json:
                 print(json.dumps({"prompt": p, "text": text}, ensure_ascii=False))
             else:
-                print(p + text)
+                print(p + text if gen.continues_prompt else f"{p}\n=> {text}")
                 print("-" * 40)
+    if plot_attention:
+        err.print(f"attention of the first output written to {plot_attention}")
+
+
+def _plot_attention(gen: Any, source: str, output: str, path: Path) -> None:
+    from .evaluate.plots import plot_attention
+    from .generate import Seq2SeqGenerator
+
+    if not isinstance(gen, Seq2SeqGenerator):
+        raise TextmillError("--plot-attention needs an encoder-decoder run (family seq2seq or transformer)")
+    plot_attention(gen.attention(source, output), path, title=gen.info.get("run_dir"))
 
 
 def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optional[str], unique: bool,
@@ -194,22 +212,45 @@ def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optio
 
 @app.command("eval")
 def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
-          data: Annotated[Optional[str], typer.Option(help="corpus to score (default: the run's validation split)")] = None,
-          text_field: Annotated[str, typer.Option()] = "text",
-          data_format: Annotated[str, typer.Option("--format")] = "auto",
-          samples: Annotated[int, typer.Option(help="samples to draw for diversity metrics (0: none)")] = 100,
-          max_new_tokens: Annotated[int, typer.Option()] = 100,
+          data: Annotated[Optional[str], typer.Option(help="data to score (default: the run's validation split)")] = None,
+          target: Annotated[Optional[str], typer.Option(help="encoder-decoder runs: the target side of parallel files")] = None,
+          text_field: Annotated[Optional[str], typer.Option(help="field or column of the text (default: as trained)")] = None,
+          data_format: Annotated[Optional[str], typer.Option("--format", help="default: as trained, or by extension")] = None,
+          samples: Annotated[int, typer.Option(help="language models: samples to draw for diversity metrics (0: none)")] = 100,
+          max_new_tokens: Annotated[Optional[int], typer.Option(help="default: 100 (samples), model.context (outputs)")] = None,
+          num_beams: Annotated[int, typer.Option(help="encoder-decoder runs: beam size (1: greedy)")] = 5,
+          batch_size: Annotated[int, typer.Option()] = 32,
+          limit: Annotated[Optional[int], typer.Option(help="score only the first N documents or pairs")] = None,
           seed: Annotated[int, typer.Option()] = 0,
+          predictions: Annotated[Optional[Path], typer.Option(help="outputs JSONL (default RUN/predictions.jsonl)")] = None,
           out_path: Annotated[Optional[Path], typer.Option("--out", help="JSON path (default RUN/eval.json)")] = None) -> None:
-    """Perplexity and bits per character on a corpus; distinct-n, self-BLEU and lengths of samples."""
+    """Language models: perplexity and bits per character on a corpus; distinct-n, self-BLEU and
+    lengths of samples. Encoder-decoder models: BLEU, chrF, ROUGE-1/2/L, exact match and distinct-n of
+    their outputs against the references, and the references' perplexity."""
     from .evaluate import evaluate
 
     try:
-        res = evaluate(run, data, text_field=text_field, data_format=data_format, samples=samples,
-                       max_new_tokens=max_new_tokens, seed=seed, out=out_path)
+        with Progress(TextColumn("[bold]decoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("decode", total=None)
+            res = evaluate(run, data, target=target, text_field=text_field, data_format=data_format, samples=samples,
+                           max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, limit=limit,
+                           seed=seed, out=out_path, predictions=predictions,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     except TextmillError as e:
         _fail(e)
     table = Table(title=f"{run} on {res['data']}")
+    if "bleu" in res:
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key in ("pairs", "bleu", "bleu_1", "bleu_2", "chrf", "rouge1", "rouge2", "rougeL", "exact_match",
+                    "distinct_1", "distinct_2", "length_ratio", "perplexity", "bits_per_char"):
+            table.add_row(key, f"{res[key]:.4f}" if isinstance(res[key], float) else str(res[key]))
+        out.print(table)
+        out.print(f"decoding: {res['decoding']['strategy']}, {res['decoding']['num_beams']} beams; "
+                  f"BLEU {res['bleu_signature']}")
+        out.print(f"written: {out_path or Path(run) / 'eval.json'} and {predictions or Path(run) / 'predictions.jsonl'}")
+        return
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("perplexity", "bits_per_char", "nll", "oov_rate", "tokens"):

@@ -7,10 +7,10 @@ The resolved config is saved with every run as `train.yaml`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -28,13 +28,51 @@ class ModelConfig(Strict):
     context: int = Field(64, ge=1, description="tokens per training sequence (and GPT's position limit)")
 
 
+Task = Literal["lm", "translation", "summarization", "dialogue", "keywords"]
+PAIRED_TASKS = ("translation", "summarization", "dialogue", "keywords")
+
+
+class DialogueConfig(Strict):
+    history_turns: int = Field(3, ge=1, description="turns of history before each reply that form its source")
+    speaker_markers: bool = Field(True, description="mark history turns <user>/<bot> (the reply is <bot>'s); "
+                                                    "false: separate turns with <sep>")
+    turn_separator: str = Field("__eou__", min_length=1, description="separates turns in one-dialogue-per-line files")
+
+
+class KeywordsConfig(Strict):
+    method: Literal["tfidf", "textrank"] = "tfidf"
+    count: int = Field(5, ge=1, description="keywords extracted from each target text")
+
+
 class DataConfig(Strict):
-    source: str = Field(description="a file, a directory, or embedded:shakespeare / embedded:chinese_reviews")
+    source: str = Field(description="a file, a directory, or embedded:shakespeare / embedded:chinese_reviews; "
+                                    "for translation, the source side of parallel files")
     format: Literal["auto", "text", "lines", "jsonl", "csv", "tsv", "parquet"] = "auto"
-    text_field: str = "text"
+    text_field: str | int = "text"
+    task: Task = Field("lm", description="lm: a corpus to continue; the others map a source text to a target text")
+    target: str | None = Field(None, description="the target side of parallel files (one sentence per line)")
+    source_field: str | int | None = Field(None, description="field or column of the source side (an int: a column "
+                                                             "of a header-less CSV/TSV)")
+    target_field: str | int | None = None
+    valid_source: str | None = Field(None, description="a separate validation set (instead of val_fraction)")
+    valid_target: str | None = None
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
-    max_documents: int | None = Field(None, ge=1)
+    max_documents: int | None = Field(None, ge=1, description="use at most this many documents (pairs, for paired tasks)")
+    dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
+    keywords: KeywordsConfig = Field(default_factory=KeywordsConfig)
+
+    @model_validator(mode="after")
+    def _fields_fit_the_task(self) -> DataConfig:
+        paired_only = {"target": self.target, "source_field": self.source_field, "target_field": self.target_field}
+        wrong = [k for k, v in paired_only.items() if v is not None]
+        if wrong and self.task not in ("translation", "summarization"):
+            raise ValueError(f"{', '.join(wrong)} describe(s) source/target data; set task to translation or summarization")
+        if self.valid_target is not None and self.valid_source is None:
+            raise ValueError("valid_target needs valid_source (the source side of the validation files)")
+        if (self.target is None) != (self.valid_target is None) and self.valid_source is not None:
+            raise ValueError("parallel files: give both target and valid_target, or neither")
+        return self
 
 
 class TokenizerConfig(Strict):
@@ -58,6 +96,7 @@ class TrainConfig(Strict):
     grad_clip: float | None = Field(1.0, gt=0)
     eval_every: int = Field(250, ge=1)
     eval_batches: int = Field(20, ge=1)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross-entropy label smoothing (token objectives)")
     patience: int | None = Field(None, ge=1, description="stop after this many evaluations without improvement")
     log_every: int = Field(10, ge=1)
     seed: int = 1337
@@ -76,8 +115,29 @@ class TrainConfig(Strict):
 class RunConfig(Strict):
     model: SerializeAsAny[ModelConfig]
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    source_tokenizer: TokenizerConfig | None = Field(
+        None, description="paired tasks: a separate source vocabulary (default: one vocabulary for both sides)")
     data: DataConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _family_fits_the_task(self) -> RunConfig:
+        from .models import MODELS
+
+        paired = self.data.task in PAIRED_TASKS
+        encoder_decoder = MODELS.get(self.model.family).objective == "seq2seq"
+        if encoder_decoder and not paired:
+            raise ValueError(f"model family {self.model.family!r} maps a source text to a target text: set data.task to "
+                             f"one of {', '.join(PAIRED_TASKS)}")
+        if paired and not encoder_decoder:
+            raise ValueError(f"data.task {self.data.task!r} needs an encoder-decoder family (seq2seq or transformer), "
+                             f"not {self.model.family!r}")
+        if self.source_tokenizer is not None and not paired:
+            raise ValueError("source_tokenizer is for paired tasks (translation, summarization, dialogue, keywords)")
+        if self.source_tokenizer is not None and getattr(self.model, "share_embeddings", False):
+            raise ValueError("model.share_embeddings needs one vocabulary for source and target: remove the "
+                             "source_tokenizer section or set model.share_embeddings: false")
+        return self
 
     @field_validator("model", mode="before")
     @classmethod
@@ -107,9 +167,11 @@ def _allowed_fields(loc: tuple[Any, ...], data: dict[str, Any]) -> list[str]:
                 return []
             continue
         ann = model.model_fields.get(str(part))
-        if ann is None or not isinstance(ann.annotation, type) or not issubclass(ann.annotation, BaseModel):
+        options = [] if ann is None else [ann.annotation, *get_args(ann.annotation)]  # `X | None` too
+        section = next((o for o in options if isinstance(o, type) and issubclass(o, BaseModel)), None)
+        if section is None:
             return []
-        model = ann.annotation
+        model = section
     return sorted(model.model_fields)
 
 

@@ -1,15 +1,23 @@
-"""Deterministic train/validation splits and token streams for language modelling.
+"""Deterministic splits, and the datasets the trainer draws batches from.
 
-Documents are encoded as `<bos> text <eos>` and concatenated into one token stream (nanoGPT style).
-Training draws random windows of `context + 1` tokens; validation walks fixed, non-overlapping
-windows, so every evaluation of a run sees the same tokens.
+Language modelling: documents are encoded as `<bos> text <eos>` and concatenated into one token
+stream (nanoGPT style). Training draws random windows of `context + 1` tokens; validation walks
+fixed, non-overlapping windows, so every evaluation of a run sees the same tokens.
+
+Paired tasks: each pair is encoded as a source `text <eos>` and a target `<bos> text <eos>`.
+Training batches hold pairs of similar length (little padding); validation walks the pairs in a
+fixed order. Every dataset draws from the generator it is given, which the trainer seeds with the
+step number, so a resumed run sees exactly the batches of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -17,24 +25,31 @@ import torch
 from ..errors import DataError
 from ..tokenizers import Tokenizer
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 def split_documents(docs: list[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
     """One document splits by characters (first 1-f for training, the tail for validation, as
-    char-rnn and nanoGPT do); several are shuffled with `seed` and the first fraction held out."""
+    char-rnn and nanoGPT do); several are split by `holdout`."""
     if len(docs) == 1:
         text = docs[0]
         cut = int(len(text) * (1.0 - val_fraction))
         if cut == 0 or cut == len(text):
             raise DataError(f"the corpus has {len(text)} characters, too few to hold out {val_fraction:.0%} for validation")
         return [text[:cut]], [text[cut:]]
-    order = list(range(len(docs)))
+    return holdout(docs, val_fraction, seed)
+
+
+def holdout(items: Sequence[T], fraction: float, seed: int = 0) -> tuple[list[T], list[T]]:
+    """Shuffle with `seed` and hold out `fraction` (at least one item); both parts keep their order."""
+    order = list(range(len(items)))
     random.Random(seed).shuffle(order)
-    n_val = max(1, math.ceil(len(docs) * val_fraction))
-    if n_val >= len(docs):
-        raise DataError(f"{len(docs)} documents are too few to hold out {val_fraction:.0%} for validation")
-    val = sorted(order[:n_val])
-    held = set(val)
-    return [d for i, d in enumerate(docs) if i not in held], [docs[i] for i in val]
+    n_val = max(1, math.ceil(len(items) * fraction))
+    if n_val >= len(items):
+        raise DataError(f"{len(items)} examples are too few to hold out {fraction:.0%} for validation")
+    held = set(order[:n_val])
+    return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
 
 
 def encode_stream(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
@@ -43,6 +58,15 @@ def encode_stream(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
     for d in docs:
         ids.extend(tokenizer.encode(d, add_bos=True, add_eos=True))
     return np.asarray(ids, dtype=np.int32)
+
+
+class LMBatch(NamedTuple):
+    inputs: torch.Tensor   # (B, T)
+    targets: torch.Tensor  # (B, T) the next token of each input
+
+    @property
+    def n_tokens(self) -> int:
+        return self.targets.numel()
 
 
 @dataclass
@@ -67,14 +91,14 @@ class TokenStream:
     def tokens_per_char(self) -> float:
         return len(self.tokens) / max(self.n_chars, 1)
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_size: int, generator: torch.Generator) -> LMBatch:
         """`batch_size` random windows: inputs and next-token targets, both (B, T)."""
         starts = torch.randint(len(self.tokens) - self.context, (batch_size,), generator=generator)
         idx = starts[:, None] + torch.arange(self.context + 1)  # (B, T+1)
         window = self.tokens[idx]
-        return window[:, :-1], window[:, 1:]
+        return LMBatch(window[:, :-1], window[:, 1:])
 
-    def windows(self, batch_size: int, max_batches: int | None = None):
+    def batches(self, batch_size: int, max_batches: int | None = None) -> Iterator[LMBatch]:
         """Fixed, non-overlapping windows in order, `batch_size` at a time."""
         n = (len(self.tokens) - 1) // self.context
         starts = torch.arange(n) * self.context
@@ -83,4 +107,98 @@ class TokenStream:
                 return
             idx = starts[i : i + batch_size, None] + torch.arange(self.context + 1)
             window = self.tokens[idx]
-            yield window[:, :-1], window[:, 1:]
+            yield LMBatch(window[:, :-1], window[:, 1:])
+
+
+class PairBatch(NamedTuple):
+    src: torch.Tensor       # (B, S) source ids, right-padded
+    src_mask: torch.Tensor  # (B, S) True at real source tokens
+    tgt_in: torch.Tensor    # (B, T) <bos> y1 .. y(n-1), right-padded
+    tgt_out: torch.Tensor   # (B, T) y1 .. <eos>, padding (ignored by the loss) after the end
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.tgt_out.ne(0).sum())
+
+
+def pad_right(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of right-padded rows."""
+    width = max(1, max(map(len, rows)))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
+    lengths = torch.tensor([len(r) for r in rows])
+    return ids, torch.arange(width)[None, :] < lengths[:, None]
+
+
+def encode_source(tokenizer: Tokenizer, text: str, limit: int, keep: Literal["start", "end"]) -> tuple[list[int], bool]:
+    """`text <eos>` cut to `limit` tokens keeping its start or its end, and whether it was cut."""
+    ids = tokenizer.encode(text, add_eos=True)
+    if len(ids) <= limit:
+        return ids, False
+    return (ids[:limit - 1] + [tokenizer.eos_id] if keep == "start" else ids[len(ids) - limit:]), True
+
+
+@dataclass
+class PairDataset:
+    """Encoded (source, target) pairs. Targets are `<bos> text <eos>`."""
+
+    sources: list[list[int]]
+    targets: list[list[int]]
+    n_chars: int             # characters of the target texts (for bits per character)
+    order: torch.Tensor      # pair indices sorted by length, ties broken by a seeded shuffle
+
+    @classmethod
+    def encode(cls, pairs: Sequence[tuple[str, str]], source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, *,
+               max_source_len: int, max_target_len: int, keep: Literal["start", "end"] = "start",
+               what: str = "training", seed: int = 0) -> tuple[PairDataset, dict[str, float]]:
+        """Encode pairs; sources and targets over their limits are cut, counted and logged."""
+        sources, targets, cut_src, cut_tgt = [], [], 0, 0
+        for src, tgt in pairs:
+            ids, cut = encode_source(source_tokenizer, src, max_source_len, keep)
+            sources.append(ids)
+            cut_src += cut
+            t = target_tokenizer.encode(tgt, add_bos=True, add_eos=True)
+            if len(t) - 1 > max_target_len:
+                t, cut_tgt = t[:max_target_len + 1], cut_tgt + 1
+            targets.append(t)
+        if cut_src:
+            log.warning("%s data: cut %d of %d sources to model.max_source_len=%d tokens (keeping their %s); "
+                        "raise max_source_len to keep more", what, cut_src, len(pairs), max_source_len, keep)
+        if cut_tgt:
+            log.warning("%s data: cut %d of %d targets to model.context=%d tokens; raise model.context to keep more",
+                        what, cut_tgt, len(pairs), max_target_len)
+        lengths = torch.tensor([len(s) + len(t) for s, t in zip(sources, targets)], dtype=torch.float64)
+        jitter = torch.rand(len(pairs), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        data = cls(sources, targets, sum(len(t) for _, t in pairs), torch.argsort(lengths + jitter))
+        stats = {"pairs": len(pairs), "source_tokens_mean": sum(map(len, sources)) / len(sources),
+                 "target_tokens_mean": sum(map(len, targets)) / len(targets) - 1,
+                 "sources_cut": cut_src, "targets_cut": cut_tgt}
+        return data, stats
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def tokens_per_char(self) -> float:
+        return sum(len(t) - 1 for t in self.targets) / max(self.n_chars, 1)
+
+    def batch(self, index: Sequence[int]) -> PairBatch:
+        src, src_mask = pad_right([self.sources[i] for i in index])
+        tgt, _ = pad_right([self.targets[i] for i in index])
+        return PairBatch(src, src_mask, tgt[:, :-1], tgt[:, 1:])
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
+        """`batch_size` pairs of similar length: a random run of the length-sorted order."""
+        n = len(self)
+        start = int(torch.randint(n, (1,), generator=generator))
+        return self.batch(self.order[(start + torch.arange(min(batch_size, n))) % n].tolist())
+
+    def batches(self, batch_size: int, max_batches: int | None = None) -> Iterator[PairBatch]:
+        """The pairs in length order, `batch_size` at a time. With `max_batches`, that many batches
+        evenly spaced over the length range (not just the shortest pairs)."""
+        starts = list(range(0, len(self), batch_size))
+        if max_batches is not None and max_batches < len(starts):
+            starts = [starts[round(i * (len(starts) - 1) / max(max_batches - 1, 1))] for i in range(max_batches)]
+        for i in starts:
+            yield self.batch(self.order[i:i + batch_size].tolist())

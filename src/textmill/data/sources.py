@@ -13,6 +13,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from ..config import DataConfig
 from ..errors import DataError
@@ -37,36 +38,34 @@ def read_utf8(path: Path) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
 
-def _field(record: dict, field: str, where: str) -> str:
-    if field not in record:
-        raise DataError(f"{where}: no field {field!r}; fields here: {', '.join(map(str, record))}. Set data.text_field")
-    value = record[field]
-    if isinstance(value, list):
-        return "\n".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def read_lines(path: Path) -> list[str]:
+    """Every line of a UTF-8 file, empty ones included (parallel files must stay aligned)."""
+    text = read_utf8(path)
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def _read_file(path: Path, fmt: str, field: str) -> list[str]:
-    if fmt == "auto":
-        fmt = _BY_SUFFIX.get(path.suffix.lower(), "text")
+def table_format(path: Path, fmt: str) -> str:
+    return _BY_SUFFIX.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
+
+
+def read_records(path: Path, fmt: str, fields: list[str | int] = ()) -> list[dict[str | int, Any]]:
+    """The rows of a JSONL, CSV, TSV or Parquet file as dicts, checked to hold `fields`.
+
+    Integer fields name 0-based columns of a CSV/TSV file without a header row."""
+    fmt = table_format(path, fmt)
+    if fmt not in ("jsonl", "csv", "tsv", "parquet"):
+        raise DataError(f"{path}: format {fmt!r} has no fields; use jsonl, csv, tsv or parquet (set data.format)")
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
+            rows = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises several types for a bad file
             raise DataError(f"{path} is not a readable Parquet file: {e}") from None
-        if field not in table.column_names:
-            raise DataError(f"{path}: no column {field!r}; columns: {', '.join(table.column_names)}. Set data.text_field")
-        return [str(v) for v in table.column(field).to_pylist() if v is not None]
-    text = read_utf8(path)
-    if fmt == "text":
-        return [text]
-    if fmt == "lines":
-        return [line for line in text.split("\n") if line.strip()]
-    if fmt == "jsonl":
-        docs = []
-        for n, line in enumerate(text.split("\n"), 1):
+    elif fmt == "jsonl":
+        rows = []
+        for n, line in enumerate(read_utf8(path).split("\n"), 1):
             if not line.strip():
                 continue
             try:
@@ -74,13 +73,39 @@ def _read_file(path: Path, fmt: str, field: str) -> list[str]:
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
             if not isinstance(record, dict):
-                raise DataError(f"{path}:{n}: each JSONL line must be an object with a {field!r} field")
-            docs.append(_field(record, field, f"{path}:{n}"))
-        return docs
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",")
-    if reader.fieldnames is None or field not in reader.fieldnames:
-        raise DataError(f"{path}: no column {field!r}; columns: {', '.join(reader.fieldnames or [])}. Set data.text_field")
-    return [row[field] for row in reader if row[field]]
+                raise DataError(f"{path}:{n}: each JSONL line must be an object with named fields")
+            rows.append(record)
+    else:
+        delimiter = "\t" if fmt == "tsv" else ","
+        text = read_utf8(path)
+        if any(isinstance(f, int) for f in fields):  # no header: columns by position
+            rows = [dict(enumerate(r)) for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+        else:
+            rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    for f in fields:
+        missing = next((i for i, r in enumerate(rows) if f not in r), None)
+        if missing is not None:
+            have = ", ".join(map(str, rows[missing])) or "none"
+            kind = "column" if fmt in ("csv", "tsv", "parquet") else "field"
+            raise DataError(f"{path}: row {missing + 1} has no {kind} {f!r}; {kind}s: {have}. "
+                            "Set data.text_field (or data.source_field / data.target_field)")
+    return rows
+
+
+def field_text(value: Any) -> str:
+    """A field as text: a list of strings (a poem's lines) is joined with newlines."""
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _read_file(path: Path, fmt: str, field: str | int) -> list[str]:
+    fmt = table_format(path, fmt)
+    if fmt == "text":
+        return [read_utf8(path)]
+    if fmt == "lines":
+        return [line for line in read_lines(path) if line.strip()]
+    return [field_text(r[field]) for r in read_records(path, fmt, [field])]
 
 
 def read_documents(cfg: DataConfig) -> list[str]:

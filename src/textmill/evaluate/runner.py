@@ -9,12 +9,14 @@ from typing import Any
 import torch
 
 from ..config import DataConfig
-from ..data import TokenStream, encode_stream, read_documents, split_documents
-from ..errors import CheckpointError
-from ..generate import Generator
+from ..data import TokenStream, encode_stream, read_documents
+from ..data.prepare import lm_documents
+from ..errors import CheckpointError, ConfigError
+from ..generate import Generator, Seq2SeqGenerator
 from ..train.checkpoint import atomic_write_text, load, read_run_config
-from ..train.objectives import lm_eval_loss
+from ..train.objectives import OBJECTIVES
 from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_bleu
+from .pairs import Progress, evaluate_pairs
 
 
 def likelihood(gen: Generator, docs: list[str], batch_size: int = 32) -> dict[str, Any]:
@@ -28,7 +30,7 @@ def likelihood(gen: Generator, docs: list[str], batch_size: int = 32) -> dict[st
     else:
         context = gen.info["model"]["context"]
         stream = TokenStream.from_docs(tok, docs, context, "evaluation")
-        tokens, nll = stream.tokens, lm_eval_loss(gen.model, stream, batch_size)
+        tokens, nll = stream.tokens, OBJECTIVES.get("lm").evaluate(gen.model, stream, batch_size)["val_loss"]
         how = f"non-overlapping windows of {context}"
     n_chars = sum(len(d) for d in docs)
     return {
@@ -44,25 +46,40 @@ def sample_metrics(texts: list[str]) -> dict[str, Any]:
             "distinct_4": distinct_n(texts, 4), "self_bleu": self_bleu(texts), "length": length_stats(texts)}
 
 
-def evaluate(run_dir: str | Path, data: str | None = None, *, text_field: str = "text", data_format: str = "auto",
-             samples: int = 100, max_new_tokens: int = 100, temperature: float = 1.0, top_p: float | None = None,
-             seed: int = 0, out: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate a run on `data` (default: the run's own validation split) and on its samples.
+def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None = None, text_field: str | None = None,
+             data_format: str | None = None, samples: int = 100, max_new_tokens: int | None = None,
+             temperature: float = 1.0, top_p: float | None = None, seed: int = 0, num_beams: int = 5,
+             batch_size: int = 32, limit: int | None = None, out: str | Path | None = None,
+             predictions: str | Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Evaluate a run on `data` (default: the run's own validation split) and write the result as
+    JSON to `out` (default `RUN/eval.json`).
 
-    Writes the result as JSON to `out` (default `RUN/eval.json`) and returns it."""
+    Language models: perplexity and bits per character of the data, and distinct-n, self-BLEU and
+    lengths of `samples` unconditional samples. Encoder-decoder models: each source is decoded
+    (beam search with `num_beams`, greedy with 1) and scored against its reference (BLEU, chrF,
+    ROUGE, exact match, distinct-n), the references' perplexity is measured, and the outputs go to
+    `predictions` (default `RUN/predictions.jsonl`). `target` is the target side of parallel files."""
     run_dir = Path(run_dir)
     gen = load(run_dir)
+    if isinstance(gen, Seq2SeqGenerator):
+        return evaluate_pairs(gen, run_dir, data, target=target, data_format=data_format, text_field=text_field,
+                              limit=limit, out=out, predictions_path=predictions, progress=progress, num_beams=num_beams,
+                              batch_size=batch_size, max_new_tokens=max_new_tokens)
+    if target is not None:
+        raise ConfigError(f"--target is for encoder-decoder runs; {run_dir} is a {gen.info['family']} language model")
     if data is None:
         if not (run_dir / "train.yaml").is_file():
             raise CheckpointError(f"{run_dir} has no training config to take a validation split from; pass --data")
         cfg = read_run_config(run_dir)
-        docs = split_documents(read_documents(cfg.data), cfg.data.val_fraction, cfg.data.split_seed)[1]
-        source = f"{cfg.data.source} (validation split)"
+        docs = lm_documents(cfg.data)[1]
+        source = f"{cfg.data.valid_source or cfg.data.source} (validation split)"
     else:
-        docs = read_documents(DataConfig(source=data, text_field=text_field, format=data_format, val_fraction=0.5))
+        docs = read_documents(DataConfig(source=data, text_field=text_field or "text", format=data_format or "auto"))
         source = data
-    result: dict[str, Any] = {"run": str(run_dir), "data": source, **likelihood(gen, docs)}
+    docs = docs[:limit] if limit else docs
+    result: dict[str, Any] = {"run": str(run_dir), "data": source, **likelihood(gen, docs, batch_size)}
     if samples:
+        max_new_tokens = max_new_tokens or 100
         texts = gen.generate([""] * samples, max_new_tokens=max_new_tokens, temperature=temperature,
                              top_p=top_p, seed=seed)
         result["samples"] = {"n": samples, "max_new_tokens": max_new_tokens, "temperature": temperature,

@@ -14,10 +14,11 @@ from .processors import (
                          TopP,
                          apply_processors,
 )
+from .seq2seq import AttentionMap, Seq2SeqGenerator
 from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 
-__all__ = ["BadWords", "EosToken", "GenerationOptions", "Generator", "LogitsProcessor", "MaxNewTokens",
+__all__ = ["AttentionMap", "Seq2SeqGenerator", "BadWords", "EosToken", "GenerationOptions", "Generator", "LogitsProcessor", "MaxNewTokens",
            "MinNewTokens", "MinP", "NoRepeatNGram", "RepetitionPenalty", "StopStrings", "SuppressTokens",
            "Temperature", "TopK", "TopP", "apply_processors", "beam_search", "cut_at_stop", "generate", "parse_options",
            "token_loop"]

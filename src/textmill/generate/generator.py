@@ -84,7 +84,11 @@ def parse_options(options: dict[str, Any]) -> GenerationOptions:
 
 
 class Generator:
-    """A trained token model with its tokenizer: `generate`, `stream`, and `info`."""
+    """A trained token model with its tokenizer: `generate`, `stream`, and `info`.
+
+    A language model continues each prompt; `Seq2SeqGenerator` reads each prompt as a source."""
+
+    continues_prompt = True
 
     def __init__(self, model: StepModel, tokenizer: Tokenizer, info: dict[str, Any] | None = None) -> None:
         self.model = model.eval()
@@ -139,6 +143,12 @@ class Generator:
             mask[i, width - len(r):] = True
         return ids.to(self.device), mask.to(self.device)
 
+    def _prepare(self, prompts: Sequence[str], truncate: bool,
+                 conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
+        """What a strategy starts from: prompt ids and mask (B, T), and the model's conditioning."""
+        ids, mask = self.encode_prompts(prompts, truncate)
+        return ids, mask, Conditioning(len(prompts), self.device, dict(conditioning or {}))
+
     def _finish(self, new_ids: list[int], stops: Sequence[str]) -> str:
         text = self.tokenizer.decode(new_ids)
         return cut_at_stop(text, stops)[0]
@@ -155,19 +165,19 @@ class Generator:
         opts = parse_options(options)
         n = opts.num_return_sequences
         model: StepModel = self.model  # type: ignore[assignment]
+        ids, mask, cond = self._prepare(batch, opts.truncate_prompt, conditioning)
         if opts.strategy == "beam":
-            ids, mask = self.encode_prompts(batch, opts.truncate_prompt)
             procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
-            cond = Conditioning(len(batch) * opts.num_beams, self.device, dict(conditioning or {}))
             found = beam_search(model, ids, mask, procs, num_beams=opts.num_beams, max_new_tokens=opts.max_new_tokens,
                                 eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
-                                early_stopping=opts.early_stopping, num_return_sequences=n, conditioning=cond)
+                                early_stopping=opts.early_stopping, num_return_sequences=n,
+                                conditioning=cond.repeat_interleave(opts.num_beams))
             texts = [[self._finish(seq, opts.stop) for _, seq in row] for row in found]
         else:
-            expanded = [p for p in batch for _ in range(n)]
-            ids, mask = self.encode_prompts(expanded, opts.truncate_prompt)
-            outs = [[] for _ in expanded]
-            for tokens, active in self._loop(ids, mask, opts, processors, conditioning):
+            if n > 1:  # several samples per prompt: repeat each row
+                ids, mask, cond = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0), cond.repeat_interleave(n)
+            outs: list[list[int]] = [[] for _ in range(ids.shape[0])]
+            for tokens, active in self._loop(ids, mask, opts, processors, cond):
                 for i in torch.nonzero(active).flatten().tolist():
                     outs[i].append(int(tokens[i]))
             flat = [self._finish(o, opts.stop) for o in outs]
@@ -184,11 +194,11 @@ class Generator:
         opts = parse_options(options)
         if opts.strategy == "beam" or opts.num_return_sequences > 1:
             raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
-        ids, mask = self.encode_prompts([prompt], opts.truncate_prompt)
+        ids, mask, cond = self._prepare([prompt], opts.truncate_prompt, conditioning)
         hold = max((len(s) for s in opts.stop), default=1) - 1
         new: list[int] = []
         sent = 0
-        for tokens, active in self._loop(ids, mask, opts, processors, conditioning):
+        for tokens, active in self._loop(ids, mask, opts, processors, cond):
             if not bool(active[0]):
                 break
             new.append(int(tokens[0]))
@@ -205,7 +215,7 @@ class Generator:
         if len(text) > sent:
             yield text[sent:]
 
-    def _loop(self, ids, mask, opts: GenerationOptions, processors, conditioning):
+    def _loop(self, ids, mask, opts: GenerationOptions, processors, cond: Conditioning):
         procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
         stopping = [MaxNewTokens(opts.max_new_tokens, ids.shape[1]), EosToken(self.tokenizer.eos_id)]
         if opts.stop:
@@ -214,7 +224,6 @@ class Generator:
         if opts.strategy == "sample":
             gen = torch.Generator(device=self.device)
             gen.manual_seed(opts.seed if opts.seed is not None else torch.seed())
-        cond = Conditioning(ids.shape[0], self.device, dict(conditioning or {}))
         return token_loop(self.model, ids, mask, procs, stopping, do_sample=opts.strategy == "sample",
                           pad_id=self.tokenizer.pad_id, generator=gen, conditioning=cond)
 

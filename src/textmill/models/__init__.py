@@ -8,20 +8,26 @@ from .base import Conditioning, StepModel, count_parameters
 from .gpt import GPT, GPTConfig
 from .ngram import NGramConfig, NGramLM
 from .rnn import RNNLM, RNNConfig
+from .seq2seq import Seq2Seq, Seq2SeqConfig
+from .transformer import Transformer, TransformerConfig
 
 MODELS: Registry[type] = Registry("model family")
 MODELS.register("gpt")(GPT)
 MODELS.register("rnn")(RNNLM)
 MODELS.register("ngram")(NGramLM)
+MODELS.register("seq2seq")(Seq2Seq)
+MODELS.register("transformer")(Transformer)
 
 
 def model_config_class(family: str) -> type[ModelConfig]:
     return MODELS.get(family).Config
 
 
-def build_model(cfg: ModelConfig, vocab_size: int):
-    return MODELS.get(cfg.family)(cfg, vocab_size)
+def build_model(cfg: ModelConfig, vocab_size: int, **dims: int):
+    """The model of `cfg`; `dims` are sizes beyond the vocabulary (e.g. source_vocab_size)."""
+    return MODELS.get(cfg.family)(cfg, vocab_size, **dims)
 
 
-__all__ = ["GPT", "GPTConfig", "MODELS", "NGramConfig", "NGramLM", "RNNLM", "RNNConfig", "Conditioning", "StepModel", "build_model",
-           "count_parameters", "model_config_class"]
+__all__ = ["GPT", "GPTConfig", "MODELS", "NGramConfig", "NGramLM", "RNNLM", "RNNConfig", "Seq2Seq", "Seq2SeqConfig",
+           "Transformer", "TransformerConfig", "Conditioning", "StepModel", "build_model", "count_parameters",
+           "model_config_class"]

@@ -5,8 +5,9 @@
     state = model.reorder(state, index)             # keep rows `index` (beam search)
 
 `mask` (B, T) marks real tokens (True) and left padding (False) among the new tokens; it is only
-needed for the first, padded prompt step and defaults to all real. Models that do not predict
-tokens (the template grammar) implement `generate(...)` only.
+needed for the first, padded prompt step and defaults to all real. Encoder-decoder models read their
+source from `cond.extras["source"]` and `["source_mask"]` (B, S) in `start`; their target prompts
+are never padded. Models that do not predict tokens (the template grammar) implement `generate(...)` only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ class Conditioning:
     batch_size: int
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def repeat_interleave(self, k: int) -> Conditioning:
+        """Each row `k` times in a row (beams, several samples per prompt): tensors repeat along dim 0."""
+        if k == 1:
+            return self
+        extras = {n: v.repeat_interleave(k, 0) if torch.is_tensor(v) else v for n, v in self.extras.items()}
+        return Conditioning(self.batch_size * k, self.device, extras)
 
 
 State = Any

@@ -7,17 +7,16 @@ from each row's first real token, and padding is masked out of every attention.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import model_validator
 from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .base import Conditioning
+from .layers import MLP, SelfAttention, init_transformer_weights
 
 
 class GPTConfig(ModelConfig):
@@ -40,56 +39,19 @@ class GPTConfig(ModelConfig):
         return self
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig) -> None:
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.dropout = cfg.dropout
-        self.resid_drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None, start: int = 0,
-                attn_mask: Tensor | None = None) -> Tensor:
-        """Training: `cache` is None and attention is causal. Generation: this step's keys and values
-        are written into the preallocated `cache` at `start`, and the queries attend to every cached
-        position that `attn_mask` (B, 1, T, start+T) allows (None: all of them)."""
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        if cache is not None:
-            cache[0][:, :, start:start + T] = k
-            cache[1][:, :, start:start + T] = v
-            k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H, start+T, D)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=cache is None,
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # (B, H, T, D)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_drop(self.proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig) -> None:
-        super().__init__()
-        self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
-        self.proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x))))
-
-
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = SelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias)
         self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.mlp = MLP(cfg)
+        self.mlp = MLP(cfg.n_embd, 4 * cfg.n_embd, cfg.dropout, cfg.bias)
 
     def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), cache, start, attn_mask)
+        """Training: `cache` is None and attention is causal. Generation: keys and values go into the
+        preallocated `cache` at `start`, and `attn_mask` (B, 1, T, start+T) says what each query sees
+        (None: everything cached)."""
+        x = x + self.attn(self.ln1(x), attn_mask, is_causal=cache is None, cache=cache, start=start)
         return x + self.mlp(self.ln2(x))
 
 
@@ -106,6 +68,7 @@ class GPTState:
 
 class GPT(nn.Module):
     Config = GPTConfig
+    objective = "lm"
 
     def __init__(self, cfg: GPTConfig, vocab_size: int) -> None:
         super().__init__()
@@ -120,17 +83,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
-            if name.endswith("proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
+        init_transformer_weights(self, cfg.n_layer)
 
     def forward(self, idx: Tensor) -> Tensor:
         """(B, T) token ids -> (B, T, V) logits, causal, no padding (the training path)."""

@@ -67,6 +67,7 @@ class NGramLM:
     """A count-based model behind the same step interface as the neural families."""
 
     Config = NGramConfig
+    objective = "counts"  # fitted in one pass by `fit_counts`, not by the gradient loop
     max_context = None
 
     def __init__(self, cfg: NGramConfig, vocab_size: int, bos: int = 1, eos: int = 2, pad: int = 0) -> None:

@@ -43,6 +43,7 @@ State = Tensor | tuple[Tensor, Tensor]  # (layers, B, H), or (h, c) for an LSTM
 
 class RNNLM(nn.Module):
     Config = RNNConfig
+    objective = "lm"
     max_context = None  # a recurrent model has no position limit
 
     def __init__(self, cfg: RNNConfig, vocab_size: int) -> None:

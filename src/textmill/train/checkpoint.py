@@ -60,13 +60,17 @@ def save_weights(model: nn.Module, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_run_files(run_dir: Path, cfg: RunConfig, tokenizer: Tokenizer, vocab_size: int) -> None:
+def write_run_files(run_dir: Path, cfg: RunConfig, tokenizers: dict[str, Tokenizer], vocab_size: int,
+                    dims: dict[str, int] | None = None) -> None:
+    """config.json (family, hyper-parameters, vocab_size and any other `dims` the model is built with),
+    train.yaml and the tokenizers (file name -> tokenizer)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": RUN_FORMAT, "version": 1, "family": cfg.model.family,
-            "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size}
+            "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size, "dims": dims or {}}
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     atomic_write_text(run_dir / "train.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
-    tokenizer.save(run_dir / "tokenizer.json")
+    for name, tok in tokenizers.items():
+        tok.save(run_dir / name)
 
 
 def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -140,7 +144,9 @@ def read_run_config(run_dir: Path) -> RunConfig:
 def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     """A ready `Generator` for a run directory (best weights), for any token-model family; for a
     grammar file (`.yaml`), the validated `TemplateGrammar`."""
-    from ..generate import Generator
+    from ..data.prepare import source_tokenizer
+    from ..data.tasks import build_task
+    from ..generate import Generator, Seq2SeqGenerator
     from ..models.template import TemplateGrammar
 
     run_dir = Path(run_dir)
@@ -156,7 +162,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     if meta.get("format") != RUN_FORMAT:
         raise CheckpointError(f"{run_dir}/config.json is not a textmill run config")
     cfg = model_config_class(meta["family"]).model_validate(meta["model"])
-    model = build_model(cfg, meta["vocab_size"])
+    model = build_model(cfg, meta["vocab_size"], **meta.get("dims", {}))
     try:
         if isinstance(model, nn.Module):
             load_model(model, str(run_dir / "model.safetensors"))
@@ -166,4 +172,8 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"{run_dir}/model.safetensors does not match config.json: {str(e)[:300]}") from None
     if isinstance(model, nn.Module):
         model.to(device)
-    return Generator(model, load_tokenizer(run_dir), {"run_dir": str(run_dir), **meta})
+    info = {"run_dir": str(run_dir), **meta}
+    if model.objective == "seq2seq":
+        task = build_task(read_run_config(run_dir).data) if (run_dir / "train.yaml").is_file() else None
+        return Seq2SeqGenerator(model, load_tokenizer(run_dir), info, source_tokenizer=source_tokenizer(run_dir), task=task)
+    return Generator(model, load_tokenizer(run_dir), info)

@@ -25,16 +25,16 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import RunConfig, load_config
-from ..data import TokenStream, encode_stream, read_documents, split_documents
+from ..data import encode_stream
+from ..data.prepare import lm_documents, prepare
 from ..errors import CheckpointError, ConfigError
-from ..models import build_model, count_parameters
-from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
+from ..models import MODELS, build_model, count_parameters
+from ..tokenizers import build_tokenizer
 from .checkpoint import atomic_write_text, find_last, load_last, read_run_config, save_last, save_weights, unwrap, write_run_files
-from .objectives import FAMILY_OBJECTIVE, OBJECTIVES, lm_eval_loss
+from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
 
 log = logging.getLogger(__name__)
-COUNTING_FAMILIES = {"ngram"}
 Callback = Callable[[dict[str, Any]], None]
 
 
@@ -70,7 +70,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: b
         if find_last(run_dir) is None:
             raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoints/last; start it without --resume")
         saved = read_run_config(run_dir)
-        for section in ("model", "tokenizer", "data"):
+        for section in ("model", "tokenizer", "source_tokenizer", "data"):
             if getattr(saved, section) != getattr(cfg, section):
                 raise ConfigError(f"--resume: the {section} section differs from the one {run_dir} was trained with; "
                                   "only the train section may change when resuming")
@@ -81,13 +81,6 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: b
             shutil.rmtree(run_dir)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise CheckpointError(f"{run_dir} exists and is not empty; choose a new --out directory")
-
-
-def load_data(cfg: RunConfig, run_dir: Path, resume: bool = False) -> tuple[Tokenizer, list[str], list[str]]:
-    """The tokenizer (trained on the training split, or the run's own when resuming) and both splits."""
-    train_docs, val_docs = split_documents(read_documents(cfg.data), cfg.data.val_fraction, cfg.data.split_seed)
-    tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, train_docs)
-    return tok, train_docs, val_docs
 
 
 class Trainer:
@@ -107,14 +100,12 @@ class Trainer:
         c, t = self.cfg, self.cfg.train
         torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.world))
         prepare_run_dir(self.run_dir, c, resume=self.resume, overwrite=self.overwrite, is_main=self.is_main)
-        tok, train_docs, val_docs = load_data(c, self.run_dir, self.resume)
-        train = TokenStream.from_docs(tok, train_docs, c.model.context, "training")
-        val = TokenStream.from_docs(tok, val_docs, c.model.context, "validation")
+        data = prepare(c, self.run_dir, self.resume)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
-        model = build_model(c.model, tok.vocab_size)
+        model = build_model(c.model, data.tokenizer.vocab_size, **data.dims)
         n_params = count_parameters(model)
         optimizer = build_optimizer(model, t)
-        objective = OBJECTIVES.get(FAMILY_OBJECTIVE[c.model.family])
+        objective = OBJECTIVES.get(MODELS.get(c.model.family).objective)
         start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
         if self.resume:
             st = load_last(find_last(self.run_dir), model, optimizer)
@@ -122,8 +113,10 @@ class Trainer:
             log.info("resuming %s at step %d", self.run_dir, start_step)
         if self.is_main:
             if not self.resume:
-                write_run_files(self.run_dir, c, tok, tok.vocab_size)
+                write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims)
             self._open_logs(start_step)
+            if data.stats and not self.resume:
+                self._record({"kind": "data", "step": 0, **data.stats})
         self._barrier()
         net: nn.Module = model
         if self.world > 1:
@@ -131,11 +124,10 @@ class Trainer:
         if t.compile:
             net = torch.compile(net)
         autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if t.precision == "bf16" else contextlib.nullcontext
-        tokens_per_step = t.batch_size * c.model.context * t.grad_accum * self.world
         budget_s = t.max_minutes * 60 if t.max_minutes else None
         started = time.perf_counter()
         stopped, val_loss, done_step = "max_steps", math.nan, start_step
-        window_tokens, window_start = 0, time.perf_counter()
+        window_tokens, window_start, run_tokens = 0, time.perf_counter(), 0
         tok_per_s = 0.0
         net.train()
         for step in range(start_step, t.max_steps):
@@ -143,22 +135,25 @@ class Trainer:
             lr = lr_at(step, t, None if budget_s is None else elapsed / budget_s)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum = 0.0
+            loss_sum, logs, step_tokens = 0.0, {}, 0
             for micro in range(t.grad_accum):
                 seed = _step_seed(t.seed, step, micro, self.rank)
-                inputs, targets = train.sample(t.batch_size, torch.Generator().manual_seed(seed))
-                torch.manual_seed(seed)  # dropout masks
+                batch = data.train.sample(t.batch_size, torch.Generator().manual_seed(seed))
+                torch.manual_seed(seed)  # dropout masks and any other randomness of the objective
                 sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
                 with sync, autocast():
-                    loss = objective(net, inputs, targets) / t.grad_accum
+                    loss, logs = objective.loss(net, batch, step, t)
+                    loss = loss / t.grad_accum
                 loss.backward()
                 loss_sum += float(loss.detach())
+                step_tokens += batch.n_tokens * self.world  # ranks draw batches of similar size
             if t.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             loss_value = self._mean_across_ranks(loss_sum)
-            window_tokens += tokens_per_step
+            window_tokens += step_tokens
+            run_tokens += step_tokens
             done_step = step + 1
             self.callback({"kind": "step", "step": done_step, "max_steps": t.max_steps, "loss": loss_value,
                            "tokens_per_sec": tok_per_s})
@@ -166,16 +161,17 @@ class Trainer:
                 now = time.perf_counter()
                 tok_per_s = window_tokens / max(now - window_start, 1e-9)
                 window_tokens, window_start = 0, now
-                self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr, "tokens_per_sec": tok_per_s})
+                self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr, "tokens_per_sec": tok_per_s,
+                              **logs})
             elapsed = elapsed_before + time.perf_counter() - started
             out_of_time = budget_s is not None and self._any_rank(elapsed >= budget_s)
             last = done_step == t.max_steps or out_of_time
             if done_step % t.eval_every == 0 or last:
-                val_loss = lm_eval_loss(unwrap(model), val, t.batch_size, t.eval_batches)
+                metrics = objective.evaluate(unwrap(model), data.val, t.batch_size, t.eval_batches)
+                val_loss = metrics["val_loss"]
                 improved = val_loss < best
                 best, bad_evals = (val_loss, 0) if improved else (best, bad_evals + 1)
-                self._record({"kind": "eval", "step": done_step, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),
-                              "val_bpc": val_loss * val.tokens_per_char / math.log(2), "best_val_loss": best})
+                self._record({"kind": "eval", "step": done_step, **metrics, "best_val_loss": best})
                 if self.is_main:
                     if improved:
                         save_weights(model, self.run_dir / "model.safetensors")
@@ -189,9 +185,8 @@ class Trainer:
                 stopped = "time_budget"
                 break
         elapsed = elapsed_before + time.perf_counter() - started
-        result = TrainResult(self.run_dir, done_step, best, val_loss, val_loss * val.tokens_per_char / math.log(2),
-                             tokens_per_step * (done_step - start_step) / max(time.perf_counter() - started, 1e-9),
-                             elapsed, n_params, stopped, self.history)
+        result = TrainResult(self.run_dir, done_step, best, val_loss, val_loss * data.val.tokens_per_char / math.log(2),
+                             run_tokens / max(time.perf_counter() - started, 1e-9), elapsed, n_params, stopped, self.history)
         self._record({"kind": "end", "step": result.steps, "stopped": stopped, "elapsed_s": elapsed,
                       "tokens_per_sec": result.tokens_per_sec, "parameters": n_params})
         self._close_logs()
@@ -251,7 +246,7 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Pat
 
     Count-based families (`ngram`) are fitted in one pass instead of trained by gradient descent."""
     cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
-    if cfg.model.family in COUNTING_FAMILIES:
+    if MODELS.get(cfg.model.family).objective == "counts":
         return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
     return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
 
@@ -259,7 +254,8 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Pat
 def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
     """Fit a count-based model (n-gram) on the training split and score the validation split."""
     prepare_run_dir(run_dir, cfg, resume=False, overwrite=overwrite)
-    tok, train_docs, val_docs = load_data(cfg, run_dir)
+    train_docs, val_docs = lm_documents(cfg.data)
+    tok = build_tokenizer(cfg.tokenizer, train_docs)
     started = time.perf_counter()
     stream = encode_stream(tok, train_docs)
     model = build_model(cfg.model, tok.vocab_size).fit(stream)
@@ -267,7 +263,7 @@ def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callba
     val_stream = encode_stream(tok, val_docs)
     val_loss = float(-model.score_stream(val_stream).mean())
     tokens_per_char = len(val_stream) / max(sum(map(len, val_docs)), 1)
-    write_run_files(run_dir, cfg, tok, tok.vocab_size)
+    write_run_files(run_dir, cfg, {"tokenizer.json": tok}, tok.vocab_size)
     model.save(run_dir / "model.safetensors")
     n_grams = sum(len(model.tables[f"keys_{k}"]) for k in range(1, model.n + 1))
     events = [{"kind": "eval", "step": 0, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),

@@ -1,0 +1,94 @@
+"""What a run trains on: its tokenizers and its training and validation datasets, for any task.
+
+Language modelling reads documents into token streams; paired tasks read (source, target) pairs
+through their task adapter. Paired tasks share one vocabulary for both sides unless the config has
+a `source_tokenizer` section; the source tokenizer is then saved as `source_tokenizer.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import DataConfig, ModelConfig, RunConfig, TokenizerConfig
+from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
+from .datasets import PairDataset, TokenStream, holdout, split_documents
+from .sources import read_documents
+from .tasks import Pair, Task, build_task
+
+TOKENIZER, SOURCE_TOKENIZER = "tokenizer.json", "source_tokenizer.json"
+
+
+@dataclass
+class Prepared:
+    tokenizers: dict[str, Tokenizer]  # file name in the run directory -> tokenizer; TOKENIZER is the target side
+    train: TokenStream | PairDataset
+    val: TokenStream | PairDataset
+    dims: dict[str, int] = field(default_factory=dict)    # model sizes beyond vocab_size (source_vocab_size)
+    stats: dict[str, Any] = field(default_factory=dict)   # what reading and encoding did, for the run's log
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.tokenizers[TOKENIZER]
+
+
+def lm_documents(cfg: DataConfig) -> tuple[list[str], list[str]]:
+    """Training and validation documents: `valid_source`, or a split of `source`."""
+    docs = read_documents(cfg)
+    if cfg.valid_source:
+        return docs, read_documents(cfg.model_copy(update={"source": cfg.valid_source}))
+    return split_documents(docs, cfg.val_fraction, cfg.split_seed)
+
+
+def source_tokenizer(run_dir: Path) -> Tokenizer:
+    """The source-side tokenizer of a paired run (its only tokenizer when the vocabulary is shared)."""
+    path = run_dir / SOURCE_TOKENIZER
+    return load_tokenizer(path if path.is_file() else run_dir / TOKENIZER)
+
+
+def _with_controls(cfg: TokenizerConfig, extra: tuple[str, ...]) -> TokenizerConfig:
+    return cfg.model_copy(update={"control_tokens": list(dict.fromkeys([*cfg.control_tokens, *extra]))})
+
+
+def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False) -> Prepared:
+    """Read, split and encode the data of `cfg`. Tokenizers are trained on the training split, or
+    loaded from `run_dir` when resuming."""
+    if cfg.data.task == "lm":
+        train_docs, val_docs = lm_documents(cfg.data)
+        tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, train_docs)
+        context = cfg.model.context
+        return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
+                        TokenStream.from_docs(tok, val_docs, context, "validation"))
+
+    task, train_pairs, val_pairs = paired_data(cfg.data)
+    sources, targets = [task.format_source(s) for s, _ in train_pairs], [t for _, t in train_pairs]
+    if resume:
+        tgt_tok, src_tok = load_tokenizer(run_dir / TOKENIZER), source_tokenizer(run_dir)
+    elif cfg.source_tokenizer is None:
+        tgt_tok = src_tok = build_tokenizer(_with_controls(cfg.tokenizer, task.control_tokens), sources + targets)
+    else:
+        tgt_tok = build_tokenizer(cfg.tokenizer, targets)
+        src_tok = build_tokenizer(_with_controls(cfg.source_tokenizer, task.control_tokens), sources)
+    tokenizers = {TOKENIZER: tgt_tok} if src_tok is tgt_tok else {TOKENIZER: tgt_tok, SOURCE_TOKENIZER: src_tok}
+    train, train_stats = encode_pairs(train_pairs, task, src_tok, tgt_tok, cfg.model, "training", cfg.data.split_seed)
+    val, val_stats = encode_pairs(val_pairs, task, src_tok, tgt_tok, cfg.model, "validation", cfg.data.split_seed)
+    dims = {} if src_tok is tgt_tok else {"source_vocab_size": src_tok.vocab_size}
+    return Prepared(tokenizers, train, val, dims, {"task": task.name, "train": train_stats, "validation": val_stats})
+
+
+def paired_data(d: DataConfig) -> tuple[Task, list[Pair], list[Pair]]:
+    """The task and its training and validation pairs (`valid_source`, or a held-out share)."""
+    task = build_task(d)
+    train_pairs = task.pairs(d.source, d.target, "training")
+    if d.valid_source:
+        return task, train_pairs, task.pairs(d.valid_source, d.valid_target, "validation")
+    return task, *holdout(train_pairs, d.val_fraction, d.split_seed)
+
+
+def encode_pairs(pairs: list[Pair], task: Task, source_tok: Tokenizer, target_tok: Tokenizer, model: ModelConfig,
+                 what: str, seed: int = 0) -> tuple[PairDataset, dict[str, float]]:
+    """Pairs as the model reads them: sources formatted by the task, both sides cut to the model's limits."""
+    formatted = [(task.format_source(s), t) for s, t in pairs]
+    return PairDataset.encode(formatted, source_tok, target_tok, max_source_len=model.max_source_len,
+                              max_target_len=model.context, keep=task.keep, what=what, seed=seed)

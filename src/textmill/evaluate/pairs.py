@@ -1,0 +1,92 @@
+"""Evaluation of encoder-decoder runs: decode every source, score the outputs against the references
+(BLEU, chrF, ROUGE, exact match, distinct-n) and the references under the model (perplexity).
+
+Sources are decoded in batches of similar length; a source's output does not depend on its batch, so
+this changes only the speed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import DataConfig
+from ..data.prepare import encode_pairs, paired_data
+from ..data.tasks import Pair, build_task
+from ..errors import ConfigError
+from ..generate import Seq2SeqGenerator
+from ..train.checkpoint import atomic_write_text, read_run_config
+from ..train.objectives import OBJECTIVES
+from .metrics import bits_per_char, perplexity, reference_scores
+
+Progress = Callable[[int, int], None]
+
+
+def decode_all(gen: Seq2SeqGenerator, sources: list[str], *, batch_size: int = 32, progress: Progress | None = None,
+               **options: Any) -> list[str]:
+    """The output for every source, in order (beam search with `num_beams` > 1, else greedy)."""
+    lengths = [len(gen.source_tokenizer.encode(gen.format_source(s))) for s in sources]
+    order = sorted(range(len(sources)), key=lambda i: lengths[i])
+    outputs: list[str] = [""] * len(sources)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        for i, text in zip(chunk, gen.generate([sources[i] for i in chunk], truncate_prompt=True, **options)):
+            outputs[i] = text
+        if progress:
+            progress(min(start + batch_size, len(order)), len(order))
+    return outputs
+
+
+def score_pairs(gen: Seq2SeqGenerator, pairs: list[Pair], *, num_beams: int = 5, batch_size: int = 32,
+                max_new_tokens: int | None = None, length_penalty: float = 1.0, no_repeat_ngram_size: int | None = None,
+                progress: Progress | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Scores of the model's outputs for `pairs`, and the outputs."""
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    decoding = {"strategy": "beam" if num_beams > 1 else "greedy", "num_beams": num_beams,
+                "max_new_tokens": max_new_tokens or gen.model.cfg.context, "length_penalty": length_penalty,
+                "no_repeat_ngram_size": no_repeat_ngram_size}
+    predictions = decode_all(gen, sources, batch_size=batch_size, progress=progress, **decoding)
+    data, stats = encode_pairs(pairs, gen.task, gen.source_tokenizer, gen.tokenizer, gen.model.cfg, "evaluation")
+    nll = OBJECTIVES.get("seq2seq").evaluate(gen.model, data, batch_size)["val_loss"]
+    result = {"pairs": len(pairs), "decoding": decoding, **reference_scores(predictions, references),
+              "nll": nll, "perplexity": perplexity(nll),
+              "bits_per_char": bits_per_char(nll, data.tokens_per_char), "sources_cut": stats["sources_cut"]}
+    return result, predictions
+
+
+def evaluation_pairs(run_dir: Path, data: str | None, target: str | None, data_format: str | None,
+                     text_field: str | None) -> tuple[list[Pair], str]:
+    """The pairs to evaluate on: the run's validation split, or `data` read the way the run's task
+    reads its training data (`target` for parallel files; format and field overrides optional)."""
+    cfg = read_run_config(run_dir)
+    if data is None:
+        if target is not None:
+            raise ConfigError("--target names the target side of --data; pass --data too")
+        return paired_data(cfg.data)[2], f"{cfg.data.valid_source or cfg.data.source} (validation split)"
+    update: dict[str, Any] = {"source": data, "target": target, "valid_source": None, "valid_target": None,
+                              "max_documents": None}
+    update.update({k: v for k, v in (("format", data_format), ("text_field", text_field)) if v is not None})
+    try:
+        d = DataConfig.model_validate({**cfg.data.model_dump(), **update})
+    except ValidationError as e:
+        raise ConfigError(f"cannot read {data} for this run: {e.errors()[0]['msg']}") from None
+    return build_task(d).pairs(data, target, "evaluation"), data if target is None else f"{data} -> {target}"
+
+
+def evaluate_pairs(gen: Seq2SeqGenerator, run_dir: Path, data: str | None = None, *, target: str | None = None,
+                   data_format: str | None = None, text_field: str | None = None, limit: int | None = None,
+                   out: str | Path | None = None, predictions_path: str | Path | None = None,
+                   progress: Progress | None = None, **decoding: Any) -> dict[str, Any]:
+    pairs, source = evaluation_pairs(run_dir, data, target, data_format, text_field)
+    pairs = pairs[:limit] if limit else pairs
+    result, predictions = score_pairs(gen, pairs, progress=progress, **decoding)
+    result = {"run": str(run_dir), "data": source, "task": gen.task.name, **result,
+              "examples": [{"source": s, "reference": t, "prediction": p} for (s, t), p in list(zip(pairs, predictions))[:5]]}
+    rows = (json.dumps({"source": s, "reference": t, "prediction": p}, ensure_ascii=False) for (s, t), p in zip(pairs, predictions))
+    atomic_write_text(Path(predictions_path) if predictions_path else run_dir / "predictions.jsonl", "".join(r + "\n" for r in rows))
+    atomic_write_text(Path(out) if out else run_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))
+    return result

@@ -1,0 +1,125 @@
+"""Transformer parts shared by `gpt` (decoder-only) and `transformer` (encoder-decoder).
+
+Layers take their sizes as arguments. Attention runs through `scaled_dot_product_attention`; a
+boolean `attn_mask` is True where a query may attend. `attention_weights` computes the same
+softmax explicitly for the rare caller that wants to look at it (attention plots).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def split_heads(x: Tensor, n_head: int) -> Tensor:
+    """(B, T, C) -> (B, H, T, C/H)."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, H, T, D) -> (B, T, H*D)."""
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).contiguous().view(B, T, H * D)
+
+
+def attention_weights(q: Tensor, k: Tensor, attn_mask: Tensor | None) -> Tensor:
+    """softmax(q k^T / sqrt(d)) with masked keys removed: (B, H, T, S)."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return scores.softmax(-1)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused q/k/v projection and an optional KV cache.
+
+    Training passes `is_causal=True` (decoders) or a padding `attn_mask` (encoders). Generation passes
+    `cache=(keys, values)`, buffers of shape (B, H, capacity, D): this call's keys and values are
+    written at `start` and the queries attend to every cached position that `attn_mask` allows."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        self.n_head = n_head
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.dropout = dropout
+        self.resid_drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
+                cache: tuple[Tensor, Tensor] | None = None, start: int = 0) -> Tensor:
+        C = x.shape[-1]
+        q, k, v = (split_heads(t, self.n_head) for t in self.qkv(x).split(C, dim=2))  # (B, H, T, D)
+        if cache is not None:
+            T = x.shape[1]
+            cache[0][:, :, start:start + T] = k
+            cache[1][:, :, start:start + T] = v
+            k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H, start+T, D)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
+        return self.resid_drop(self.proj(merge_heads(y)))
+
+
+class CrossAttention(nn.Module):
+    """Decoder-to-encoder attention. The memory's keys and values are projected once per source
+    (`memory_kv`) and reused at every decoding step."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.q = nn.Linear(n_embd, n_embd, bias=bias)
+        self.kv = nn.Linear(n_embd, 2 * n_embd, bias=bias)
+        self.proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.dropout = dropout
+        self.resid_drop = nn.Dropout(dropout)
+
+    def memory_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, C) encoder output -> keys and values, each (B, H, S, D)."""
+        k, v = self.kv(memory).split(memory.shape[-1], dim=2)
+        return split_heads(k, self.n_head), split_heads(v, self.n_head)
+
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], attn_mask: Tensor | None,
+                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """x (B, T, C) attends to kv; attn_mask (B, 1, 1|T, S). Returns the output and, if asked,
+        the weights averaged over heads (B, T, S)."""
+        q = split_heads(self.q(x), self.n_head)  # (B, H, T, D)
+        k, v = kv
+        if need_weights:
+            w = attention_weights(q, k, attn_mask)  # (B, H, T, S)
+            y, weights = w @ v, w.mean(1)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                               dropout_p=self.dropout if self.training else 0.0)
+            weights = None
+        return self.resid_drop(self.proj(merge_heads(y))), weights
+
+
+class MLP(nn.Module):
+    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_embd, hidden, bias=bias)
+        self.proj = nn.Linear(hidden, n_embd, bias=bias)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+def init_transformer_weights(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's init: N(0, 0.02) for linear and embedding weights, zero biases, and residual
+    projections (`proj.weight`) scaled by 1/sqrt(2 * layers)."""
+
+    def init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    model.apply(init)
+    for name, p in model.named_parameters():
+        if name.endswith("proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
