@@ -17,6 +17,10 @@ Training is teacher-forced; `teacher_forcing < 1` feeds the model's own previous
 random share of the tokens (scheduled sampling, Bengio et al. 2015). When no step depends on the
 previous one (luong without input feeding, or no attention, with full teacher forcing) the decoder
 runs over the whole target in one fused call; otherwise it loops over the target positions.
+
+Weights keep PyTorch's fan-in scaled initialisation and embeddings start at N(0, 1/E). (The
+uniform(-0.1, 0.1) of Luong et al. suits their 1000-unit layers; at small widths it leaves the
+signal so weak that the decoder settles on the unigram distribution and tanh saturates.)
 """
 
 from __future__ import annotations
@@ -101,10 +105,10 @@ class Seq2Seq(nn.Module):
             self.energy = nn.Linear(H, 1, bias=False)
         elif attn == "luong-general":
             self.key = nn.Linear(H, H, bias=False)
-        self.combine = nn.Linear(H if attn == "none" else 2 * H, E)
+        self.combine = nn.Linear(H if attn == "none" else 2 * H, E, bias=False)  # no bias, as in Luong et al.: a bias lets tanh saturate into a constant
         self.head = nn.Linear(E, vocab_size)
-        for p in self.parameters():  # uniform in [-0.1, 0.1], as Luong et al. (2015) and OpenNMT
-            nn.init.uniform_(p, -0.1, 0.1)
+        for emb in {id(e): e for e in (self.tgt_embed, self.src_embed)}.values():
+            nn.init.normal_(emb.weight, mean=0.0, std=E ** -0.5)  # unit-scale logits when tied to the output layer
         if cfg.tie_weights:
             self.head.weight = self.tgt_embed.weight
 
