@@ -37,7 +37,7 @@ def test_heads_must_divide_width():
 
 
 def test_unknown_family_lists_known():
-    with pytest.raises(ConfigError, match="choose one of: gpt, ngram, rnn"):
+    with pytest.raises(ConfigError, match="choose one of: cvae, gan, gpt, ngram, rnn, seq2seq, transformer, vae"):
         validate_config({**BASE, "model": {"family": "lstmx"}})
 
 

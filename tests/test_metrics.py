@@ -28,3 +28,34 @@ def test_length_stats_and_conversions():
     assert stats["mean_tokens"] == 2 and stats["max_tokens"] == 3 and stats["min_tokens"] == 1
     assert perplexity(0.0) == 1.0
     assert bits_per_char(0.6931471805599453, 0.5) == pytest.approx(0.5)
+
+
+def test_bleu_against_many_references_equals_nltk():
+    import random
+
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    from textmill.evaluate.bleu import ReferenceSet, self_bleu_scores
+
+    rng = random.Random(0)
+    words = "a b c d e f g".split()
+    refs = [[rng.choice(words) for _ in range(rng.randint(1, 8))] for _ in range(30)]
+    hyps = [[rng.choice(words) for _ in range(rng.randint(1, 8))] for _ in range(40)]
+    prepared = ReferenceSet(refs, 5)
+    smooth = SmoothingFunction().method1
+    for n in (2, 3, 4, 5):
+        for h in hyps:
+            assert prepared.sentence_bleu(h, n) == pytest.approx(sentence_bleu(refs, h, (1 / n,) * n, smoothing_function=smooth))
+    scores = self_bleu_scores(refs, 3)
+    for i in range(len(refs)):
+        others = refs[:i] + refs[i + 1:]
+        assert scores[i] == pytest.approx(sentence_bleu(others, refs[i], (1 / 3,) * 3, smoothing_function=smooth))
+
+
+def test_bleu_against_references_handles_chinese():
+    from textmill.evaluate.metrics import corpus_bleu_against
+
+    same = corpus_bleu_against(["床前明月光"], ["床前明月光", "疑是地上霜"])
+    assert same["bleu_2"] == pytest.approx(100.0)
+    assert corpus_bleu_against(["举头望明月"], ["床前明月光"])["bleu_2"] < 50
+

@@ -60,3 +60,14 @@ def test_bpe_round_trips_any_text(text):
 
 
 BPE = BPETokenizer(vocab_size=400).train([TEXT])
+
+
+def test_whitespace_decoding_keeps_words_apart_around_special_tokens():
+    from textmill.tokenizers import WhitespaceTokenizer
+
+    tok = WhitespaceTokenizer().train(["the pizza was great"])
+    ids = tok.encode("i loved the pizza")  # "i" and "loved" are unknown
+    assert tok.decode(ids) == "the pizza"
+    assert tok.decode(ids, skip_special=False) == "<unk> <unk> the pizza"
+    assert tok.decode(tok.encode("the <unk> pizza")) == "the pizza"
+

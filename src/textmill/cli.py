@@ -1,4 +1,4 @@
-"""The `textmill` command line: train | generate | eval | compare | info | arpa | quickstart.
+"""The `textmill` command line: train | generate | transfer | eval | compare | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
 """
@@ -129,15 +129,18 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
              as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
              plot_attention: Annotated[Optional[Path], typer.Option(
                  help="encoder-decoder runs: draw the first output's attention over its source (png, pdf, svg)")] = None,
-             label: Annotated[Optional[str], typer.Option(help="grammar: only this label")] = None,
+             label: Annotated[Optional[str], typer.Option(help="write text with this label (label-conditioned models, grammars)")] = None,
+             interpolate: Annotated[Optional[tuple[str, str]], typer.Option(
+                 help="vae/cvae runs: decode points between two sentences: --interpolate A B")] = None,
+             steps: Annotated[int, typer.Option(help="--interpolate: points from A to B, both included")] = 5,
              unique: Annotated[bool, typer.Option(help="grammar: no duplicate sentences")] = True,
              enumerate_all: Annotated[bool, typer.Option("--enumerate", help="grammar: every sentence it can produce")] = False,
              out_path: Annotated[Optional[Path], typer.Option("--out", help="grammar: write JSONL here")] = None,
              overwrite: Annotated[bool, typer.Option(help="grammar: replace an existing --out file")] = False) -> None:
     """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N), map
     sources to targets with an encoder-decoder run (the prompt is the source: a sentence to translate,
-    an article, dialogue turns separated by \\n, or keywords), or sample a grammar:
-    `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
+    an article, dialogue turns separated by \\n, or keywords), sample a VAE (--interpolate A B walks
+    between two sentences), or sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
     from .data import read_utf8
     from .train import load
 
@@ -153,8 +156,10 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                        min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
                        num_return_sequences=num_return_sequences, stop=[_unescape(x) for x in stop or []], seed=seed,
-                       truncate_prompt=truncate_prompt)
+                       truncate_prompt=truncate_prompt, label=label)
         gen = load(run)
+        if interpolate:
+            return _interpolate(gen, interpolate, steps, options)
         if stream:
             for p in prompts:
                 sys.stdout.write(p if gen.continues_prompt else f"{p}\n=> ")
@@ -178,6 +183,40 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
                 print("-" * 40)
     if plot_attention:
         err.print(f"attention of the first output written to {plot_attention}")
+
+
+def _interpolate(gen: Any, ends: tuple[str, str], steps: int, options: dict[str, Any]) -> None:
+    from .generate import LatentGenerator
+
+    if not isinstance(gen, LatentGenerator):
+        raise TextmillError("--interpolate needs a run with a latent space (family vae or cvae)")
+    options = {k: v for k, v in options.items() if k != "num_return_sequences"}
+    options["strategy"] = options["strategy"] or "greedy"
+    for i, text in enumerate(gen.interpolate(*map(_unescape, ends), steps=steps, **options)):
+        print(f"{i / (steps - 1):.2f}  {text}")
+
+
+@app.command()
+def transfer(run: Annotated[Path, typer.Argument(help="run directory of a cvae model")],
+             texts: Annotated[list[str], typer.Argument(help="sentences to rewrite")],
+             to: Annotated[str, typer.Option(help="the label to rewrite them with")],
+             num_beams: Annotated[int, typer.Option(help="> 1: beam search (default: greedy)")] = 1,
+             max_new_tokens: Annotated[int, typer.Option()] = 60,
+             as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False) -> None:
+    """Style transfer: encode each sentence, change its label, decode it: `textmill transfer RUN --to positive "the food was cold"`."""
+    from .generate import LatentGenerator
+    from .train import load
+
+    try:
+        gen = load(run)
+        if not isinstance(gen, LatentGenerator):
+            raise TextmillError(f"{run} is a {gen.info.get('family')} run; style transfer needs a cvae run")
+        strategy = "beam" if num_beams > 1 else "greedy"
+        results = gen.transfer(list(texts), to, strategy=strategy, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    except TextmillError as e:
+        _fail(e)
+    for text, new in zip(texts, results):
+        print(json.dumps({"text": text, "label": to, "transferred": new}, ensure_ascii=False) if as_json else f"{text}\n=> {new}")
 
 
 def _plot_attention(gen: Any, source: str, output: str, path: Path) -> None:
@@ -246,6 +285,8 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
         for key in ("pairs", "bleu", "bleu_1", "bleu_2", "chrf", "rouge1", "rouge2", "rougeL", "exact_match",
                     "distinct_1", "distinct_2", "length_ratio", "perplexity", "bits_per_char"):
             table.add_row(key, f"{res[key]:.4f}" if isinstance(res[key], float) else str(res[key]))
+        for key, value in res.get("lead3", {}).items():
+            table.add_row(f"lead-3 baseline {key}", f"{value:.4f}")
         out.print(table)
         out.print(f"decoding: {res['decoding']['strategy']}, {res['decoding']['num_beams']} beams; "
                   f"BLEU {res['bleu_signature']}")

@@ -45,16 +45,18 @@ class KeywordsConfig(Strict):
 
 
 class DataConfig(Strict):
-    source: str = Field(description="a file, a directory, or embedded:shakespeare / embedded:chinese_reviews; "
-                                    "for translation, the source side of parallel files")
+    source: str | dict[str, str] = Field(
+        description="a file, a directory, or embedded:shakespeare / embedded:chinese_reviews; for translation, the "
+                    "source side of parallel files; for labelled data, also a mapping label: file")
     format: Literal["auto", "text", "lines", "jsonl", "csv", "tsv", "parquet"] = "auto"
     text_field: str | int = "text"
+    label_field: str | int | None = Field(None, description="field or column of each text's label (labelled data)")
     task: Task = Field("lm", description="lm: a corpus to continue; the others map a source text to a target text")
     target: str | None = Field(None, description="the target side of parallel files (one sentence per line)")
     source_field: str | int | None = Field(None, description="field or column of the source side (an int: a column "
                                                              "of a header-less CSV/TSV)")
     target_field: str | int | None = None
-    valid_source: str | None = Field(None, description="a separate validation set (instead of val_fraction)")
+    valid_source: str | dict[str, str] | None = Field(None, description="a separate validation set (instead of val_fraction)")
     valid_target: str | None = None
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
@@ -68,6 +70,8 @@ class DataConfig(Strict):
         wrong = [k for k, v in paired_only.items() if v is not None]
         if wrong and self.task not in ("translation", "summarization"):
             raise ValueError(f"{', '.join(wrong)} describe(s) source/target data; set task to translation or summarization")
+        if isinstance(self.source, dict) and (self.task != "lm" or not self.source):
+            raise ValueError("a mapping label: file as source holds labelled texts; it needs task lm and at least one label")
         if self.valid_target is not None and self.valid_source is None:
             raise ValueError("valid_target needs valid_source (the source side of the validation files)")
         if (self.target is None) != (self.valid_target is None) and self.valid_source is not None:

@@ -5,8 +5,9 @@ stream (nanoGPT style). Training draws random windows of `context + 1` tokens; v
 fixed, non-overlapping windows, so every evaluation of a run sees the same tokens.
 
 Paired tasks: each pair is encoded as a source `text <eos>` and a target `<bos> text <eos>`.
-Training batches hold pairs of similar length (little padding); validation walks the pairs in a
-fixed order. Every dataset draws from the generator it is given, which the trainer seeds with the
+Sentence models (VAE, GAN) read each document as one `<bos> text <eos>` example, with its label.
+Training batches hold examples of similar length (little padding); validation walks them in a fixed
+order. Every dataset draws from the generator it is given, which the trainer seeds with the
 step number, so a resumed run sees exactly the batches of an uninterrupted one.
 """
 
@@ -139,8 +140,49 @@ def encode_source(tokenizer: Tokenizer, text: str, limit: int, keep: Literal["st
     return (ids[:limit - 1] + [tokenizer.eos_id] if keep == "start" else ids[len(ids) - limit:]), True
 
 
+class LengthBucketed:
+    """Batches of examples of similar length, drawn from the generator the trainer seeds per step.
+
+    Subclasses hold `order` (example indices sorted by length, ties broken by a seeded shuffle) and
+    build a batch from a list of indices (`batch`)."""
+
+    order: torch.Tensor
+
+    def batch(self, index: Sequence[int]):
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def sample(self, batch_size: int, generator: torch.Generator):
+        """`batch_size` examples of similar length: a random run of the length-sorted order."""
+        n = len(self)
+        start = int(torch.randint(n, (1,), generator=generator))
+        return self.batch(self.order[(start + torch.arange(min(batch_size, n))) % n].tolist())
+
+    def batches(self, batch_size: int, max_batches: int | None = None) -> Iterator:
+        """The examples in length order, `batch_size` at a time. With `max_batches`, that many
+        batches evenly spaced over the length range (not just the shortest examples)."""
+        starts = list(range(0, len(self), batch_size))
+        if max_batches is not None and max_batches < len(starts):
+            starts = [starts[round(i * (len(starts) - 1) / max(max_batches - 1, 1))] for i in range(max_batches)]
+        for i in starts:
+            yield self.batch(self.order[i:i + batch_size].tolist())
+
+
+def length_order(lengths: Sequence[int], seed: int) -> torch.Tensor:
+    jitter = torch.rand(len(lengths), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.argsort(torch.tensor(lengths, dtype=torch.float64) + jitter)
+
+
+def encode_target(tokenizer: Tokenizer, text: str, limit: int) -> tuple[list[int], bool]:
+    """`<bos> text <eos>` cut to `limit` predicted tokens (`limit + 1` ids), and whether it was cut."""
+    ids = tokenizer.encode(text, add_bos=True, add_eos=True)
+    return (ids[:limit + 1], True) if len(ids) - 1 > limit else (ids, False)
+
+
 @dataclass
-class PairDataset:
+class PairDataset(LengthBucketed):
     """Encoded (source, target) pairs. Targets are `<bos> text <eos>`."""
 
     sources: list[list[int]]
@@ -158,26 +200,19 @@ class PairDataset:
             ids, cut = encode_source(source_tokenizer, src, max_source_len, keep)
             sources.append(ids)
             cut_src += cut
-            t = target_tokenizer.encode(tgt, add_bos=True, add_eos=True)
-            if len(t) - 1 > max_target_len:
-                t, cut_tgt = t[:max_target_len + 1], cut_tgt + 1
-            targets.append(t)
+            ids, cut = encode_target(target_tokenizer, tgt, max_target_len)
+            targets.append(ids)
+            cut_tgt += cut
         if cut_src:
             log.warning("%s data: cut %d of %d sources to model.max_source_len=%d tokens (keeping their %s); "
                         "raise max_source_len to keep more", what, cut_src, len(pairs), max_source_len, keep)
-        if cut_tgt:
-            log.warning("%s data: cut %d of %d targets to model.context=%d tokens; raise model.context to keep more",
-                        what, cut_tgt, len(pairs), max_target_len)
-        lengths = torch.tensor([len(s) + len(t) for s, t in zip(sources, targets)], dtype=torch.float64)
-        jitter = torch.rand(len(pairs), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        data = cls(sources, targets, sum(len(t) for _, t in pairs), torch.argsort(lengths + jitter))
+        _warn_cut(what, "targets", cut_tgt, len(pairs), max_target_len)
+        order = length_order([len(s) + len(t) for s, t in zip(sources, targets)], seed)
+        data = cls(sources, targets, sum(len(t) for _, t in pairs), order)
         stats = {"pairs": len(pairs), "source_tokens_mean": sum(map(len, sources)) / len(sources),
                  "target_tokens_mean": sum(map(len, targets)) / len(targets) - 1,
                  "sources_cut": cut_src, "targets_cut": cut_tgt}
         return data, stats
-
-    def __len__(self) -> int:
-        return len(self.sources)
 
     @property
     def tokens_per_char(self) -> float:
@@ -188,17 +223,58 @@ class PairDataset:
         tgt, _ = pad_right([self.targets[i] for i in index])
         return PairBatch(src, src_mask, tgt[:, :-1], tgt[:, 1:])
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
-        """`batch_size` pairs of similar length: a random run of the length-sorted order."""
-        n = len(self)
-        start = int(torch.randint(n, (1,), generator=generator))
-        return self.batch(self.order[(start + torch.arange(min(batch_size, n))) % n].tolist())
 
-    def batches(self, batch_size: int, max_batches: int | None = None) -> Iterator[PairBatch]:
-        """The pairs in length order, `batch_size` at a time. With `max_batches`, that many batches
-        evenly spaced over the length range (not just the shortest pairs)."""
-        starts = list(range(0, len(self), batch_size))
-        if max_batches is not None and max_batches < len(starts):
-            starts = [starts[round(i * (len(starts) - 1) / max(max_batches - 1, 1))] for i in range(max_batches)]
-        for i in starts:
-            yield self.batch(self.order[i:i + batch_size].tolist())
+def _warn_cut(what: str, kind: str, cut: int, total: int, limit: int) -> None:
+    if cut:
+        log.warning("%s data: cut %d of %d %s to model.context=%d tokens; raise model.context to keep more",
+                    what, cut, total, kind, limit)
+
+
+class SentenceBatch(NamedTuple):
+    tokens: torch.Tensor  # (B, T+1) <bos> text <eos>, right-padded
+    labels: torch.Tensor  # (B,) label ids, -1 for unlabelled sentences
+
+    @property
+    def tgt_in(self) -> torch.Tensor:
+        return self.tokens[:, :-1]
+
+    @property
+    def tgt_out(self) -> torch.Tensor:
+        return self.tokens[:, 1:]
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.tgt_out.ne(0).sum())
+
+
+@dataclass
+class SentenceDataset(LengthBucketed):
+    """Encoded sentences (`<bos> text <eos>`, each its own example) with optional label ids."""
+
+    sentences: list[list[int]]
+    labels: list[int]
+    n_chars: int
+    order: torch.Tensor
+    tokenizer: Tokenizer  # what encoded them (to show generated sentences as text)
+
+    @classmethod
+    def encode(cls, texts: Sequence[str], tokenizer: Tokenizer, *, max_len: int, labels: Sequence[int] | None = None,
+               what: str = "training", seed: int = 0) -> tuple[SentenceDataset, dict[str, float]]:
+        sentences, cut = [], 0
+        for text in texts:
+            ids, was_cut = encode_target(tokenizer, text, max_len)
+            sentences.append(ids)
+            cut += was_cut
+        _warn_cut(what, "sentences", cut, len(texts), max_len)
+        data = cls(sentences, list(labels) if labels is not None else [-1] * len(texts), sum(map(len, texts)),
+                   length_order([len(s) for s in sentences], seed), tokenizer)
+        return data, {"sentences": len(texts), "tokens_mean": sum(map(len, sentences)) / len(sentences) - 1,
+                      "sentences_cut": cut}
+
+    @property
+    def tokens_per_char(self) -> float:
+        return sum(len(s) - 1 for s in self.sentences) / max(self.n_chars, 1)
+
+    def batch(self, index: Sequence[int]) -> SentenceBatch:
+        tokens, _ = pad_right([self.sentences[i] for i in index])
+        return SentenceBatch(tokens, torch.tensor([self.labels[i] for i in index], dtype=torch.long))

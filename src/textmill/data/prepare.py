@@ -1,8 +1,10 @@
-"""What a run trains on: its tokenizers and its training and validation datasets, for any task.
+"""What a run trains on: its tokenizers and its training and validation datasets.
 
-Language modelling reads documents into token streams; paired tasks read (source, target) pairs
-through their task adapter. Paired tasks share one vocabulary for both sides unless the config has
-a `source_tokenizer` section; the source tokenizer is then saved as `source_tokenizer.json`.
+The objective says which kind of data it needs: a token stream (language models read documents
+into one stream), pairs (paired tasks read (source, target) pairs through their task adapter) or
+sentences (each document one example, with its label for label-conditioned families). Paired tasks
+share one vocabulary for both sides unless the config has a `source_tokenizer` section; the source
+tokenizer is then saved as `source_tokenizer.json`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig, ModelConfig, RunConfig, TokenizerConfig
+from ..errors import DataError
 from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
-from .datasets import PairDataset, TokenStream, holdout, split_documents
-from .sources import read_documents
+from .datasets import PairDataset, SentenceDataset, TokenStream, holdout, split_documents
+from .sources import read_documents, read_labelled
 from .tasks import Pair, Task, build_task
 
 TOKENIZER, SOURCE_TOKENIZER = "tokenizer.json", "source_tokenizer.json"
@@ -25,8 +28,9 @@ class Prepared:
     tokenizers: dict[str, Tokenizer]  # file name in the run directory -> tokenizer; TOKENIZER is the target side
     train: TokenStream | PairDataset
     val: TokenStream | PairDataset
-    dims: dict[str, int] = field(default_factory=dict)    # model sizes beyond vocab_size (source_vocab_size)
+    dims: dict[str, int] = field(default_factory=dict)    # model sizes beyond vocab_size (source_vocab_size, n_labels)
     stats: dict[str, Any] = field(default_factory=dict)   # what reading and encoding did, for the run's log
+    meta: dict[str, Any] = field(default_factory=dict)    # facts the run keeps in config.json (label names)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -51,16 +55,58 @@ def _with_controls(cfg: TokenizerConfig, extra: tuple[str, ...]) -> TokenizerCon
     return cfg.model_copy(update={"control_tokens": list(dict.fromkeys([*cfg.control_tokens, *extra]))})
 
 
-def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False) -> Prepared:
-    """Read, split and encode the data of `cfg`. Tokenizers are trained on the training split, or
-    loaded from `run_dir` when resuming."""
-    if cfg.data.task == "lm":
-        train_docs, val_docs = lm_documents(cfg.data)
-        tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, train_docs)
-        context = cfg.model.context
-        return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
-                        TokenStream.from_docs(tok, val_docs, context, "validation"))
+def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "stream", labelled: bool = False) -> Prepared:
+    """Read, split and encode the data of `cfg` as `kind` ("stream", "pairs" or "sentences", with
+    labels when `labelled`). Tokenizers are trained on the training split, or loaded from `run_dir`
+    when resuming."""
+    if kind == "pairs":
+        return _pairs(cfg, run_dir, resume)
+    if kind == "sentences":
+        return _sentences(cfg, run_dir, resume, labelled)
+    train_docs, val_docs = lm_documents(cfg.data)
+    tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, train_docs)
+    context = cfg.model.context
+    return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
+                    TokenStream.from_docs(tok, val_docs, context, "validation"))
 
+
+def labelled_documents(d: DataConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Training and validation (text, label) rows: `valid_source`, or a held-out share."""
+    rows = read_labelled(d)
+    if d.valid_source:
+        return rows, read_labelled(d.model_copy(update={"source": d.valid_source, "max_documents": None}))
+    return holdout(rows, d.val_fraction, d.split_seed)
+
+
+def _sentences(cfg: RunConfig, run_dir: Path, resume: bool, labelled: bool) -> Prepared:
+    d = cfg.data
+    if labelled:
+        train_rows, val_rows = labelled_documents(d)
+    else:
+        docs = read_documents(d)
+        if len(docs) == 1 and not d.valid_source:
+            raise DataError(f"{d.source} is one document, but model family {cfg.model.family!r} learns from separate "
+                            "sentences: set data.format: lines (one sentence per line) or use a table")
+        train_docs, val_docs = (docs, read_documents(d.model_copy(update={"source": d.valid_source}))) if d.valid_source \
+            else holdout(docs, d.val_fraction, d.split_seed)
+        train_rows, val_rows = [(t, "") for t in train_docs], [(t, "") for t in val_docs]
+    labels = sorted({label for _, label in train_rows}) if labelled else []
+    unseen = sorted({label for _, label in val_rows} - set(labels)) if labelled else []
+    if unseen:
+        raise DataError(f"validation labels {unseen} never occur in the training data (labels: {labels})")
+    ids = {label: i for i, label in enumerate(labels)}
+    texts = [t for t, _ in train_rows]
+    tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, texts)
+    encode = lambda rows, what: SentenceDataset.encode(  # noqa: E731
+        [t for t, _ in rows], tok, max_len=cfg.model.context, what=what, seed=d.split_seed,
+        labels=[ids[label] for _, label in rows] if labelled else None)
+    train, train_stats = encode(train_rows, "training")
+    val, val_stats = encode(val_rows, "validation")
+    dims, meta = ({"n_labels": len(labels)}, {"labels": labels}) if labelled else ({}, {})
+    return Prepared({TOKENIZER: tok}, train, val, dims, {"train": train_stats, "validation": val_stats}, meta)
+
+
+def _pairs(cfg: RunConfig, run_dir: Path, resume: bool) -> Prepared:
     task, train_pairs, val_pairs = paired_data(cfg.data)
     sources, targets = [task.format_source(s) for s, _ in train_pairs], [t for _, t in train_pairs]
     if resume:

@@ -2,7 +2,8 @@
 
 Formats: a whole plain-text file is one document (`text`), or each non-empty line is one (`lines`);
 JSONL, CSV, TSV and Parquet take the chosen text field (a JSON list of strings is joined with
-newlines, e.g. a poem's `paragraphs`). A directory reads every file inside, sorted. Every byte is
+newlines, e.g. a poem's `paragraphs`). A directory reads every file inside, sorted. Labelled data
+comes from a `label_field`, or from a mapping label: file. Every byte is
 checked: binary files (NUL bytes), invalid UTF-8 (reported with the byte offset) and empty corpora
 raise a `DataError` that names the file.
 """
@@ -12,12 +13,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import random
 from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig
 from ..errors import DataError
-from .embedded import EMBEDDED, embedded_documents
+from .embedded import EMBEDDED, chinese_reviews_labelled, embedded_documents
+
+log = logging.getLogger(__name__)
 
 _BY_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 
@@ -109,17 +114,51 @@ def _read_file(path: Path, fmt: str, field: str | int) -> list[str]:
 
 
 def read_documents(cfg: DataConfig) -> list[str]:
-    """Every non-empty document of the configured source, in a stable order."""
+    """Every non-empty document of the configured source, in a stable order (the texts alone, for a
+    labelled source)."""
+    if isinstance(cfg.source, dict) or cfg.label_field is not None:
+        return [text for text, _ in read_labelled(cfg)]
     if cfg.source.startswith("embedded:"):
         docs = embedded_documents(cfg.source.removeprefix("embedded:"))
     else:
-        root = Path(cfg.source).expanduser()
-        if not root.exists():
-            hint = f"; embedded corpora: {', '.join('embedded:' + k for k in EMBEDDED)}"
-            raise DataError(f"data source {cfg.source!r} does not exist (paths are relative to {Path.cwd()}){hint}")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) if root.is_dir() else [root]
-        docs = [d for f in files for d in _read_file(f, cfg.format, cfg.text_field)]
+        docs = [d for f in _files(cfg.source) for d in _read_file(f, cfg.format, cfg.text_field)]
     docs = [d for d in docs if d.strip()]
     if not docs:
         raise DataError(f"data source {cfg.source!r} holds no text; point data.source at a non-empty corpus")
     return docs[: cfg.max_documents] if cfg.max_documents else docs
+
+
+def _files(source: str) -> list[Path]:
+    root = Path(source).expanduser()
+    if not root.exists():
+        hint = f"; embedded corpora: {', '.join('embedded:' + k for k in EMBEDDED)}"
+        raise DataError(f"data source {source!r} does not exist (paths are relative to {Path.cwd()}){hint}")
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) if root.is_dir() else [root]
+
+
+def read_labelled(cfg: DataConfig) -> list[tuple[str, str]]:
+    """Every (text, label) of a labelled source: a mapping label: file (each file read as `format`
+    says), a table whose `label_field` holds the labels, or embedded:chinese_reviews (pos/neg).
+    Rows with an empty text or label are skipped and counted in the log."""
+    if isinstance(cfg.source, dict):
+        rows = [(d, str(label)) for label, path in cfg.source.items()
+                for f in _files(path) for d in _read_file(f, cfg.format, cfg.text_field)]
+    elif cfg.source == "embedded:chinese_reviews":
+        rows = chinese_reviews_labelled()
+    elif cfg.label_field is None:
+        raise DataError(f"{cfg.source!r} has no labels: set data.label_field to the column that holds them, "
+                        "or give data.source as a mapping label: file")
+    elif cfg.source.startswith("embedded:"):
+        raise DataError(f"{cfg.source} has no labels; embedded:chinese_reviews has (pos/neg)")
+    else:
+        rows = [(field_text(r[cfg.text_field]), field_text(r[cfg.label_field]).strip())
+                for f in _files(cfg.source) for r in read_records(f, cfg.format, [cfg.text_field, cfg.label_field])]
+    kept = [(t, label) for t, label in rows if t.strip() and label]
+    if len(kept) < len(rows):
+        log.warning("skipped %d of %d rows with an empty text or label", len(rows) - len(kept), len(rows))
+    if not kept:
+        raise DataError(f"data source {cfg.source!r} holds no labelled text")
+    if cfg.max_documents and len(kept) > cfg.max_documents:  # a seeded sample keeps every label represented
+        chosen = sorted(random.Random(cfg.split_seed).sample(range(len(kept)), cfg.max_documents))
+        kept = [kept[i] for i in chosen]
+    return kept

@@ -12,7 +12,6 @@ from rouge-score with a tokenizer that keeps each CJK character as a token (its 
 from __future__ import annotations
 
 import math
-import random
 import re
 import statistics
 from collections.abc import Sequence
@@ -43,22 +42,24 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def self_bleu(texts: Sequence[str], max_n: int = 4, max_texts: int = 200, seed: int = 0) -> float:
-    """Mean sentence BLEU (sacrebleu, 0-100) of each text against all the others (Zhu et al. 2018).
+def self_bleu(texts: Sequence[str], n: int = 4) -> float:
+    """Self-BLEU-n (0-100; Zhu et al. 2018): the mean BLEU of each text against all the others, as
+    Texygen computes it (see bleu.py). Higher means less diverse. Texts are split into metric tokens,
+    so Chinese is scored by character."""
+    from .bleu import self_bleu as _self_bleu
 
-    Higher means less diverse. Texts are pre-split into metric tokens, so Chinese is scored by
-    character. Above `max_texts` a seeded sample is scored (the cost is quadratic)."""
-    from sacrebleu.metrics import BLEU
+    pool = [toks for toks in map(metric_tokens, texts) if toks]
+    return 100 * _self_bleu(pool, n) if len(pool) > 1 else 0.0
 
-    pool = [" ".join(metric_tokens(t)) for t in texts]
-    pool = [p for p in pool if p]
-    if len(pool) < 2:
-        return 0.0
-    if len(pool) > max_texts:
-        pool = random.Random(seed).sample(pool, max_texts)
-    bleu = BLEU(tokenize="none", max_ngram_order=max_n, effective_order=True)
-    scores = [bleu.sentence_score(h, pool[:i] + pool[i + 1:]).score for i, h in enumerate(pool)]
-    return statistics.fmean(scores)
+
+def corpus_bleu_against(hypotheses: Sequence[str], references: Sequence[str], orders: Sequence[int] = (2, 3, 4, 5)) -> dict[str, float]:
+    """BLEU-n (0-100) of each hypothesis against all the references, averaged (Texygen's protocol
+    for unconditional generation; see bleu.py), for each n in `orders`."""
+    from .bleu import ReferenceSet
+
+    refs = ReferenceSet([metric_tokens(r) for r in references], max(orders))
+    hyps = [metric_tokens(h) for h in hypotheses]
+    return {f"bleu_{n}": 100 * refs.bleu(hyps, n) for n in orders}
 
 
 def is_chinese(texts: Sequence[str], sample: int = 200) -> bool:

@@ -1,5 +1,7 @@
 """Evaluation of encoder-decoder runs: decode every source, score the outputs against the references
 (BLEU, chrF, ROUGE, exact match, distinct-n) and the references under the model (perplexity).
+Summarization runs also score the lead-3 baseline (the first three sentences of each source), the
+bar any summarizer has to clear.
 
 Sources are decoded in batches of similar length; a source's output does not depend on its batch, so
 this changes only the speed.
@@ -8,6 +10,7 @@ this changes only the speed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,19 @@ from ..data.tasks import Pair, build_task
 from ..errors import ConfigError
 from ..generate import Seq2SeqGenerator
 from ..train.checkpoint import atomic_write_text, read_run_config
-from ..train.objectives import OBJECTIVES
-from .metrics import bits_per_char, perplexity, reference_scores
+from ..train.objectives import pairs_nll
+from .metrics import bits_per_char, is_chinese, perplexity, reference_scores, rouge
 
 Progress = Callable[[int, int], None]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
+
+
+def lead(text: str, n: int = 3) -> str:
+    """The first `n` sentences of `text` (a sentence ends at . ! ? followed by space, at 。！？, or at a
+    line break; abbreviations such as "U.S." can end one early)."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    joiner = "" if is_chinese(sentences[:n]) else " "
+    return joiner.join(sentences[:n])
 
 
 def decode_all(gen: Seq2SeqGenerator, sources: list[str], *, batch_size: int = 32, progress: Progress | None = None,
@@ -51,10 +63,12 @@ def score_pairs(gen: Seq2SeqGenerator, pairs: list[Pair], *, num_beams: int = 5,
                 "no_repeat_ngram_size": no_repeat_ngram_size}
     predictions = decode_all(gen, sources, batch_size=batch_size, progress=progress, **decoding)
     data, stats = encode_pairs(pairs, gen.task, gen.source_tokenizer, gen.tokenizer, gen.model.cfg, "evaluation")
-    nll = OBJECTIVES.get("seq2seq").evaluate(gen.model, data, batch_size)["val_loss"]
+    nll = pairs_nll(gen.model, data, batch_size)["val_loss"]
     result = {"pairs": len(pairs), "decoding": decoding, **reference_scores(predictions, references),
               "nll": nll, "perplexity": perplexity(nll),
               "bits_per_char": bits_per_char(nll, data.tokens_per_char), "sources_cut": stats["sources_cut"]}
+    if gen.task is not None and gen.task.name == "summarization":
+        result["lead3"] = rouge([lead(s) for s in sources], references)
     return result, predictions
 
 

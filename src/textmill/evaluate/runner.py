@@ -1,4 +1,9 @@
-"""`textmill eval`: likelihood on a corpus plus diversity and length of the model's own samples."""
+"""`textmill eval`: likelihood on a corpus plus diversity and length of the model's own samples
+(encoder-decoder runs are scored against references instead: see pairs.py).
+
+Evaluation data is read the way the run read its training data (its format, fields and labels),
+with `--format` and `--text-field` to override; without data, the run's validation split is scored.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +12,73 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from ..config import DataConfig
-from ..data import TokenStream, encode_stream, read_documents
-from ..data.prepare import lm_documents
-from ..errors import CheckpointError, ConfigError
-from ..generate import Generator, Seq2SeqGenerator
+from ..data import TokenStream, encode_stream
+from ..data.datasets import SentenceDataset
+from ..data.prepare import labelled_documents, lm_documents
+from ..data.sources import read_documents, read_labelled
+from ..errors import ConfigError
+from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
 from ..train.checkpoint import atomic_write_text, load, read_run_config
-from ..train.objectives import OBJECTIVES
+from ..train.objectives import cross_entropy, stream_nll
 from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_bleu
 from .pairs import Progress, evaluate_pairs
 
+SENTENCE_OBJECTIVES = ("vae_elbo", "gan")  # families that model each sentence on its own
 
-def likelihood(gen: Generator, docs: list[str], batch_size: int = 32) -> dict[str, Any]:
-    """Perplexity and bits per character of `docs` under the model: neural models score
-    non-overlapping windows of their context, n-gram models every token with its full history."""
+
+def likelihood(gen: Generator, docs: list[str], batch_size: int = 32, labels: list[str] | None = None,
+               importance_samples: int = 20) -> dict[str, Any]:
+    """Perplexity and bits per character of `docs` under the model: language models score
+    non-overlapping windows of their context, n-gram models every token with its full history,
+    sentence models (VAE, GAN) each document on its own."""
     tok = gen.tokenizer
     if hasattr(gen.model, "score_stream"):
         tokens = torch.from_numpy(encode_stream(tok, docs)).long()
         nll = float(-gen.model.score_stream(tokens.numpy()).mean())
         how = f"every token after <bos> with up to {gen.model.n - 1} tokens of history"
+    elif gen.model.objective in SENTENCE_OBJECTIVES:
+        return sentence_likelihood(gen, docs, batch_size, labels, importance_samples)
     else:
         context = gen.info["model"]["context"]
         stream = TokenStream.from_docs(tok, docs, context, "evaluation")
-        tokens, nll = stream.tokens, OBJECTIVES.get("lm").evaluate(gen.model, stream, batch_size)["val_loss"]
+        tokens, nll = stream.tokens, stream_nll(gen.model, stream, batch_size)["val_loss"]
         how = f"non-overlapping windows of {context}"
     n_chars = sum(len(d) for d in docs)
     return {
         "nll": nll, "perplexity": perplexity(nll), "bits_per_char": bits_per_char(nll, len(tokens) / max(n_chars, 1)),
-        "tokens": int(len(tokens)), "characters": n_chars,
-        "oov_rate": float((tokens == tok.unk_id).float().mean()),
+        "tokens": int(len(tokens)), "characters": n_chars, "oov_rate": float((tokens == tok.unk_id).float().mean()),
         "tokenization": f"{tok.kind} tokens (vocabulary {tok.vocab_size}), <bos>/<eos> around each document, {how}",
     }
+
+
+@torch.no_grad()
+def sentence_likelihood(gen: Generator, docs: list[str], batch_size: int = 32, labels: list[str] | None = None,
+                        importance_samples: int = 20) -> dict[str, Any]:
+    """Each document scored on its own as `<bos> text <eos>` (cut to the model's context): NLL per
+    token and per sentence. A VAE's -log p(x) is an importance-weighted estimate with
+    `importance_samples` samples (Burda et al. 2016); any other model's is exact."""
+    model, tok = gen.model, gen.tokenizer
+    label_ids = [gen.labels.index(x) for x in labels] if labels is not None and model.labelled else None
+    data, _ = SentenceDataset.encode(docs, tok, max_len=model.cfg.context, labels=label_ids, what="evaluation")
+    total, tokens, unknown = 0.0, 0, 0
+    for batch in data.batches(batch_size):
+        if model.objective == "vae_elbo":
+            total += float(model.importance_nll(batch.tokens, batch.labels if label_ids else None, importance_samples).sum())
+        else:
+            total += float(cross_entropy(model(batch.tgt_in), batch.tgt_out, reduction="sum"))
+        tokens += batch.n_tokens
+        unknown += int(batch.tgt_out.eq(tok.unk_id).sum())
+    nll = total / max(tokens, 1)
+    how = (f"an importance-weighted estimate of -log p(x) with {importance_samples} samples"
+           if model.objective == "vae_elbo" else "exact")
+    return {"nll": nll, "nll_per_sentence": total / len(docs), "perplexity": perplexity(nll),
+            "bits_per_char": bits_per_char(nll, data.tokens_per_char), "tokens": tokens,
+            "characters": data.n_chars, "oov_rate": unknown / max(tokens, 1),
+            "tokenization": f"{tok.kind} tokens (vocabulary {tok.vocab_size}), each document scored on its own as "
+                            f"<bos> text <eos> (at most {model.cfg.context} tokens), {how}"}
 
 
 def sample_metrics(texts: list[str]) -> dict[str, Any]:
@@ -46,19 +86,58 @@ def sample_metrics(texts: list[str]) -> dict[str, Any]:
             "distinct_4": distinct_n(texts, 4), "self_bleu": self_bleu(texts), "length": length_stats(texts)}
 
 
+def draw_samples(gen: Generator, n: int, **options: Any) -> list[str]:
+    """`n` unconditional samples; a CVAE's are spread evenly over its labels."""
+    if isinstance(gen, LatentGenerator) and gen.model.labelled:
+        labels = gen.labels
+        groups = {label: gen.generate([""] * len(range(i, n, len(labels))), label=label, **options)
+                  for i, label in enumerate(labels)}
+        return [groups[labels[i % len(labels)]][i // len(labels)] for i in range(n)]
+    return gen.generate([""] * n, **options)
+
+
+def evaluation_documents(run_dir: Path, gen: Generator, data: str | None, data_format: str | None,
+                         text_field: str | None) -> tuple[list[str], list[str] | None, str]:
+    """The documents to score (with their labels, for a CVAE) and a description of them."""
+    labelled = bool(getattr(gen.model, "labelled", False))
+    if not (run_dir / "train.yaml").is_file():  # an imported model: plain text with the given options
+        if data is None:
+            raise ConfigError(f"{run_dir} has no training config to take a validation split from; pass --data")
+        return read_documents(DataConfig(source=data, text_field=text_field or "text", format=data_format or "auto")), None, data
+    cfg = read_run_config(run_dir).data
+    if data is None:
+        if labelled:
+            rows = labelled_documents(cfg)[1]
+            return [t for t, _ in rows], [label for _, label in rows], f"{cfg.source} (validation split)"
+        return lm_documents(cfg)[1], None, f"{cfg.valid_source or cfg.source} (validation split)"
+    update: dict[str, Any] = {"source": data, "valid_source": None, "max_documents": None}
+    update.update({k: v for k, v in (("format", data_format), ("text_field", text_field)) if v is not None})
+    try:
+        d = DataConfig.model_validate({**cfg.model_dump(), **update})
+    except ValidationError as e:
+        raise ConfigError(f"cannot read {data} for this run: {e.errors()[0]['msg']}") from None
+    if labelled:
+        rows = read_labelled(d)
+        return [t for t, _ in rows], [label for _, label in rows], data
+    return read_documents(d), None, data
+
+
 def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None = None, text_field: str | None = None,
              data_format: str | None = None, samples: int = 100, max_new_tokens: int | None = None,
              temperature: float = 1.0, top_p: float | None = None, seed: int = 0, num_beams: int = 5,
-             batch_size: int = 32, limit: int | None = None, out: str | Path | None = None,
-             predictions: str | Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
+             batch_size: int = 32, limit: int | None = None, importance_samples: int = 20,
+             out: str | Path | None = None, predictions: str | Path | None = None,
+             progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate a run on `data` (default: the run's own validation split) and write the result as
     JSON to `out` (default `RUN/eval.json`).
 
-    Language models: perplexity and bits per character of the data, and distinct-n, self-BLEU and
-    lengths of `samples` unconditional samples. Encoder-decoder models: each source is decoded
-    (beam search with `num_beams`, greedy with 1) and scored against its reference (BLEU, chrF,
-    ROUGE, exact match, distinct-n), the references' perplexity is measured, and the outputs go to
-    `predictions` (default `RUN/predictions.jsonl`). `target` is the target side of parallel files."""
+    Language models: perplexity and bits per character of the data (sentence models such as the VAE
+    and GAN score each document on its own; a VAE by importance sampling with `importance_samples`),
+    and distinct-n, self-BLEU and lengths of `samples` unconditional samples. Encoder-decoder models:
+    each source is decoded (beam search with `num_beams`, greedy with 1) and scored against its
+    reference (BLEU, chrF, ROUGE, exact match, distinct-n), the references' perplexity is measured,
+    and the outputs go to `predictions` (default `RUN/predictions.jsonl`). `target` is the target
+    side of parallel files."""
     run_dir = Path(run_dir)
     gen = load(run_dir)
     if isinstance(gen, Seq2SeqGenerator):
@@ -66,22 +145,15 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None
                               limit=limit, out=out, predictions_path=predictions, progress=progress, num_beams=num_beams,
                               batch_size=batch_size, max_new_tokens=max_new_tokens)
     if target is not None:
-        raise ConfigError(f"--target is for encoder-decoder runs; {run_dir} is a {gen.info['family']} language model")
-    if data is None:
-        if not (run_dir / "train.yaml").is_file():
-            raise CheckpointError(f"{run_dir} has no training config to take a validation split from; pass --data")
-        cfg = read_run_config(run_dir)
-        docs = lm_documents(cfg.data)[1]
-        source = f"{cfg.data.valid_source or cfg.data.source} (validation split)"
-    else:
-        docs = read_documents(DataConfig(source=data, text_field=text_field or "text", format=data_format or "auto"))
-        source = data
-    docs = docs[:limit] if limit else docs
-    result: dict[str, Any] = {"run": str(run_dir), "data": source, **likelihood(gen, docs, batch_size)}
+        raise ConfigError(f"--target is for encoder-decoder runs; {run_dir} is a {gen.info['family']} model")
+    docs, labels, source = evaluation_documents(run_dir, gen, data, data_format, text_field)
+    if limit:
+        docs, labels = docs[:limit], (labels[:limit] if labels else None)
+    result: dict[str, Any] = {"run": str(run_dir), "data": source,
+                              **likelihood(gen, docs, batch_size, labels, importance_samples)}
     if samples:
         max_new_tokens = max_new_tokens or 100
-        texts = gen.generate([""] * samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed)
+        texts = draw_samples(gen, samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
         result["samples"] = {"n": samples, "max_new_tokens": max_new_tokens, "temperature": temperature,
                              "top_p": top_p, **sample_metrics(texts), "examples": texts[:5]}
     atomic_write_text(Path(out) if out else run_dir / "eval.json", json.dumps(result, indent=2, ensure_ascii=False))

@@ -1,6 +1,7 @@
 """The decoding engine: processors, stopping criteria, strategies, and the text-level Generator."""
 
 from .generator import GenerationOptions, Generator, generate, parse_options
+from .latent import LatentGenerator
 from .processors import (
                          BadWords,
                          LogitsProcessor,
@@ -18,7 +19,7 @@ from .seq2seq import AttentionMap, Seq2SeqGenerator
 from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 
-__all__ = ["AttentionMap", "Seq2SeqGenerator", "BadWords", "EosToken", "GenerationOptions", "Generator", "LogitsProcessor", "MaxNewTokens",
-           "MinNewTokens", "MinP", "NoRepeatNGram", "RepetitionPenalty", "StopStrings", "SuppressTokens",
-           "Temperature", "TopK", "TopP", "apply_processors", "beam_search", "cut_at_stop", "generate", "parse_options",
-           "token_loop"]
+__all__ = ["AttentionMap", "LatentGenerator", "Seq2SeqGenerator", "BadWords", "EosToken", "GenerationOptions",
+           "Generator", "LogitsProcessor", "MaxNewTokens", "MinNewTokens", "MinP", "NoRepeatNGram",
+           "RepetitionPenalty", "StopStrings", "SuppressTokens", "Temperature", "TopK", "TopP", "apply_processors",
+           "beam_search", "cut_at_stop", "generate", "parse_options", "token_loop"]

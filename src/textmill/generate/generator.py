@@ -53,6 +53,7 @@ class GenerationOptions(Strict):
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
     truncate_prompt: bool = Field(False, description="keep the end of a prompt longer than the context instead of failing")
+    label: str | None = Field(None, description="label-conditioned models: generate text with this label")
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationOptions:
@@ -143,11 +144,25 @@ class Generator:
             mask[i, width - len(r):] = True
         return ids.to(self.device), mask.to(self.device)
 
-    def _prepare(self, prompts: Sequence[str], truncate: bool,
+    def _prepare(self, prompts: Sequence[str], opts: GenerationOptions,
                  conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
-        """What a strategy starts from: prompt ids and mask (B, T), and the model's conditioning."""
-        ids, mask = self.encode_prompts(prompts, truncate)
+        """What a strategy starts from: prompt ids and mask (B, T), and the model's conditioning. A
+        label becomes its control token `<label=...>` in front of each prompt."""
+        if opts.label is not None:
+            prompts = [self.label_token(opts.label) + p for p in prompts]
+        ids, mask = self.encode_prompts(prompts, opts.truncate_prompt)
         return ids, mask, Conditioning(len(prompts), self.device, dict(conditioning or {}))
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels the model was trained with (from its `<label=...>` control tokens)."""
+        return [t[len("<label="):-1] for t in self.tokenizer.specials if t.startswith("<label=") and t.endswith(">")]
+
+    def label_token(self, label: str) -> str:
+        if label not in self.labels:
+            known = f"labels: {', '.join(self.labels)}" if self.labels else "it was trained without labels"
+            raise GenerationError(f"label {label!r} is unknown to this model; {known}")
+        return f"<label={label}>"
 
     def _finish(self, new_ids: list[int], stops: Sequence[str]) -> str:
         text = self.tokenizer.decode(new_ids)
@@ -165,17 +180,18 @@ class Generator:
         opts = parse_options(options)
         n = opts.num_return_sequences
         model: StepModel = self.model  # type: ignore[assignment]
-        ids, mask, cond = self._prepare(batch, opts.truncate_prompt, conditioning)
-        if opts.strategy == "beam":
+        if opts.strategy == "beam":  # the beams of a prompt share its conditioning
+            ids, mask, cond = self._prepare(batch, opts, conditioning)
             procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
             found = beam_search(model, ids, mask, procs, num_beams=opts.num_beams, max_new_tokens=opts.max_new_tokens,
                                 eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
                                 early_stopping=opts.early_stopping, num_return_sequences=n,
                                 conditioning=cond.repeat_interleave(opts.num_beams))
             texts = [[self._finish(seq, opts.stop) for _, seq in row] for row in found]
-        else:
-            if n > 1:  # several samples per prompt: repeat each row
-                ids, mask, cond = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0), cond.repeat_interleave(n)
+        else:  # several samples per prompt: each is its own row (with its own prior draw, for latent models)
+            expanded = [p for p in batch for _ in range(n)]
+            given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n).extras
+            ids, mask, cond = self._prepare(expanded, opts, given)
             outs: list[list[int]] = [[] for _ in range(ids.shape[0])]
             for tokens, active in self._loop(ids, mask, opts, processors, cond):
                 for i in torch.nonzero(active).flatten().tolist():
@@ -194,7 +210,7 @@ class Generator:
         opts = parse_options(options)
         if opts.strategy == "beam" or opts.num_return_sequences > 1:
             raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
-        ids, mask, cond = self._prepare([prompt], opts.truncate_prompt, conditioning)
+        ids, mask, cond = self._prepare([prompt], opts, conditioning)
         hold = max((len(s) for s in opts.stop), default=1) - 1
         new: list[int] = []
         sent = 0

@@ -20,7 +20,7 @@ from ..data.tasks import Task
 from ..errors import GenerationError
 from ..models.base import Conditioning, StepModel
 from ..tokenizers import Tokenizer
-from .generator import Generator
+from .generator import GenerationOptions, Generator
 
 
 @dataclass
@@ -60,9 +60,11 @@ class Seq2SeqGenerator(Generator):
         ids, mask = pad_right(rows, self.source_tokenizer.pad_id)
         return ids.to(self.device), mask.to(self.device)
 
-    def _prepare(self, prompts: Sequence[str], truncate: bool,
+    def _prepare(self, prompts: Sequence[str], opts: GenerationOptions,
                  conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
-        src, src_mask = self.encode_sources(prompts, truncate)
+        if opts.label is not None:
+            raise GenerationError("encoder-decoder models are not label-conditioned; drop the label option")
+        src, src_mask = self.encode_sources(prompts, opts.truncate_prompt)
         B = len(prompts)
         ids = torch.full((B, 1), self.tokenizer.bos_id, dtype=torch.long, device=self.device)
         extras = {**(conditioning or {}), "source": src, "source_mask": src_mask}

@@ -12,10 +12,10 @@ from typing import Literal
 import torch
 from pydantic import model_validator
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..config import ModelConfig
 from .base import Conditioning
+from .layers.recurrent import last_hidden, run_left_padded, select_rows
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -71,19 +71,8 @@ class RNNLM(nn.Module):
         return (h, h.clone()) if self.cfg.cell == "lstm" else h
 
     def step(self, tokens: Tensor, state: State, mask: Tensor | None = None) -> tuple[Tensor, State]:
-        x = self.embed(tokens)  # (B, T, E)
-        if mask is not None and not bool(mask.all()):
-            # Left padding: shift each row's real tokens to the front and pack them.
-            B, T = tokens.shape
-            lengths = mask.sum(1).clamp(min=1)  # (B,)
-            src = (torch.arange(T, device=x.device)[None, :] + (T - lengths)[:, None]).clamp(max=T - 1)
-            x = x.gather(1, src[:, :, None].expand_as(x))
-            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, state = self.rnn(x, state)
-        top = (state[0] if isinstance(state, tuple) else state)[-1]  # (B, H) the last layer at the last real token
-        return self.head(self.proj(top)), state
+        state = run_left_padded(self.rnn, self.embed(tokens), state, mask)
+        return self.head(self.proj(last_hidden(state))), state  # (B, V) from the last layer at the last real token
 
     def reorder(self, state: State, index: Tensor) -> State:
-        if isinstance(state, tuple):
-            return tuple(s.index_select(1, index) for s in state)
-        return state.index_select(1, index)
+        return select_rows(state, index)

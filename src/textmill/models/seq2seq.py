@@ -31,14 +31,13 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .base import Conditioning
+from .layers.recurrent import Hidden, encode_right_padded, last_hidden, select_rows, top_layer
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-Hidden = Tensor | tuple[Tensor, Tensor]  # (layers, B, H), or (h, c) for an LSTM
 
 
 class Seq2SeqConfig(ModelConfig):
@@ -105,7 +104,8 @@ class Seq2Seq(nn.Module):
             self.energy = nn.Linear(H, 1, bias=False)
         elif attn == "luong-general":
             self.key = nn.Linear(H, H, bias=False)
-        self.combine = nn.Linear(H if attn == "none" else 2 * H, E, bias=False)  # no bias, as in Luong et al.: a bias lets tanh saturate into a constant
+        # No bias, as in Luong et al.: with one, tanh saturates into a constant vector early in training.
+        self.combine = nn.Linear(H if attn == "none" else 2 * H, E, bias=False)
         self.head = nn.Linear(E, vocab_size)
         for emb in {id(e): e for e in (self.tgt_embed, self.src_embed)}.values():
             nn.init.normal_(emb.weight, mean=0.0, std=E ** -0.5)  # unit-scale logits when tied to the output layer
@@ -115,22 +115,13 @@ class Seq2Seq(nn.Module):
     # -- encoder and attention -----------------------------------------------------------------------
     def encode(self, src: Tensor, src_mask: Tensor) -> Seq2SeqState:
         """The decoder's start state for a batch of right-padded sources."""
-        B, S = src.shape
-        lengths = src_mask.sum(1).clamp(min=1).cpu()
-        packed = pack_padded_sequence(self.drop(self.src_embed(src)), lengths, batch_first=True, enforce_sorted=False)
-        out, final = self.encoder(packed)
-        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, H)
-        summary = self._top(final[0] if isinstance(final, tuple) else final)  # (B, H)
-        hidden: Hidden = self._spread(torch.tanh(self.bridge(summary)))
+        memory, final = encode_right_padded(self.encoder, self.drop(self.src_embed(src)), src_mask)  # (B, S, H)
+        top = lambda h: top_layer(h, self.cfg.encoder_layers, self.cfg.bidirectional)  # noqa: E731  (B, H)
+        hidden: Hidden = self._spread(torch.tanh(self.bridge(top(final[0] if isinstance(final, tuple) else final))))
         if self.bridge_cell is not None:
-            hidden = (hidden, self._spread(torch.tanh(self.bridge_cell(self._top(final[1])))))
+            hidden = (hidden, self._spread(torch.tanh(self.bridge_cell(top(final[1])))))
         keys = memory if self.key is None else self.key(memory)  # (B, S, H)
-        return Seq2SeqState(memory, keys, src_mask, hidden, memory.new_zeros(B, self.cfg.n_embd))
-
-    def _top(self, h: Tensor) -> Tensor:
-        """The encoder's last layer, both directions side by side: (layers*dirs, B, H/dirs) -> (B, H)."""
-        dirs = 2 if self.cfg.bidirectional else 1
-        return h.view(self.cfg.encoder_layers, dirs, *h.shape[1:])[-1].transpose(0, 1).reshape(h.shape[1], -1)
+        return Seq2SeqState(memory, keys, src_mask, hidden, memory.new_zeros(src.shape[0], self.cfg.n_embd))
 
     def _spread(self, x: Tensor) -> Tensor:
         """(B, H * layers) -> (layers, B, H)."""
@@ -152,8 +143,7 @@ class Seq2Seq(nn.Module):
         attn = self.cfg.attention
         weights = None
         if attn == "bahdanau":
-            top = (state.hidden[0] if isinstance(state.hidden, tuple) else state.hidden)[-1][:, None]  # (B, 1, H)
-            context, weights = self.attend(top, state)
+            context, weights = self.attend(last_hidden(state.hidden)[:, None], state)  # query (B, 1, H)
             out, state.hidden = self.decoder(torch.cat([emb, context], -1), state.hidden)
         elif attn != "none" and self.cfg.input_feeding:
             out, state.hidden = self.decoder(torch.cat([emb, state.feed[:, None]], -1), state.hidden)
@@ -210,7 +200,6 @@ class Seq2Seq(nn.Module):
         return self.head(vec[:, -1]), state  # (B, V)
 
     def reorder(self, state: Seq2SeqState, index: Tensor) -> Seq2SeqState:
-        hidden = (tuple(h.index_select(1, index) for h in state.hidden) if isinstance(state.hidden, tuple)
-                  else state.hidden.index_select(1, index))
         return Seq2SeqState(state.memory.index_select(0, index), state.keys.index_select(0, index),
-                            state.src_mask.index_select(0, index), hidden, state.feed.index_select(0, index))
+                            state.src_mask.index_select(0, index), select_rows(state.hidden, index),
+                            state.feed.index_select(0, index))

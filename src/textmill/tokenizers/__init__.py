@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from ..config import TokenizerConfig
 from ..registry import Registry
-from .base import BOS, EOS, PAD, UNK, Tokenizer, VocabTokenizer, load_tokenizer
+from .base import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK, UNK_ID, Tokenizer, VocabTokenizer, load_tokenizer
 from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .whitespace import WhitespaceTokenizer
@@ -30,5 +30,6 @@ def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
     return cls(**kwargs).train(texts)
 
 
-__all__ = ["BOS", "EOS", "PAD", "UNK", "TOKENIZERS", "Tokenizer", "build_tokenizer", "load_tokenizer",
-           "CharTokenizer", "WordTokenizer", "WhitespaceTokenizer", "BPETokenizer", "VocabTokenizer"]
+__all__ = ["BOS", "BOS_ID", "EOS", "EOS_ID", "PAD", "PAD_ID", "UNK", "UNK_ID", "TOKENIZERS", "Tokenizer",
+           "build_tokenizer", "load_tokenizer", "CharTokenizer", "WordTokenizer", "WhitespaceTokenizer", "BPETokenizer",
+           "VocabTokenizer"]

@@ -20,11 +20,13 @@ from ..errors import CheckpointError, ConfigError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 BASE_SPECIALS = (PAD, BOS, EOS, UNK)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)  # every tokenizer's ids for them
 FORMAT = "textmill-tokenizer"
 
 
 class Tokenizer:
     kind: str = ""
+    joiner = ""  # what goes between decoded pieces (whitespace tokens: a space)
 
     def __init__(self, control_tokens: Sequence[str] = ()) -> None:
         for tok in control_tokens:
@@ -56,19 +58,19 @@ class Tokenizer:
     # -- shared ---------------------------------------------------------------------------------
     @property
     def pad_id(self) -> int:
-        return 0
+        return PAD_ID
 
     @property
     def bos_id(self) -> int:
-        return 1
+        return BOS_ID
 
     @property
     def eos_id(self) -> int:
-        return 2
+        return EOS_ID
 
     @property
     def unk_id(self) -> int:
-        return 3
+        return UNK_ID
 
     def special_id(self, token: str) -> int:
         try:
@@ -105,7 +107,7 @@ class Tokenizer:
                 run.append(i)
         if run:
             out.append(self._decode_piece(run))
-        return "".join(out)
+        return self.joiner.join(out)
 
     def save(self, path: str | Path) -> None:
         """Write `tokenizer.json` atomically (a directory path gets `tokenizer.json` inside)."""
@@ -125,8 +127,6 @@ class VocabTokenizer(Tokenizer):
     """A tokenizer with an explicit list of token strings after the specials (char, word, whitespace).
 
     Subclasses split text into pieces (`split`) and say how pieces join back (`joiner`)."""
-
-    joiner = ""
 
     def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 1 << 20, min_frequency: int = 1) -> None:
         super().__init__(control_tokens)

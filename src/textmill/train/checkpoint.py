@@ -61,12 +61,12 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 
 def write_run_files(run_dir: Path, cfg: RunConfig, tokenizers: dict[str, Tokenizer], vocab_size: int,
-                    dims: dict[str, int] | None = None) -> None:
-    """config.json (family, hyper-parameters, vocab_size and any other `dims` the model is built with),
-    train.yaml and the tokenizers (file name -> tokenizer)."""
+                    dims: dict[str, int] | None = None, extra: dict[str, Any] | None = None) -> None:
+    """config.json (family, hyper-parameters, vocab_size, any other `dims` the model is built with and
+    `extra` facts such as the label names), train.yaml and the tokenizers (file name -> tokenizer)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": RUN_FORMAT, "version": 1, "family": cfg.model.family,
-            "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size, "dims": dims or {}}
+            "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size, "dims": dims or {}, **(extra or {})}
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     atomic_write_text(run_dir / "train.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
     for name, tok in tokenizers.items():
@@ -146,7 +146,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     grammar file (`.yaml`), the validated `TemplateGrammar`."""
     from ..data.prepare import source_tokenizer
     from ..data.tasks import build_task
-    from ..generate import Generator, Seq2SeqGenerator
+    from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
     from ..models.template import TemplateGrammar
 
     run_dir = Path(run_dir)
@@ -176,4 +176,6 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     if model.objective == "seq2seq":
         task = build_task(read_run_config(run_dir).data) if (run_dir / "train.yaml").is_file() else None
         return Seq2SeqGenerator(model, load_tokenizer(run_dir), info, source_tokenizer=source_tokenizer(run_dir), task=task)
+    if model.objective == "vae_elbo":
+        return LatentGenerator(model, load_tokenizer(run_dir), info)
     return Generator(model, load_tokenizer(run_dir), info)

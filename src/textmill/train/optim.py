@@ -11,12 +11,19 @@ from ..config import TrainConfig
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """Matrices and embeddings decay; biases and norm gains (1-D) do not. Tied weights appear once."""
-    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
+    """Matrices and embeddings decay; biases and norm gains (1-D) do not. Tied weights appear once.
+
+    A model may scale the learning rate of some parts (`lr_scales()`: {submodule name: factor}, e.g. a
+    GAN's discriminator); each group carries its `lr_scale` and the schedule multiplies by it."""
+    scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    named = {id(p): (n, p) for n, p in model.named_parameters() if p.requires_grad}.values()
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in named:
+        scale = next((f for prefix, f in scales.items() if name.startswith(prefix + ".")), 1.0)
+        groups.setdefault((scale, p.dim() >= 2), []).append(p)
+    param_groups = [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": scale}
+                    for (scale, decay), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))]
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
 
 
 def lr_at(step: int, cfg: TrainConfig, budget_fraction: float | None = None) -> float:

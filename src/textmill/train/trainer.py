@@ -100,12 +100,13 @@ class Trainer:
         c, t = self.cfg, self.cfg.train
         torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.world))
         prepare_run_dir(self.run_dir, c, resume=self.resume, overwrite=self.overwrite, is_main=self.is_main)
-        data = prepare(c, self.run_dir, self.resume)
+        model_class = MODELS.get(c.model.family)
+        objective = OBJECTIVES.get(model_class.objective)(c)
+        data = prepare(c, self.run_dir, self.resume, kind=objective.data, labelled=getattr(model_class, "labelled", False))
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         model = build_model(c.model, data.tokenizer.vocab_size, **data.dims)
         n_params = count_parameters(model)
         optimizer = build_optimizer(model, t)
-        objective = OBJECTIVES.get(MODELS.get(c.model.family).objective)
         start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
         if self.resume:
             st = load_last(find_last(self.run_dir), model, optimizer)
@@ -113,7 +114,7 @@ class Trainer:
             log.info("resuming %s at step %d", self.run_dir, start_step)
         if self.is_main:
             if not self.resume:
-                write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims)
+                write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims, data.meta)
             self._open_logs(start_step)
             if data.stats and not self.resume:
                 self._record({"kind": "data", "step": 0, **data.stats})
@@ -134,7 +135,7 @@ class Trainer:
             elapsed = elapsed_before + time.perf_counter() - started
             lr = lr_at(step, t, None if budget_s is None else elapsed / budget_s)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss_sum, logs, step_tokens = 0.0, {}, 0
             for micro in range(t.grad_accum):
                 seed = _step_seed(t.seed, step, micro, self.rank)
@@ -142,7 +143,7 @@ class Trainer:
                 torch.manual_seed(seed)  # dropout masks and any other randomness of the objective
                 sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
                 with sync, autocast():
-                    loss, logs = objective.loss(net, batch, step, t)
+                    loss, logs = objective.loss(net, batch, step)
                     loss = loss / t.grad_accum
                 loss.backward()
                 loss_sum += float(loss.detach())
@@ -173,7 +174,7 @@ class Trainer:
                 best, bad_evals = (val_loss, 0) if improved else (best, bad_evals + 1)
                 self._record({"kind": "eval", "step": done_step, **metrics, "best_val_loss": best})
                 if self.is_main:
-                    if improved:
+                    if improved or not objective.select_best:
                         save_weights(model, self.run_dir / "model.safetensors")
                     save_last(self.run_dir, model, optimizer, {"step": done_step, "best_val_loss": best,
                                                                "bad_evals": bad_evals, "elapsed_s": elapsed})

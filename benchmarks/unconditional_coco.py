@@ -1,0 +1,117 @@
+"""Unconditional generation on COCO captions (the Texygen / TextBox protocol): LSTM LM, VAE, SeqGAN, GPT.
+
+Each config trains for at most 30 minutes on this machine (validation is 10% of train: the upstream
+valid and test files are identical). Then, for each model:
+- test NLL of the 10,000 test captions, each scored on its own (per sentence and per token; the
+  VAE's is an importance-weighted estimate with 20 samples);
+- 1,000 samples at temperature 1 (plain ancestral sampling): BLEU-2..5 of each sample against all
+  10,000 test captions as references, averaged, and Self-BLEU-2..5 among the samples, both as
+  Texygen computes them (NLTK sentence BLEU, smoothing method 1; evaluate/bleu.py), on the
+  captions' own whitespace tokens; distinct-1..4;
+- a temperature sweep (0.7 to 1.3) of BLEU-4 against Self-BLEU-4, drawn in
+  results/unconditional_coco_temperature.png.
+The published rows (TextBox, COCO) are printed beside ours.
+
+    python benchmarks/unconditional_coco.py [--only rnn vae] [--minutes 30] [--samples 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, SHARED_DATA, print_table, save  # noqa: E402
+
+import textmill  # noqa: E402
+from textmill.evaluate.bleu import ReferenceSet, self_bleu  # noqa: E402
+from textmill.evaluate.metrics import distinct_n  # noqa: E402
+from textmill.evaluate.plots import save_figure  # noqa: E402
+from textmill.evaluate.runner import sentence_likelihood  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"rnn": "configs/rnn/coco_lstm.yaml", "vae": "configs/vae/coco.yaml", "gan": "configs/gan/coco_seqgan.yaml",
+          "gpt": "configs/gpt/coco.yaml"}
+PUBLISHED = [  # TextBox (Li et al. 2021), COCO: BLEU-2..5 and Self-BLEU-2..5, in percent
+    {"model": "SeqGAN (published)", **dict(zip(["bleu_2", "bleu_3", "bleu_4", "bleu_5"], [80.15, 49.88, 24.95, 11.10])),
+     **dict(zip(["self_bleu_2", "self_bleu_3", "self_bleu_4", "self_bleu_5"], [84.45, 54.26, 27.42, 11.87]))},
+    {"model": "RNN-VAE (published)", **dict(zip(["bleu_2", "bleu_3", "bleu_4", "bleu_5"], [80.46, 51.5, 25.89, 11.55])),
+     **dict(zip(["self_bleu_2", "self_bleu_3", "self_bleu_4", "self_bleu_5"], [89.18, 61.58, 32.69, 14.03]))},
+]
+TEMPERATURES = [0.7, 0.85, 1.0, 1.15, 1.3]
+
+
+def scores(samples: list[str], refs: ReferenceSet) -> dict[str, float]:
+    toks = [s.split() for s in samples]
+    out = {f"bleu_{n}": 100 * refs.bleu(toks, n) for n in (2, 3, 4, 5)}
+    out.update({f"self_bleu_{n}": 100 * self_bleu(toks, n) for n in (2, 3, 4, 5)})
+    out.update({f"distinct_{n}": distinct_n(samples, n) for n in (1, 2, 3, 4)})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", choices=list(MODELS), default=list(MODELS))
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--runs", default="runs/bench_coco")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    test = [line for line in (SHARED_DATA / "coco_captions" / "test.txt").read_text(encoding="utf-8").split("\n") if line.strip()]
+    started = time.perf_counter()
+    refs = ReferenceSet([t.split() for t in test], 5)
+    prepare_s = time.perf_counter() - started
+    rows, sweep = [], {}
+    for name in args.only:
+        run = Path(args.runs) / name
+        res = textmill.train(ROOT / MODELS[name], run, overrides=[f"train.max_minutes={args.minutes}"], overwrite=True)
+        gen = textmill.load(run)
+        nll = sentence_likelihood(gen, test, batch_size=64)
+        t = time.perf_counter()
+        samples = gen.generate([""] * args.samples, max_new_tokens=40, seed=0)
+        sample_s = time.perf_counter() - t
+        t = time.perf_counter()
+        row = {"model": name, "params_M": res.parameters / 1e6, "steps": res.steps, "train_min": res.elapsed_s / 60,
+               "stopped": res.stopped, "test_nll_sentence": nll["nll_per_sentence"], "test_ppl": nll["perplexity"],
+               **scores(samples, refs), "sample_s": sample_s, "examples": samples[:5]}
+        row["bleu_s"] = time.perf_counter() - t
+        sweep[name] = [{"temperature": temp, **scores(gen.generate([""] * args.samples, max_new_tokens=40, seed=1,
+                                                                   temperature=temp), refs)} for temp in TEMPERATURES]
+        rows.append(row)
+        save("unconditional_coco", {"minutes": args.minutes, "samples": args.samples, "references": len(test),
+                                    "reference_prepare_s": prepare_s, "rows": rows, "published": PUBLISHED,
+                                    "temperature_sweep": sweep})
+    plot(sweep)
+    cols = ["model", "test_nll_sentence", "test_ppl", "bleu_2", "bleu_3", "bleu_4", "bleu_5", "self_bleu_2",
+            "self_bleu_3", "self_bleu_4", "self_bleu_5"]
+    print_table(rows + PUBLISHED, cols)
+    print_table(rows, ["model", "params_M", "steps", "train_min", "stopped", "distinct_1", "distinct_2", "distinct_3",
+                       "distinct_4", "sample_s", "bleu_s"])
+    print(f"references prepared in {prepare_s:.2f} s")
+
+
+def plot(sweep: dict[str, list[dict[str, float]]]) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    for name, points in sweep.items():
+        ax.plot([p["self_bleu_4"] for p in points], [p["bleu_4"] for p in points], marker="o", label=name)
+        for p in points:
+            ax.annotate(f"{p['temperature']:g}", (p["self_bleu_4"], p["bleu_4"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    for ref in PUBLISHED:
+        ax.scatter([ref["self_bleu_4"]], [ref["bleu_4"]], marker="x", color="black")
+        ax.annotate(ref["model"], (ref["self_bleu_4"], ref["bleu_4"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set_xlabel("Self-BLEU-4 (lower: more diverse)")
+    ax.set_ylabel("BLEU-4 against the test captions (higher: closer to real)")
+    ax.set_title("COCO captions: quality and diversity by temperature")
+    ax.legend()
+    save_figure(fig, RESULTS / "unconditional_coco_temperature.png")
+
+
+if __name__ == "__main__":
+    main()
