@@ -57,3 +57,13 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, ensure_ascii=False))
     print(f"\nwritten: {path}")
     return path
+
+
+def merge_rows(name: str, rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """`rows` plus the rows of an earlier `results/<name>.json` whose `key` they do not replace, so a
+    long benchmark can run one model per invocation (`--only ...`) and still report them all."""
+    path = RESULTS / f"{name}.json"
+    mine = {r[key] for r in rows}
+    earlier = json.loads(path.read_text(encoding="utf-8")).get("rows", []) if path.is_file() else []
+    return [r for r in earlier if r.get(key) not in mine] + rows
+

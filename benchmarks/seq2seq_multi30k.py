@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHARED_DATA, print_table, save  # noqa: E402
+from common import SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
 from textmill.evaluate.metrics import bleu  # noqa: E402
@@ -57,13 +57,13 @@ def main() -> None:
         decode_s = time.perf_counter() - started
         preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
         lowercase = bleu([p["prediction"].lower() for p in preds], [p["reference"].lower() for p in preds])[0]
-        rows.append({"model": name, "config": config, "params_M": res.parameters / 1e6, "steps": res.steps,
+        rows.append({"model": name, "config": config, "budget_min": args.minutes, "params_M": res.parameters / 1e6, "steps": res.steps,
                      "epochs": epochs_seen(run, res.tokens_per_sec, res.elapsed_s), "train_min": res.elapsed_s / 60,
                      "tokens_per_sec": res.tokens_per_sec, "best_val_loss": res.best_val_loss,
                      "test_ppl": ev["perplexity"], "bleu": ev["bleu"], "bleu_lowercase": lowercase, "chrf": ev["chrf"],
                      "decode_s": decode_s, "tutorial_bleu": reference, "bleu_signature": ev["bleu_signature"],
                      "examples": ev["examples"][:3]})
-        save("seq2seq_multi30k", {"minutes": args.minutes, "beams": args.beams, "rows": rows})
+        save("seq2seq_multi30k", {"beams": args.beams, "rows": merge_rows("seq2seq_multi30k", rows, "model")})
     print_table(rows, ["model", "params_M", "steps", "epochs", "train_min", "tokens_per_sec", "test_ppl", "bleu",
                        "bleu_lowercase", "chrf", "decode_s", "tutorial_bleu"])
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHARED_DATA, print_table, save  # noqa: E402
+from common import SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
 from textmill.config import load_config  # noqa: E402
@@ -87,7 +87,8 @@ def main() -> None:
         if "lead3" in ev:
             row.update({f"lead3_{k}": v for k, v in ev["lead3"].items()})
         rows.append(row)
-        save("seq2seq_tasks", {"scale": args.scale, "beams": args.beams, "rows": rows})
+        row["budget_min"] = minutes
+        save("seq2seq_tasks", {"beams": args.beams, "rows": merge_rows("seq2seq_tasks", rows, "task")})
     print_table(rows, ["task", "params_M", "steps", "train_min", "tokens_per_sec", "test_pairs", "test_ppl", "bleu",
                        "bleu_1", "bleu_2", "chrf", "rouge1", "rouge2", "rougeL", "distinct_1", "distinct_2"])
     if any("lead3_rouge1" in r for r in rows):

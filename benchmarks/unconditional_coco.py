@@ -18,13 +18,14 @@ The published rows (TextBox, COCO) are printed beside ours.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, SHARED_DATA, print_table, save  # noqa: E402
+from common import RESULTS, SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
 from textmill.evaluate.bleu import ReferenceSet, self_bleu  # noqa: E402
@@ -74,17 +75,19 @@ def main() -> None:
         samples = gen.generate([""] * args.samples, max_new_tokens=40, seed=0)
         sample_s = time.perf_counter() - t
         t = time.perf_counter()
-        row = {"model": name, "params_M": res.parameters / 1e6, "steps": res.steps, "train_min": res.elapsed_s / 60,
-               "stopped": res.stopped, "test_nll_sentence": nll["nll_per_sentence"], "test_ppl": nll["perplexity"],
+        row = {"model": name, "budget_min": args.minutes, "params_M": res.parameters / 1e6, "steps": res.steps,
+               "train_min": res.elapsed_s / 60, "stopped": res.stopped, "test_nll_sentence": nll["nll_per_sentence"],
+               "test_ppl": nll["perplexity"],
                **scores(samples, refs), "sample_s": sample_s, "examples": samples[:5]}
         row["bleu_s"] = time.perf_counter() - t
         sweep[name] = [{"temperature": temp, **scores(gen.generate([""] * args.samples, max_new_tokens=40, seed=1,
                                                                    temperature=temp), refs)} for temp in TEMPERATURES]
         rows.append(row)
-        save("unconditional_coco", {"minutes": args.minutes, "samples": args.samples, "references": len(test),
-                                    "reference_prepare_s": prepare_s, "rows": rows, "published": PUBLISHED,
-                                    "temperature_sweep": sweep})
-    plot(sweep)
+        row["temperature_sweep"] = sweep[name]
+        save("unconditional_coco", {"samples": args.samples, "references": len(test), "reference_prepare_s": prepare_s,
+                                    "rows": merge_rows("unconditional_coco", rows, "model"), "published": PUBLISHED})
+    saved = json.loads((RESULTS / "unconditional_coco.json").read_text(encoding="utf-8"))["rows"]
+    plot({r["model"]: r["temperature_sweep"] for r in saved})
     cols = ["model", "test_nll_sentence", "test_ppl", "bleu_2", "bleu_3", "bleu_4", "bleu_5", "self_bleu_2",
             "self_bleu_3", "self_bleu_4", "self_bleu_5"]
     print_table(rows + PUBLISHED, cols)
