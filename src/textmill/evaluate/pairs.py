@@ -72,6 +72,18 @@ def score_pairs(gen: Seq2SeqGenerator, pairs: list[Pair], *, num_beams: int = 5,
     return result, predictions
 
 
+def data_config_for(cfg: DataConfig, data: str, data_format: str | None, text_field: str | None,
+                    **fields: Any) -> DataConfig:
+    """The run's data config reading `data` instead (whole, no separate validation set), with the
+    format and text field overridden when given; `fields` sets more."""
+    update: dict[str, Any] = {"source": data, "valid_source": None, "max_documents": None, **fields}
+    update.update({k: v for k, v in (("format", data_format), ("text_field", text_field)) if v is not None})
+    try:
+        return DataConfig.model_validate({**cfg.model_dump(), **update})
+    except ValidationError as e:
+        raise ConfigError(f"cannot read {data} for this run: {e.errors()[0]['msg']}") from None
+
+
 def evaluation_pairs(run_dir: Path, data: str | None, target: str | None, data_format: str | None,
                      text_field: str | None) -> tuple[list[Pair], str]:
     """The pairs to evaluate on: the run's validation split, or `data` read the way the run's task
@@ -81,13 +93,7 @@ def evaluation_pairs(run_dir: Path, data: str | None, target: str | None, data_f
         if target is not None:
             raise ConfigError("--target names the target side of --data; pass --data too")
         return paired_data(cfg.data)[2], f"{cfg.data.valid_source or cfg.data.source} (validation split)"
-    update: dict[str, Any] = {"source": data, "target": target, "valid_source": None, "valid_target": None,
-                              "max_documents": None}
-    update.update({k: v for k, v in (("format", data_format), ("text_field", text_field)) if v is not None})
-    try:
-        d = DataConfig.model_validate({**cfg.data.model_dump(), **update})
-    except ValidationError as e:
-        raise ConfigError(f"cannot read {data} for this run: {e.errors()[0]['msg']}") from None
+    d = data_config_for(cfg.data, data, data_format, text_field, target=target, valid_target=None)
     return build_task(d).pairs(data, target, "evaluation"), data if target is None else f"{data} -> {target}"
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from ..config import DataConfig
 from ..data import TokenStream, encode_stream
@@ -24,7 +23,7 @@ from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
 from ..train.checkpoint import atomic_write_text, load, read_run_config
 from ..train.objectives import cross_entropy, stream_nll
 from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_bleu
-from .pairs import Progress, evaluate_pairs
+from .pairs import Progress, data_config_for, evaluate_pairs
 
 SENTENCE_OBJECTIVES = ("vae_elbo", "gan")  # families that model each sentence on its own
 
@@ -110,12 +109,7 @@ def evaluation_documents(run_dir: Path, gen: Generator, data: str | None, data_f
             rows = labelled_documents(cfg)[1]
             return [t for t, _ in rows], [label for _, label in rows], f"{cfg.source} (validation split)"
         return lm_documents(cfg)[1], None, f"{cfg.valid_source or cfg.source} (validation split)"
-    update: dict[str, Any] = {"source": data, "valid_source": None, "max_documents": None}
-    update.update({k: v for k, v in (("format", data_format), ("text_field", text_field)) if v is not None})
-    try:
-        d = DataConfig.model_validate({**cfg.model_dump(), **update})
-    except ValidationError as e:
-        raise ConfigError(f"cannot read {data} for this run: {e.errors()[0]['msg']}") from None
+    d = data_config_for(cfg, data, data_format, text_field)
     if labelled:
         rows = read_labelled(d)
         return [t for t, _ in rows], [label for _, label in rows], data
