@@ -15,5 +15,12 @@ from .train import load, train
 __version__ = "0.1.0"
 
 
+def synthesize(*args, **kwargs):  # noqa: ANN002, ANN003 - imported on first use: it pulls in scikit-learn and scipy
+    """Synthetic labelled data with filters and a quality report: see `textmill.synth.synthesize`."""
+    from .synth import synthesize as run
+
+    return run(*args, **kwargs)
+
+
 __all__ = ["Generator", "RunConfig", "TextmillError", "compare", "evaluate", "generate", "load", "load_config",
-           "train", "__version__"]
+           "synthesize", "train", "__version__"]

@@ -19,6 +19,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,7 +42,8 @@ def _english_stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
-def _chinese_cut() -> Callable[[str], list[str]]:
+@lru_cache(maxsize=1)
+def chinese_cut() -> Callable[[str], list[str]]:
     try:
         import jieba
     except ImportError:
@@ -64,7 +66,7 @@ class Candidates:
             piece = m.group()
             if _CJK_RUN.match(piece):
                 if self._cut is None:
-                    self._cut = _chinese_cut()
+                    self._cut = chinese_cut()
                 words = [w for w in self._cut(piece) if w.strip()]
             else:
                 words = [piece]

@@ -37,8 +37,21 @@ class Prepared:
         return self.tokenizers[TOKENIZER]
 
 
+def label_token(label: str) -> str:
+    """The control token that asks a language model for text with `label`."""
+    return f"<label={label}>"
+
+
+def is_labelled(cfg: DataConfig) -> bool:
+    return isinstance(cfg.source, dict) or cfg.label_field is not None
+
+
 def lm_documents(cfg: DataConfig) -> tuple[list[str], list[str]]:
-    """Training and validation documents: `valid_source`, or a split of `source`."""
+    """Training and validation documents: `valid_source`, or a split of `source`. Labelled data
+    becomes `<label=X>text`, so a language model learns to continue a label's control token."""
+    if is_labelled(cfg):
+        train_rows, val_rows = labelled_documents(cfg)
+        return [label_token(label) + t for t, label in train_rows], [label_token(label) + t for t, label in val_rows]
     docs = read_documents(cfg)
     if cfg.valid_source:
         return docs, read_documents(cfg.model_copy(update={"source": cfg.valid_source}))
@@ -64,10 +77,17 @@ def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "st
     if kind == "sentences":
         return _sentences(cfg, run_dir, resume, labelled)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, train_docs)
+    tok = load_tokenizer(run_dir) if resume else build_tokenizer(lm_tokenizer_config(cfg), train_docs)
     context = cfg.model.context
     return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
                     TokenStream.from_docs(tok, val_docs, context, "validation"))
+
+
+def lm_tokenizer_config(cfg: RunConfig) -> TokenizerConfig:
+    """The tokenizer config of a language model, with the control token of every label of labelled data."""
+    if not is_labelled(cfg.data):
+        return cfg.tokenizer
+    return _with_controls(cfg.tokenizer, tuple(label_token(x) for x in sorted({x for _, x in labelled_documents(cfg.data)[0]})))
 
 
 def labelled_documents(d: DataConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

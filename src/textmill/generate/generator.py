@@ -15,6 +15,7 @@ import torch
 from pydantic import Field, ValidationError, model_validator
 
 from ..config import Strict
+from ..data.prepare import label_token
 from ..errors import ConfigError, GenerationError
 from ..models.base import Conditioning, StepModel
 from ..tokenizers import Tokenizer
@@ -162,7 +163,7 @@ class Generator:
         if label not in self.labels:
             known = f"labels: {', '.join(self.labels)}" if self.labels else "it was trained without labels"
             raise GenerationError(f"label {label!r} is unknown to this model; {known}")
-        return f"<label={label}>"
+        return label_token(label)
 
     def _finish(self, new_ids: list[int], stops: Sequence[str]) -> str:
         text = self.tokenizer.decode(new_ids)

@@ -1,0 +1,122 @@
+"""Does synthetic data help a classifier trained on little real data? The EDA protocol.
+
+For each data set (EDA's SST-2 and TREC files) and seed: draw N stratified real training rows (or
+`--per-class K` rows of each label), score the TF-IDF + logistic-regression classifier trained on
+them on the full test set, then let each generator add synthetic rows (`textmill.synthesize` with
+the test set as `eval_data`, so nothing is held out of the N rows) and score the same classifier
+trained on real + synthetic. Each generator adds `--aug` synthetic rows per real row in total,
+spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
+
+- `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
+- `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters.
+
+Times are wall seconds per run for fitting, generating and filtering. Runs accumulate in
+`results/synth_eda.json` across invocations, so one generator can run per invocation:
+
+    python benchmarks/synth_eda.py [--datasets sst2 trec] [--generators eda ngram] [--seeds 5] [--n 500]
+    python benchmarks/synth_eda.py --per-class 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import SHARED_DATA, merge_rows, print_table, save  # noqa: E402
+
+import textmill  # noqa: E402
+from textmill.synth.pipeline import load_rows  # noqa: E402
+from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
+
+DATASETS = {"sst2": SHARED_DATA / "eda_sst2", "trec": SHARED_DATA / "eda_trec"}
+PAPER_EDA = {"generator": "eda", "skip_filters": ["length", "charset", "training_copy", "near_duplicate", "label"]}
+GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"generator": "ngram"},
+              "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"}}
+
+
+def draw(rows: list[tuple[str, str]], n: int | None, per_class: int | None, seed: int) -> list[tuple[str, str]]:
+    """A stratified sample: `per_class` rows of each label, or `n` rows in the labels' proportions."""
+    rng = np.random.default_rng(seed)
+    labels = sorted({y for _, y in rows})
+    chosen = []
+    for label in labels:
+        idx = [i for i, (_, y) in enumerate(rows) if y == label]
+        k = per_class if per_class else max(1, round(n * len(idx) / len(rows)))
+        chosen += list(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return [rows[i] for i in sorted(chosen)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", nargs="*", choices=list(DATASETS), default=list(DATASETS))
+    ap.add_argument("--generators", nargs="*", choices=list(GENERATORS), default=list(GENERATORS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--per-class", type=int, default=None)
+    ap.add_argument("--aug", type=int, default=16, help="synthetic rows per real row, in total")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    size = f"{args.per_class}/label" if args.per_class else str(args.n)
+    runs = []
+    for name in args.datasets:
+        train_all = load_rows(str(DATASETS[name] / "train.txt"), "eda", 1, 0)
+        test = load_rows(str(DATASETS[name] / "test.txt"), "eda", 1, 0)
+        for seed in range(args.seeds):
+            real = draw(train_all, args.n, args.per_class, seed)
+            labels = sorted({y for _, y in real})
+            acc, f1 = classifier_scores(real, test, chinese=False)
+            runs.append({"id": f"{name}|{size}|real|{seed}", "dataset": name, "size": size, "generator": "real", "seed": seed,
+                         "accuracy": acc, "macro_f1": f1, "seconds": 0.0, "synthetic": 0})
+            with tempfile.TemporaryDirectory() as tmp:
+                data = Path(tmp) / "real.txt"
+                data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
+                per_label = max(1, args.aug * len(real) // len(labels))
+                for gen in args.generators:
+                    started = time.perf_counter()
+                    res = textmill.synthesize(str(data), out=Path(tmp) / f"{gen}.jsonl", eval_data=str(DATASETS[name] / "test.txt"),
+                                              per_label=per_label, seed=seed, overwrite=True, **GENERATORS[gen])
+                    seconds = time.perf_counter() - started
+                    lines = res.out.read_text(encoding="utf-8").splitlines()
+                    synthetic = [(r["text"], r["label"]) for r in map(json.loads, lines)]
+                    a, f = classifier_scores(real + synthetic, test, chinese=False)
+                    runs.append({"id": f"{name}|{size}|{gen}|{seed}", "dataset": name, "size": size, "generator": gen, "seed": seed,
+                                 "accuracy": a, "macro_f1": f, "seconds": seconds, "synthetic": len(synthetic),
+                                 "removed": res.removed})
+                    print(f"{name} N={size} seed {seed} {gen}: acc {a:.2f} (real {acc:.2f}), {len(synthetic)} rows, {seconds:.0f} s",
+                          flush=True)
+    runs = merge_rows("synth_eda", runs, "id")
+    save("synth_eda", {"protocol": __doc__.split("\n\n")[1], "rows": runs, "summary": summarize(runs)})
+    print_table(summarize(runs), ["dataset", "size", "generator", "seeds", "accuracy", "ci95", "gain", "gain_ci95", "macro_f1",
+                                  "synthetic", "seconds"])
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """Mean over seeds per (dataset, size, generator); the gain over real-only is paired by seed."""
+    groups: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
+    for r in runs:
+        groups[r["dataset"], r["size"], r["generator"]][r["seed"]] = r
+    out = []
+    for (dataset, size, gen), by_seed in sorted(groups.items()):
+        real = groups[dataset, size, "real"]
+        seeds = sorted(s for s in by_seed if s in real)
+        acc = mean_ci([by_seed[s]["accuracy"] for s in seeds])
+        gain = mean_ci([by_seed[s]["accuracy"] - real[s]["accuracy"] for s in seeds])
+        out.append({"dataset": dataset, "size": size, "generator": gen, "seeds": len(seeds), "accuracy": acc["mean"],
+                    "ci95": acc["ci95"], "gain": gain["mean"], "gain_ci95": gain["ci95"],
+                    "macro_f1": float(np.mean([by_seed[s]["macro_f1"] for s in seeds])),
+                    "synthetic": float(np.mean([by_seed[s]["synthetic"] for s in seeds])),
+                    "seconds": float(np.median([by_seed[s]["seconds"] for s in seeds]))})
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Label-conditioned generators behind one interface: `fit` on the real training rows, then `sample`
+any number of texts for a label, reproducibly from a seed.
+
+A generator is named by a spec `name` or `name:argument`:
+- `eda`: the EDA baseline (augment.py): edits of real sentences of the label;
+- `ngram`: one Kneser-Ney n-gram model per label (words; characters for Chinese);
+- `rnn`, `lstm`, `gru`, `gpt`: one language model trained on `<label=X>text` documents and sampled
+  after the label's control token;
+- `cvae`: a conditional VAE, sampled from the prior with the label's embedding;
+- `run:PATH`: a run trained before (any label-conditioned family), used as it is.
+New kinds (a local Hugging Face model, an OpenAI-compatible endpoint) register a class here; the
+pipeline only calls `fit` and `sample`.
+
+Trained generators keep their run directories under the work directory, so a resumed synth run
+samples from the same weights instead of training again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .augment import EDA, build_thesaurus, eda_alpha
+
+log = logging.getLogger(__name__)
+
+Rows = Sequence[tuple[str, str]]  # (text, label)
+
+
+class SynthGenerator:
+    """fit(rows) once, then sample(label, n, seed) -> n texts (before filtering)."""
+
+    name = "generator"
+
+    def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
+        self.argument, self.options = argument, options
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        raise NotImplementedError
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What the report says about this generator."""
+        return {"name": self.name}
+
+
+GENERATORS: Registry[type[SynthGenerator]] = Registry("generator")
+
+
+def build_generator(spec: str, options: dict[str, Any] | None = None) -> SynthGenerator:
+    """`gpt`, `run:runs/yelp`, ...: an unknown name is an error that lists the known ones."""
+    name, _, argument = spec.partition(":")
+    if name == "vae":
+        raise ConfigError("generator 'vae' cannot condition on labels; use 'cvae', the label-conditioned VAE")
+    cls = GENERATORS.get(name)
+    return cls(argument or None, dict(options or {}))
+
+
+@GENERATORS.register("eda")
+class EDAGenerator(SynthGenerator):
+    """Each sample edits a real sentence of the label, taken in a shuffled round robin, with one of
+    the four operations in turn. Options: `thesaurus` (auto | wordnet | corpus), `alpha`."""
+
+    name = "eda"
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        texts = [t for t, _ in rows]
+        self.thesaurus = build_thesaurus(self.options.get("thesaurus", "auto"), texts)
+        self.alpha = float(self.options.get("alpha", eda_alpha(len(rows))))
+        self.eda = EDA(self.thesaurus, self.alpha, chinese)
+        self.by_label: dict[str, list[str]] = {}
+        for t, label in rows:
+            self.by_label.setdefault(label, []).append(t)
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        rng = random.Random(f"{seed}/{label}")
+        sources = self.by_label[label]
+        order = list(range(len(sources)))
+        rng.shuffle(order)
+        ops = EDA.OPERATIONS
+        return [self.eda.augment(sources[order[i % len(order)]], ops[i % len(ops)], rng) for i in range(n)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "thesaurus": self.thesaurus.name, "alpha": self.alpha}
+
+
+def draw(gen: Any, label: str, n: int, seed: int, options: dict[str, Any]) -> list[str]:
+    """n samples of `label` from a loaded run, in batches, each batch seeded from `seed`."""
+    batch = int(options.get("batch_size", 64))
+    out: list[str] = []
+    for start in range(0, n, batch):
+        out += gen.generate([""] * min(batch, n - start), label=label, seed=seed * 100003 + start,
+                            max_new_tokens=int(options.get("max_new_tokens", 64)),
+                            temperature=float(options.get("temperature", 1.0)), top_p=options.get("top_p"))
+    return out
+
+
+class TrainedGenerator(SynthGenerator):
+    """A textmill model trained on the real training rows, then sampled per label.
+
+    Options: `overrides` (a list of `section.key=value` for the run config, e.g.
+    `train.max_minutes=5`), `temperature`, `top_p`, `max_new_tokens` (64), `batch_size` (64)."""
+
+    preset: dict[str, Any] = {}
+
+    def run_config(self, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
+        cfg = copy.deepcopy(self.preset)
+        cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000}
+        cfg["data"] = {"source": str(data), "format": "jsonl", "text_field": "text", "label_field": "label",
+                       "val_fraction": 0.1, "split_seed": seed}
+        cfg.setdefault("train", {})["seed"] = seed
+        return cfg
+
+    def _train(self, rows: Rows, run: Path, chinese: bool, seed: int) -> None:
+        from ..train import train
+
+        if (run / "model.safetensors").is_file() and (run / "synth_done").is_file():
+            log.info("reusing the generator trained before in %s", run)
+            return
+        run.mkdir(parents=True, exist_ok=True)
+        data = run.parent / f"{run.name}.jsonl"
+        data.write_text("".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows),
+                        encoding="utf-8")
+        train(self.run_config(data, chinese, seed), run, overrides=list(self.options.get("overrides", [])), overwrite=True)
+        (run / "synth_done").write_text("")
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        from ..train import load
+
+        run = workdir / "generator"
+        self._train(rows, run, chinese, seed)
+        self.gen = load(run)
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        return draw(self.gen, label, n, seed, self.options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.preset["model"]["family"], "options": self.options}
+
+
+def _preset(family: str, train: dict[str, Any] | None = None, **model: Any) -> dict[str, Any]:
+    """A small model for a few hundred to a few thousand sentences: 5 minutes at most, early stopping."""
+    return {"model": {"family": family, "context": 64, **model},
+            "train": {"max_steps": 3000, "max_minutes": 5, "batch_size": 32, "lr": 2e-3, "min_lr": 1e-4, "warmup_steps": 100,
+                      "weight_decay": 0.0, "eval_every": 100, "eval_batches": 10, "patience": 4, **(train or {})}}
+
+
+@GENERATORS.register("gpt")
+class GPTGenerator(TrainedGenerator):
+    name = "gpt"
+    preset = _preset("gpt", {"lr": 1e-3, "weight_decay": 0.1}, n_layer=3, n_head=4, n_embd=128, dropout=0.2)
+
+
+def _recurrent(cell: str) -> type[TrainedGenerator]:
+    class RecurrentGenerator(TrainedGenerator):
+        name = cell
+        preset = _preset("rnn", cell=cell, n_layer=1, n_embd=128, hidden=256, dropout=0.3, tie_weights=True)
+
+    RecurrentGenerator.__name__ = f"{cell.upper()}Generator"
+    return RecurrentGenerator
+
+
+for _cell in ("rnn", "lstm", "gru"):
+    GENERATORS.register(_cell)(_recurrent(_cell))
+
+
+@GENERATORS.register("cvae")
+class CVAEGenerator(TrainedGenerator):
+    name = "cvae"
+    preset = _preset("cvae", {"patience": None}, cell="lstm", n_embd=128, hidden=256, latent=16, label_dim=16, dropout=0.2,
+                     word_dropout=0.3, kl_schedule="linear", kl_warmup_steps=1000, free_bits=0.5)
+
+
+@GENERATORS.register("ngram")
+class NGramGenerator(TrainedGenerator):
+    """One n-gram model per label: a label token would condition only the first n - 1 words."""
+
+    name = "ngram"
+    preset = {"model": {"family": "ngram", "order": 3, "smoothing": "kneser_ney"}}
+
+    def run_config(self, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
+        cfg = super().run_config(data, chinese, seed)
+        if chinese:
+            cfg["model"]["order"] = 4
+        del cfg["train"]
+        return cfg
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        from ..train import load
+
+        self.gens = {}
+        for i, label in enumerate(sorted({x for _, x in rows})):
+            run = workdir / f"generator_{i}"
+            self._train([(t, x) for t, x in rows if x == label], run, chinese, seed)
+            self.gens[label] = load(run)
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        return draw(self.gens[label], label, n, seed, self.options)
+
+
+@GENERATORS.register("run")
+class RunGenerator(SynthGenerator):
+    """A label-conditioned run trained before: `run:PATH`."""
+
+    name = "run"
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        from ..train import load
+
+        if not self.argument:
+            raise ConfigError("generator 'run' needs the run directory: --generator run:PATH")
+        self.gen = load(self.argument)
+        known = set(getattr(self.gen, "labels", []) or [])
+        if not known:
+            raise ConfigError(f"{self.argument} cannot condition on labels (it was trained without them); train a "
+                              "label-conditioned model (data.label_field with gpt/rnn, or cvae) or pick another generator")
+        missing = sorted({x for _, x in rows} - known)
+        if missing:
+            raise ConfigError(f"{self.argument} knows labels {sorted(known)}, not {missing}; train it on this data's labels")
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        return draw(self.gen, label, n, seed, self.options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "run": self.argument}

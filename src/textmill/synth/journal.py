@@ -1,0 +1,95 @@
+"""An append-only journal that makes synth resumable: kill it at any point, run it again, and it
+continues with no duplicate and no lost row.
+
+The journal is JSONL: a header with the run's config hash, then per chunk its kept rows followed by
+a commit record (label, chunk index, how many were generated, what each filter removed). A chunk is
+written with one `write` and `fsync`ed, so after a crash the file holds whole committed chunks and
+perhaps the torn start of one more, which `open` cuts off. Chunks are seeded by (seed, label,
+index), so the cut chunk is regenerated exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+
+
+@dataclass
+class LabelProgress:
+    kept: int = 0
+    generated: int = 0
+    chunks: int = 0
+    fruitless: int = 0  # consecutive chunks that kept nothing
+    removed: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class JournalState:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, LabelProgress] = field(default_factory=dict)
+
+    def progress(self, label: str) -> LabelProgress:
+        return self.labels.setdefault(label, LabelProgress())
+
+
+class Journal:
+    def __init__(self, path: Path, config_hash: str) -> None:
+        self.path, self.config_hash = path, config_hash
+
+    def open(self) -> JournalState:
+        """The committed state (empty for a new journal); a torn tail is cut off the file."""
+        state = JournalState()
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._append([{"header": {"config_hash": self.config_hash, "version": 1}}])
+            return state
+        data = self.path.read_bytes()
+        good, pending, offset = 0, [], 0
+        for line in data.split(b"\n")[:-1]:  # the last piece has no newline: torn or empty
+            offset += len(line) + 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if "header" in record:
+                if record["header"].get("config_hash") != self.config_hash:
+                    raise DataError(f"{self.path} belongs to an unfinished synth run with other options or data; rerun "
+                                    "that command to finish it, or pass --overwrite to start again")
+                good = offset
+            elif "commit" in record:
+                c = record["commit"]
+                p = state.progress(c["label"])
+                p.kept += len(pending)
+                p.generated += c["generated"]
+                p.chunks = c["chunk"] + 1
+                p.fruitless = 0 if pending else p.fruitless + 1
+                p.removed.update(c["removed"])
+                state.rows += pending
+                pending, good = [], offset
+            else:
+                pending.append(record)
+        if good == 0:
+            raise DataError(f"{self.path} is not a synth journal; pass --overwrite to start again")
+        if good < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+        return state
+
+    def commit(self, label: str, chunk: int, rows: list[dict[str, Any]], generated: int, removed: dict[str, int]) -> None:
+        self._append([*rows, {"commit": {"label": label, "chunk": chunk, "generated": generated, "removed": removed}}])
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        blob = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            while blob:
+                blob = blob[os.write(fd, blob):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)

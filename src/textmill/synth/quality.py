@@ -1,0 +1,208 @@
+"""The quality report's measurements: does the synthetic data help, is it like the real data, is it
+diverse, does it leak the training texts?
+
+- utility: the TF-IDF + logistic-regression classifier trained on real only, real + synthetic and
+  synthetic only, scored on the held-out real texts; each setting over `seeds` bootstrap resamples of
+  its training set, reported as mean and 95% t-interval, and the gain of real + synthetic over real
+  paired by seed;
+- fidelity: a classifier two-sample test (cross-validated ROC AUC of real vs synthetic on balanced
+  sets: 0.5 means the classifier cannot tell them apart; the real side is the held-out texts, because
+  a training text and its edits in different folds would push the AUC below 0.5), the Wasserstein distance between length
+  distributions and the Jensen-Shannon divergence between unigram distributions;
+- diversity: distinct-1/2/3, Self-BLEU-4 (Texygen's definition) and the unique ratio, for the
+  synthetic and the real texts side by side;
+- privacy: exact copies of training texts, n-gram overlap with the most similar training text, and
+  the longest common substring (characters) with any training text.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from ..evaluate.metrics import distinct_n, metric_tokens, self_bleu
+from .classify import text_classifier
+from .filters import TrainingOverlap, units
+
+Rows = Sequence[tuple[str, str]]
+
+
+def mean_ci(values: Sequence[float]) -> dict[str, float]:
+    """Mean and the half-width of its 95% t-interval."""
+    v = np.asarray(values, dtype=float)
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return {"mean": float(v.mean()), "ci95": half}
+
+
+def classifier_scores(train: Rows, test: Rows, chinese: bool, seed: int = 0) -> tuple[float, float]:
+    """Accuracy and macro-F1 (%) on `test` of the classifier trained on `train`."""
+    model = text_classifier(chinese, seed).fit([t for t, _ in train], [y for _, y in train])
+    pred = model.predict([t for t, _ in test])
+    truth = [y for _, y in test]
+    return 100 * accuracy_score(truth, pred), 100 * f1_score(truth, pred, average="macro")
+
+
+def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5) -> dict[str, Any]:
+    settings = {"real": list(train), "real+synthetic": list(train) + list(synthetic), "synthetic": list(synthetic)}
+    scores: dict[str, dict[str, list[float]]] = {}
+    for name, rows in settings.items():
+        acc, f1 = [], []
+        for seed in range(seeds):
+            rng = random.Random(seed)
+            sample = [rows[rng.randrange(len(rows))] for _ in rows]
+            if len({y for _, y in sample}) < 2:
+                continue
+            a, f = classifier_scores(sample, heldout, chinese, seed)
+            acc.append(a)
+            f1.append(f)
+        scores[name] = {"accuracy": acc, "macro_f1": f1}
+    out: dict[str, Any] = {"seeds": seeds, "test_rows": len(heldout),
+                           "settings": {k: {m: mean_ci(v) if v else None for m, v in s.items()} | {"runs": s}
+                                        for k, s in scores.items()}}
+    real, both = scores["real"], scores["real+synthetic"]
+    out["gain"] = {m: mean_ci([b - a for a, b in zip(real[m], both[m])]) for m in ("accuracy", "macro_f1")
+                   if real[m] and len(real[m]) == len(both[m])}
+    return out
+
+
+def two_sample_auc(real: Sequence[str], synthetic: Sequence[str], chinese: bool, seed: int = 0) -> float | None:
+    """Cross-validated AUC of a classifier telling real from synthetic texts (balanced sets)."""
+    n = min(len(real), len(synthetic))
+    if n < 10:
+        return None
+    rng = random.Random(seed)
+    texts = rng.sample(list(real), n) + rng.sample(list(synthetic), n)
+    y = [0] * n + [1] * n
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    p = cross_val_predict(text_classifier(chinese, seed), texts, y, cv=folds, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, p))
+
+
+def _js_divergence(a: Counter[str], b: Counter[str]) -> float:
+    keys = list(set(a) | set(b))
+    p = np.array([a[k] for k in keys], dtype=float)
+    q = np.array([b[k] for k in keys], dtype=float)
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+    kl = lambda x: float(np.sum(x[x > 0] * np.log2(x[x > 0] / m[x > 0])))  # noqa: E731
+    return (kl(p) + kl(q)) / 2
+
+
+def fidelity(real: Sequence[str], synthetic: Sequence[str], chinese: bool, unseen_real: Sequence[str] = ()) -> dict[str, Any]:
+    """Distances between real and synthetic texts; the two-sample test uses `unseen_real` (texts the
+    generator never saw) when there are enough of them."""
+    real_len = [len(metric_tokens(t)) for t in real]
+    syn_len = [len(metric_tokens(t)) for t in synthetic]
+    real_vocab = Counter(w for t in real for w in units(t))
+    syn_vocab = Counter(w for t in synthetic for w in units(t))
+    oov = sum(c for w, c in syn_vocab.items() if w not in real_vocab) / max(sum(syn_vocab.values()), 1)
+    reference = unseen_real if len(unseen_real) >= 50 else real
+    return {"two_sample_auc": two_sample_auc(reference, synthetic, chinese),
+            "two_sample_real": "held-out" if reference is unseen_real else "training",
+            "length_mean": {"real": float(np.mean(real_len)), "synthetic": float(np.mean(syn_len))},
+            "length_wasserstein": float(stats.wasserstein_distance(real_len, syn_len)),
+            "unigram_js_divergence": _js_divergence(real_vocab, syn_vocab),
+            "vocabulary": {"real": len(real_vocab), "synthetic": len(syn_vocab)},
+            "unseen_word_rate": oov}
+
+
+def diversity(texts: Sequence[str], limit: int = 1000, seed: int = 0) -> dict[str, float]:
+    sample = random.Random(seed).sample(list(texts), min(limit, len(texts)))
+    return {"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2), "distinct_3": distinct_n(texts, 3),
+            "self_bleu_4": self_bleu(sample, 4) if len(sample) > 1 else float("nan"),
+            "unique_ratio": len({" ".join(units(t)) for t in texts}) / max(len(texts), 1)}
+
+
+class SubstringIndex:
+    """A suffix automaton of the training texts: the longest substring a query shares with any of
+    them, in time linear in the query."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.next: list[dict[str, int]] = [{}]
+        self.link, self.length = [-1], [0]
+        last = 0
+        for ch in "\x00".join(texts):  # the separator never occurs in a query, so no match spans two texts
+            last = self._extend(last, ch)
+
+    def _extend(self, last: int, ch: str) -> int:
+        nxt, link, length = self.next, self.link, self.length
+        cur = len(length)
+        nxt.append({})
+        length.append(length[last] + 1)
+        link.append(0)
+        p = last
+        while p != -1 and ch not in nxt[p]:
+            nxt[p][ch] = cur
+            p = link[p]
+        if p != -1:
+            q = nxt[p][ch]
+            if length[p] + 1 == length[q]:
+                link[cur] = q
+            else:
+                clone = len(length)
+                nxt.append(dict(nxt[q]))
+                length.append(length[p] + 1)
+                link.append(link[q])
+                while p != -1 and nxt[p].get(ch) == q:
+                    nxt[p][ch] = clone
+                    p = link[p]
+                link[q] = link[cur] = clone
+        return cur
+
+    def longest_common(self, query: str) -> int:
+        state, run, best = 0, 0, 0
+        for ch in query:
+            while state and ch not in self.next[state]:
+                state = self.link[state]
+                run = self.length[state]
+            if ch in self.next[state]:
+                state = self.next[state][ch]
+                run += 1
+            best = max(best, run)
+        return best
+
+
+def privacy(train: Sequence[str], synthetic: Sequence[str], examples: int = 3) -> dict[str, Any]:
+    overlap = TrainingOverlap(train)
+    train_keys = {" ".join(units(t)) for t in train}
+    overlaps = np.array([overlap.overlap(t) for t in synthetic]) if synthetic else np.zeros(0)
+    index = SubstringIndex([t.lower() for t in train])
+    lcs = [index.longest_common(t.lower()) for t in synthetic]
+    worst = sorted(range(len(synthetic)), key=lambda i: -lcs[i])[:examples]
+    return {"exact_copies": sum(" ".join(units(t)) in train_keys for t in synthetic),
+            "ngram_overlap": {"n": overlap.n, "mean": float(overlaps.mean()) if len(overlaps) else 0.0,
+                              "max": float(overlaps.max()) if len(overlaps) else 0.0,
+                              "at_least_0.5": int((overlaps >= 0.5).sum()), "at_least_0.8": int((overlaps >= 0.8).sum())},
+            "longest_common_substring": {"max": max(lcs, default=0), "median": float(np.median(lcs)) if lcs else 0.0,
+                                         "share_of_length_median": float(np.median([n / max(len(t), 1) for n, t in zip(lcs, synthetic)]))
+                                         if lcs else 0.0,
+                                         "examples": [{"text": synthetic[i], "chars": lcs[i]} for i in worst]}}
+
+
+def quality_report(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5,
+                   examples_per_label: int = 5) -> dict[str, Any]:
+    real_texts, syn_texts = [t for t, _ in train], [t for t, _ in synthetic]
+    labels = sorted({y for _, y in train})
+    rng = random.Random(0)
+    per_label = {}
+    for label in labels:
+        real = [t for t, y in train if y == label]
+        syn = [t for t, y in synthetic if y == label]
+        per_label[label] = {"real": rng.sample(real, min(examples_per_label, len(real))),
+                            "synthetic": rng.sample(syn, min(examples_per_label, len(syn)))}
+    return {"rows": {"train": len(train), "heldout": len(heldout), "synthetic": len(synthetic)},
+            "label_balance": {label: {"real": sum(y == label for _, y in train), "synthetic": sum(y == label for _, y in synthetic)}
+                              for label in labels},
+            "utility": utility(train, heldout, synthetic, chinese, seeds) if synthetic and heldout else None,
+            "fidelity": fidelity(real_texts, syn_texts, chinese, [t for t, _ in heldout]) if syn_texts else None,
+            "diversity": {"synthetic": diversity(syn_texts) if syn_texts else None, "real": diversity(real_texts)},
+            "privacy": privacy(real_texts, syn_texts),
+            "examples": per_label}

