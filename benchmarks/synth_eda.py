@@ -93,10 +93,14 @@ def main() -> None:
                                  "removed": res.removed})
                     print(f"{name} N={size} seed {seed} {gen}: acc {a:.2f} (real {acc:.2f}), {len(synthetic)} rows, {seconds:.0f} s",
                           flush=True)
-    runs = merge_rows("synth_eda", runs, "id")
-    save("synth_eda", {"protocol": __doc__.split("\n\n")[1], "rows": runs, "summary": summarize(runs)})
-    print_table(summarize(runs), ["dataset", "size", "generator", "seeds", "accuracy", "ci95", "gain", "gain_ci95", "macro_f1",
-                                  "synthetic", "seconds"])
+                    write(runs)  # after every run: a crash or a kill keeps what was measured
+    columns = ["dataset", "size", "generator", "seeds", "accuracy", "ci95", "gain", "gain_ci95", "macro_f1", "synthetic", "seconds"]
+    print_table(summarize(merge_rows("synth_eda", [], "id")), columns)
+
+
+def write(runs: list[dict]) -> None:
+    merged = merge_rows("synth_eda", runs, "id")
+    save("synth_eda", {"protocol": __doc__.split("\n\n")[1], "rows": merged, "summary": summarize(merged)})
 
 
 def summarize(runs: list[dict]) -> list[dict]:

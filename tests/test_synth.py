@@ -274,3 +274,15 @@ def test_load_rows_reads_eda_files_and_tables(labelled, tmp_path):
     j = tmp_path / "d.jsonl"
     j.write_text('{"review": "tasty", "y": "pos"}\n', encoding="utf-8")
     assert load_rows(str(j), "auto", "review", "y") == [("tasty", "pos")]
+
+
+def test_language_model_presets_fit_tiny_data():
+    from textmill.synth.generators import GPTGenerator, _fit_stream_windows
+
+    cfg = {"model": {"family": "gpt", "context": 64}, "data": {"val_fraction": 0.1}}
+    rows = [("a few words here", "x")] * 40
+    _fit_stream_windows(cfg, rows, chinese=False)
+    held = cfg["data"]["val_fraction"] * 40 * (1.2 * 4 + 2)
+    assert cfg["data"]["val_fraction"] == 0.3 and held >= 3 * (cfg["model"]["context"] + 1) and cfg["model"]["context"] < 64
+    big = GPTGenerator(None, {}).run_config(rows * 50, Path("d.jsonl"), chinese=False, seed=0)
+    assert big["model"]["context"] == 64 and big["data"]["label_field"] == "label"

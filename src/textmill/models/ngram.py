@@ -188,7 +188,8 @@ class NGramLM:
             self.tables[f"backoff_{k}"] = np.zeros(len(keys))
             if k > 1:  # the backoff weight of each context lives on the (k-1)-gram that is the context
                 found, idx = self._lookup(k - 1, ctx_ids)
-                self.tables[f"backoff_{k - 1}"][idx[found]] = np.log10(gamma[found])
+                g = gamma[found]  # 0 when no discount frees mass (tiny data): no backoff, like a zero probability
+                self.tables[f"backoff_{k - 1}"][idx[found]] = np.where(g > 0, np.log10(np.maximum(g, 1e-300)), NEVER)
             lower_prob = prob
 
     def _add_k_contexts(self, counts: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:

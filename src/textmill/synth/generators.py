@@ -112,12 +112,14 @@ class TrainedGenerator(SynthGenerator):
 
     preset: dict[str, Any] = {}
 
-    def run_config(self, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
+    def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = copy.deepcopy(self.preset)
         cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000}
         cfg["data"] = {"source": str(data), "format": "jsonl", "text_field": "text", "label_field": "label",
                        "val_fraction": 0.1, "split_seed": seed}
         cfg.setdefault("train", {})["seed"] = seed
+        if cfg["model"]["family"] in ("gpt", "rnn"):
+            _fit_stream_windows(cfg, rows, chinese)
         return cfg
 
     def _train(self, rows: Rows, run: Path, chinese: bool, seed: int) -> None:
@@ -130,7 +132,7 @@ class TrainedGenerator(SynthGenerator):
         data = run.parent / f"{run.name}.jsonl"
         data.write_text("".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows),
                         encoding="utf-8")
-        train(self.run_config(data, chinese, seed), run, overrides=list(self.options.get("overrides", [])), overwrite=True)
+        train(self.run_config(rows, data, chinese, seed), run, overrides=list(self.options.get("overrides", [])), overwrite=True)
         (run / "synth_done").write_text("")
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
@@ -145,6 +147,18 @@ class TrainedGenerator(SynthGenerator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.preset["model"]["family"], "options": self.options}
+
+
+def _fit_stream_windows(cfg: dict[str, Any], rows: Rows, chinese: bool) -> None:
+    """A language model's validation split must hold a couple of context windows: with few rows,
+    hold out a larger share (at most 30%), then shorten the context."""
+    per_row = sum(len(t) if chinese else 1.2 * len(t.split()) for t, _ in rows) / max(len(rows), 1) + 2  # + <bos>, <label=X>
+    total = per_row * len(rows)
+    context = cfg["model"]["context"]
+    share = min(0.3, max(0.1, 3 * (context + 1) / total))
+    cfg["data"]["val_fraction"] = share
+    if share * total < 3 * (context + 1):
+        cfg["model"]["context"] = max(8, int(share * total / 3) - 1)
 
 
 def _preset(family: str, train: dict[str, Any] | None = None, **model: Any) -> dict[str, Any]:
@@ -187,8 +201,8 @@ class NGramGenerator(TrainedGenerator):
     name = "ngram"
     preset = {"model": {"family": "ngram", "order": 3, "smoothing": "kneser_ney"}}
 
-    def run_config(self, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
-        cfg = super().run_config(data, chinese, seed)
+    def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
+        cfg = super().run_config(rows, data, chinese, seed)
         if chinese:
             cfg["model"]["order"] = 4
         del cfg["train"]
