@@ -104,8 +104,8 @@ def test_each_filter_removes_what_it_names():
     train = ["the food was great and the staff were friendly", "the soup was cold and the waiter was rude"]
     cands = lambda *texts: [Candidate(t, "positive") for t in texts]  # noqa: E731
     norm = Normalise()
-    batch = cands("  ｔｈｅ   food  ", "the <unk> food", "   ")
-    assert norm.keep(batch) == [True, False, False] and batch[0].text == "the food"
+    batch = cands("  cafe\u0301   food  ", "the <unk> food", "   ", "好，很好！")
+    assert norm.keep(batch) == [True, False, False, True] and batch[0].text == "caf\u00e9 food" and batch[3].text == "好，很好！"
     assert Length(2, 5).keep(cands("one", "one two three", "a b c d e f")) == [False, True, False]
     assert Charset(train, 0.1).keep(cands("the food was great", "еда была отличной")) == [True, False]
     dup = ExactDuplicates()

@@ -54,15 +54,16 @@ _SPECIAL = re.compile(r"<(?:pad|bos|eos|unk|sep|user|bot|label=[^>]*)>")
 
 
 class Normalise(Filter):
-    """Unicode NFKC, whitespace collapsed and trimmed; texts left empty or holding a model's special
-    tokens (an `<unk>` the tokenizer could not spell) are removed."""
+    """Unicode NFC (not NFKC, which would turn Chinese full-width punctuation into ASCII), whitespace
+    collapsed and trimmed; texts left empty or holding a model's special tokens (an `<unk>` the
+    tokenizer could not spell) are removed."""
 
     name, reason = "normalise", "empty or holds special tokens"
 
     def keep(self, batch: list[Candidate]) -> list[bool]:
         verdicts = []
         for c in batch:
-            c.text = " ".join(unicodedata.normalize("NFKC", c.text).split())
+            c.text = " ".join(unicodedata.normalize("NFC", c.text).split())
             verdicts.append(bool(c.text) and not _SPECIAL.search(c.text))
         return verdicts
 
@@ -84,7 +85,7 @@ class Charset(Filter):
     name, reason = "charset", "characters the real data never uses"
 
     def __init__(self, real_texts: Sequence[str], max_foreign: float = 0.1) -> None:
-        self.chars = {ch for t in real_texts for ch in unicodedata.normalize("NFKC", t.lower()) if not ch.isspace()}
+        self.chars = {ch for t in real_texts for ch in unicodedata.normalize("NFC", t.lower()) if not ch.isspace()}
         self.max_foreign = max_foreign
 
     def keep(self, batch: list[Candidate]) -> list[bool]:
