@@ -15,7 +15,7 @@ from .train import load, train
 __version__ = "0.1.0"
 
 
-def synthesize(*args, **kwargs):  # noqa: ANN002, ANN003 - imported on first use: it pulls in scikit-learn and scipy
+def synthesize(*args, **kwargs):  # imported on first use: synth pulls in scikit-learn and scipy
     """Synthetic labelled data with filters and a quality report: see `textmill.synth.synthesize`."""
     from .synth import synthesize as run
 
