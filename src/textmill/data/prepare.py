@@ -77,17 +77,18 @@ def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "st
     if kind == "sentences":
         return _sentences(cfg, run_dir, resume, labelled)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = load_tokenizer(run_dir) if resume else build_tokenizer(lm_tokenizer_config(cfg), train_docs)
+    tok = load_tokenizer(run_dir) if resume else build_tokenizer(lm_tokenizer_config(cfg, train_docs), train_docs)
     context = cfg.model.context
     return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
                     TokenStream.from_docs(tok, val_docs, context, "validation"))
 
 
-def lm_tokenizer_config(cfg: RunConfig) -> TokenizerConfig:
-    """The tokenizer config of a language model, with the control token of every label of labelled data."""
+def lm_tokenizer_config(cfg: RunConfig, train_docs: list[str]) -> TokenizerConfig:
+    """The tokenizer config of a language model, with the control token of every label of labelled
+    data (each training document of labelled data starts with its label's token: `lm_documents`)."""
     if not is_labelled(cfg.data):
         return cfg.tokenizer
-    return _with_controls(cfg.tokenizer, tuple(label_token(x) for x in sorted({x for _, x in labelled_documents(cfg.data)[0]})))
+    return _with_controls(cfg.tokenizer, tuple(sorted({d[:d.index(">") + 1] for d in train_docs})))
 
 
 def labelled_documents(d: DataConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -37,6 +37,16 @@ class JournalState:
     def progress(self, label: str) -> LabelProgress:
         return self.labels.setdefault(label, LabelProgress())
 
+    def apply(self, label: str, chunk: int, rows: list[dict[str, Any]], generated: int, removed: dict[str, int]) -> None:
+        """Count one committed chunk (replayed from the journal, or just written)."""
+        p = self.progress(label)
+        p.kept += len(rows)
+        p.generated += generated
+        p.chunks = chunk + 1
+        p.fruitless = 0 if rows else p.fruitless + 1
+        p.removed.update(removed)
+        self.rows += rows
+
 
 class Journal:
     def __init__(self, path: Path, config_hash: str) -> None:
@@ -64,13 +74,7 @@ class Journal:
                 good = offset
             elif "commit" in record:
                 c = record["commit"]
-                p = state.progress(c["label"])
-                p.kept += len(pending)
-                p.generated += c["generated"]
-                p.chunks = c["chunk"] + 1
-                p.fruitless = 0 if pending else p.fruitless + 1
-                p.removed.update(c["removed"])
-                state.rows += pending
+                state.apply(c["label"], c["chunk"], pending, c["generated"], c["removed"])
                 pending, good = [], offset
             else:
                 pending.append(record)

@@ -268,12 +268,7 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
             new_rows = [{"text": c.text, "label": label, "generator": cfg.generator, "seed": seed, **c.scores,
                          "config_hash": config_hash} for c in kept]
             journal.commit(label, p.chunks, new_rows, n, removed)
-            state.rows += new_rows
-            p.kept += len(kept)
-            p.generated += n
-            p.chunks += 1
-            p.fruitless = 0 if kept else p.fruitless + 1
-            p.removed.update(removed)
+            state.apply(label, p.chunks, new_rows, n, removed)
             done += len(kept)
             if progress:
                 progress(done, total)

@@ -256,7 +256,7 @@ def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callba
     """Fit a count-based model (n-gram) on the training split and score the validation split."""
     prepare_run_dir(run_dir, cfg, resume=False, overwrite=overwrite)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = build_tokenizer(lm_tokenizer_config(cfg), train_docs)
+    tok = build_tokenizer(lm_tokenizer_config(cfg, train_docs), train_docs)
     started = time.perf_counter()
     stream = encode_stream(tok, train_docs)
     model = build_model(cfg.model, tok.vocab_size).fit(stream)
