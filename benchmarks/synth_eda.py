@@ -1,19 +1,22 @@
 """Does synthetic data help a classifier trained on little real data? The EDA protocol.
 
 For each data set (EDA's SST-2 and TREC files) and seed: draw N stratified real training rows (or
-`--per-class K` rows of each label), score the TF-IDF + logistic-regression classifier trained on
-them on the full test set, then let each generator add synthetic rows (`textmill.synthesize` with
-the test set as `eval_data`, so nothing is held out of the N rows) and score the same classifier
-trained on real + synthetic. Each generator adds `--aug` synthetic rows per real row in total,
+`--per-class K` rows of each label), score a classifier trained on them on the full test set, then
+let each generator add synthetic rows (`textmill.synthesize` with the test set as `eval_data`, so
+nothing is held out of the N rows) and score the same classifier trained on real + synthetic. The
+classifiers (`--classifiers`): `tfidf` (TF-IDF + logistic regression, the report's default) and
+`cnn` (Kim's sentence CNN with random embeddings, seeded like the draw: the kind of model the EDA
+paper measured with). Each generator adds `--aug` synthetic rows per real row in total,
 spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 
 - `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
 - `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters.
 
-Times are wall seconds per run for fitting, generating and filtering. Runs accumulate in
-`results/synth_eda.json` across invocations, so one generator can run per invocation:
+Times are wall seconds per run for fitting, generating and filtering. Synthetic rows are kept under
+`runs/bench_synth_eda/` and reused by later invocations (another classifier scores the same rows).
+Runs accumulate in `results/synth_eda.json` across invocations, so one generator can run per invocation:
 
-    python benchmarks/synth_eda.py [--datasets sst2 trec] [--generators eda ngram] [--seeds 5] [--n 500]
+    python benchmarks/synth_eda.py [--datasets sst2 trec] [--generators eda ngram] [--classifiers tfidf cnn] [--seeds 5] [--n 500]
     python benchmarks/synth_eda.py --per-class 20
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -34,11 +38,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
+from textmill.synth.classify import CLASSIFIERS  # noqa: E402
 from textmill.synth.pipeline import load_rows  # noqa: E402
 from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
 
 DATASETS = {"sst2": SHARED_DATA / "eda_sst2", "trec": SHARED_DATA / "eda_trec"}
 PAPER_EDA = {"generator": "eda", "skip_filters": ["length", "charset", "training_copy", "near_duplicate", "label"]}
+CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_synth_eda"
 GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"generator": "ngram"},
               "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"}}
 
@@ -59,6 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="*", choices=list(DATASETS), default=list(DATASETS))
     ap.add_argument("--generators", nargs="*", choices=list(GENERATORS), default=list(GENERATORS))
+    ap.add_argument("--classifiers", nargs="*", choices=CLASSIFIERS, default=["tfidf"])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--per-class", type=int, default=None)
@@ -73,29 +80,40 @@ def main() -> None:
         for seed in range(args.seeds):
             real = draw(train_all, args.n, args.per_class, seed)
             labels = sorted({y for _, y in real})
-            acc, f1 = classifier_scores(real, test, chinese=False)
-            runs.append({"id": f"{name}|{size}|real|{seed}", "dataset": name, "size": size, "generator": "real", "seed": seed,
-                         "accuracy": acc, "macro_f1": f1, "seconds": 0.0, "synthetic": 0})
-            with tempfile.TemporaryDirectory() as tmp:
-                data = Path(tmp) / "real.txt"
-                data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
-                per_label = max(1, args.aug * len(real) // len(labels))
-                for gen in args.generators:
-                    started = time.perf_counter()
-                    res = textmill.synthesize(str(data), out=Path(tmp) / f"{gen}.jsonl", eval_data=str(DATASETS[name] / "test.txt"),
-                                              per_label=per_label, seed=seed, overwrite=True, **GENERATORS[gen])
-                    seconds = time.perf_counter() - started
-                    lines = res.out.read_text(encoding="utf-8").splitlines()
-                    synthetic = [(r["text"], r["label"]) for r in map(json.loads, lines)]
-                    a, f = classifier_scores(real + synthetic, test, chinese=False)
-                    runs.append({"id": f"{name}|{size}|{gen}|{seed}", "dataset": name, "size": size, "generator": gen, "seed": seed,
-                                 "accuracy": a, "macro_f1": f, "seconds": seconds, "synthetic": len(synthetic),
-                                 "removed": res.removed})
-                    print(f"{name} N={size} seed {seed} {gen}: acc {a:.2f} (real {acc:.2f}), {len(synthetic)} rows, {seconds:.0f} s",
+            per_label = max(1, args.aug * len(real) // len(labels))
+            for gen in ["real", *args.generators]:
+                synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
+                    generate(real, name, size, gen, seed, per_label, DATASETS[name] / "test.txt")
+                for clf in args.classifiers:
+                    a, f = classifier_scores(real + synthetic, test, chinese=False, seed=seed, classifier=clf)
+                    runs.append({"id": f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{clf}"), "dataset": name,
+                                 "size": size, "generator": gen, "seed": seed, "classifier": clf, "accuracy": a, "macro_f1": f,
+                                 "synthetic": len(synthetic), **info})
+                    print(f"{name} N={size} seed {seed} {gen} {clf}: acc {a:.2f}, {len(synthetic)} rows, {info['seconds']:.0f} s",
                           flush=True)
                     write(runs)  # after every run: a crash or a kill keeps what was measured
-    columns = ["dataset", "size", "generator", "seeds", "accuracy", "ci95", "gain", "gain_ci95", "macro_f1", "synthetic", "seconds"]
+    columns = ["dataset", "size", "classifier", "generator", "seeds", "accuracy", "ci95", "gain", "gain_ci95", "macro_f1",
+               "synthetic", "seconds"]
     print_table(summarize(merge_rows("synth_eda", [], "id")), columns)
+
+
+def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, seed: int, per_label: int,
+             eval_data: Path) -> tuple[list[tuple[str, str]], dict]:
+    """Synthetic rows of one generator for one draw, kept under runs/ so another classifier reuses them."""
+    stem = CACHE / f"{name}_{size.replace('/', '-')}_{gen.replace(' ', '_')}_{seed}"
+    if not stem.with_suffix(".json").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "real.txt"
+            data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
+            started = time.perf_counter()
+            res = textmill.synthesize(str(data), out=Path(tmp) / "synth.jsonl", eval_data=str(eval_data), per_label=per_label,
+                                      seed=seed, overwrite=True, **GENERATORS[gen])
+            seconds = time.perf_counter() - started
+            CACHE.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(res.out, stem.with_suffix(".jsonl"))
+        stem.with_suffix(".json").write_text(json.dumps({"seconds": seconds, "removed": res.removed}), encoding="utf-8")
+    rows = [json.loads(line) for line in stem.with_suffix(".jsonl").read_text(encoding="utf-8").splitlines()]
+    return [(r["text"], r["label"]) for r in rows], json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
 
 
 def write(runs: list[dict]) -> None:
@@ -105,16 +123,16 @@ def write(runs: list[dict]) -> None:
 
 def summarize(runs: list[dict]) -> list[dict]:
     """Mean over seeds per (dataset, size, generator); the gain over real-only is paired by seed."""
-    groups: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
+    groups: dict[tuple[str, str, str, str], dict[int, dict]] = defaultdict(dict)
     for r in runs:
-        groups[r["dataset"], r["size"], r["generator"]][r["seed"]] = r
+        groups[r["dataset"], r["size"], r.get("classifier", "tfidf"), r["generator"]][r["seed"]] = r
     out = []
-    for (dataset, size, gen), by_seed in sorted(groups.items()):
-        real = groups[dataset, size, "real"]
+    for (dataset, size, clf, gen), by_seed in sorted(groups.items()):
+        real = groups[dataset, size, clf, "real"]
         seeds = sorted(s for s in by_seed if s in real)
         acc = mean_ci([by_seed[s]["accuracy"] for s in seeds])
         gain = mean_ci([by_seed[s]["accuracy"] - real[s]["accuracy"] for s in seeds])
-        out.append({"dataset": dataset, "size": size, "generator": gen, "seeds": len(seeds), "accuracy": acc["mean"],
+        out.append({"dataset": dataset, "size": size, "classifier": clf, "generator": gen, "seeds": len(seeds), "accuracy": acc["mean"],
                     "ci95": acc["ci95"], "gain": gain["mean"], "gain_ci95": gain["ci95"],
                     "macro_f1": float(np.mean([by_seed[s]["macro_f1"] for s in seeds])),
                     "synthetic": float(np.mean([by_seed[s]["synthetic"] for s in seeds])),

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sklearn.base import clone
 from typer.testing import CliRunner
 
 import textmill
 from textmill.cli import app
 from textmill.errors import ConfigError, DataError
 from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
+from textmill.synth.classify import text_classifier
 from textmill.synth.filters import (
     Candidate,
     Charset,
@@ -165,6 +167,18 @@ def test_quality_measures():
     assert p["exact_copies"] == 1 and p["longest_common_substring"]["max"] == len(train[0][0])
 
 
+def test_cnn_classifier_learns_features_of_its_own():
+    train, test = reviews(200), reviews(100, seed=1)
+    model = text_classifier(False, seed=0, kind="cnn").fit([t for t, _ in train], [y for _, y in train])
+    proba = model.predict_proba([t for t, _ in test])
+    assert proba.shape == (100, 2) and abs(proba.sum(axis=1) - 1).max() < 1e-5
+    assert (model.predict([t for t, _ in test]) == [y for _, y in test]).mean() > 0.9
+    again = clone(model).fit([t for t, _ in train], [y for _, y in train])
+    assert abs(again.predict_proba([t for t, _ in test]) - proba).max() < 1e-6  # seeded: the same model twice
+    u = utility(train, test, reviews(40, seed=2), chinese=False, seeds=3, classifier="cnn")
+    assert u["classifier"] == "cnn" and u["settings"]["real"]["accuracy"]["mean"] > 90
+
+
 def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
     out = tmp_path / "synth.jsonl"
     res = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"))
@@ -240,6 +254,8 @@ def test_bad_input_names_the_problem_and_the_fix(labelled, tmp_path):
         textmill.synthesize(str(labelled), generator="gpt5", out=tmp_path / "o.jsonl")
     with pytest.raises(ConfigError, match="cannot condition on labels; use 'cvae'"):
         textmill.synthesize(str(labelled), generator="vae", out=tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="report_classifier"):
+        textmill.synthesize(str(labelled), report_classifier="svm", out=tmp_path / "o.jsonl")
     with pytest.raises(ConfigError, match="per_label"):
         textmill.synthesize(str(labelled), per_label=0, out=tmp_path / "o.jsonl")
     with pytest.raises(ConfigError, match="must end in"):

@@ -449,6 +449,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           label: Annotated[Optional[list[str]], typer.Option(help="only these labels (repeat)")] = None,
           eval_data: Annotated[Optional[str], typer.Option(help="real test set for the report (else a held-out share)")] = None,
           holdout: Annotated[float, typer.Option(help="share of each label held out for the report")] = 0.2,
+          report_classifier: Annotated[str, typer.Option(help="utility classifier of the report: tfidf | cnn")] = "tfidf",
           temperature: Annotated[float, typer.Option(help="sampling temperature of trained generators")] = 1.0,
           top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling for trained generators")] = None,
           set_: SetOpt = None,
@@ -476,7 +477,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
         options.update(generator=generator, per_label=per_label, holdout=holdout)
     col = lambda c: int(c) if c.isdigit() else c  # noqa: E731
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
-                   report=str(report) if report else None, seed=seed)
+                   report=str(report) if report else None, report_classifier=report_classifier, seed=seed)
     gen_options = options.setdefault("generator_options", {})
     gen_options.update(temperature=temperature, top_p=top_p)
     if set_:

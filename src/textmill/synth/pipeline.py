@@ -33,6 +33,7 @@ from ..config import DataConfig, Strict
 from ..data.sources import read_labelled, read_records, read_utf8
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import is_chinese, metric_tokens
+from .classify import ClassifierKind
 from .filters import (
     Candidate,
     Charset,
@@ -85,6 +86,8 @@ class SynthConfig(Strict):
     min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
     skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
     report_seeds: int = Field(5, ge=3, le=50)
+    report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
+                                                                   "or cnn (Kim's sentence CNN, slower)")
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times per_label")
 
 
@@ -159,7 +162,7 @@ def _config_hash(cfg: SynthConfig) -> str:
     for path in (cfg.data, cfg.eval_data):
         if path and not path.startswith("embedded:"):
             h.update(hashlib.sha256(Path(path).read_bytes()).digest())
-    settings = cfg.model_dump(exclude={"data", "eval_data", "out", "report", "report_seeds"})
+    settings = cfg.model_dump(exclude={"data", "eval_data", "out", "report", "report_seeds", "report_classifier"})
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
@@ -286,7 +289,7 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
     report = report_path = None
     if cfg.report:
         synthetic = [(r["text"], r["label"]) for r in state.rows]
-        report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds)
+        report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds, cfg.report_classifier)
         report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings,
                    "filters": {"generated": sum(state.progress(x).generated for x in labels),
                                "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}

@@ -1,7 +1,7 @@
 """The quality report's measurements: does the synthetic data help, is it like the real data, is it
 diverse, does it leak the training texts?
 
-- utility: the TF-IDF + logistic-regression classifier trained on real only, real + synthetic and
+- utility: a classifier (TF-IDF + logistic regression, or on request the sentence CNN) trained on real only, real + synthetic and
   synthetic only, scored on the held-out real texts; each setting over `seeds` bootstrap resamples of
   its training set, reported as mean and 95% t-interval, and the gain of real + synthetic over real
   paired by seed;
@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ..evaluate.metrics import distinct_n, metric_tokens, self_bleu
-from .classify import text_classifier
+from .classify import ClassifierKind, text_classifier
 from .filters import TrainingOverlap, units
 
 Rows = Sequence[tuple[str, str]]
@@ -42,15 +42,16 @@ def mean_ci(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(v.mean()), "ci95": half}
 
 
-def classifier_scores(train: Rows, test: Rows, chinese: bool, seed: int = 0) -> tuple[float, float]:
+def classifier_scores(train: Rows, test: Rows, chinese: bool, seed: int = 0, classifier: ClassifierKind = "tfidf") -> tuple[float, float]:
     """Accuracy and macro-F1 (%) on `test` of the classifier trained on `train`."""
-    model = text_classifier(chinese, seed).fit([t for t, _ in train], [y for _, y in train])
+    model = text_classifier(chinese, seed, classifier).fit([t for t, _ in train], [y for _, y in train])
     pred = model.predict([t for t, _ in test])
     truth = [y for _, y in test]
     return 100 * accuracy_score(truth, pred), 100 * f1_score(truth, pred, average="macro")
 
 
-def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5) -> dict[str, Any]:
+def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5,
+            classifier: ClassifierKind = "tfidf") -> dict[str, Any]:
     settings = {"real": list(train), "real+synthetic": list(train) + list(synthetic), "synthetic": list(synthetic)}
     scores: dict[str, dict[str, list[float]]] = {}
     for name, rows in settings.items():
@@ -60,11 +61,11 @@ def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: i
             sample = [rows[rng.randrange(len(rows))] for _ in rows]
             if len({y for _, y in sample}) < 2:
                 continue
-            a, f = classifier_scores(sample, heldout, chinese, seed)
+            a, f = classifier_scores(sample, heldout, chinese, seed, classifier)
             acc.append(a)
             f1.append(f)
         scores[name] = {"accuracy": acc, "macro_f1": f1}
-    out: dict[str, Any] = {"seeds": seeds, "test_rows": len(heldout),
+    out: dict[str, Any] = {"classifier": classifier, "seeds": seeds, "test_rows": len(heldout),
                            "settings": {k: {m: mean_ci(v) if v else None for m, v in s.items()} | {"runs": s}
                                         for k, s in scores.items()}}
     real, both = scores["real"], scores["real+synthetic"]
@@ -188,7 +189,7 @@ def privacy(train: Sequence[str], synthetic: Sequence[str], examples: int = 3) -
 
 
 def quality_report(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5,
-                   examples_per_label: int = 5) -> dict[str, Any]:
+                   classifier: ClassifierKind = "tfidf", examples_per_label: int = 5) -> dict[str, Any]:
     real_texts, syn_texts = [t for t, _ in train], [t for t, _ in synthetic]
     labels = sorted({y for _, y in train})
     rng = random.Random(0)
@@ -201,7 +202,7 @@ def quality_report(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, s
     return {"rows": {"train": len(train), "heldout": len(heldout), "synthetic": len(synthetic)},
             "label_balance": {label: {"real": sum(y == label for _, y in train), "synthetic": sum(y == label for _, y in synthetic)}
                               for label in labels},
-            "utility": utility(train, heldout, synthetic, chinese, seeds) if synthetic and heldout else None,
+            "utility": utility(train, heldout, synthetic, chinese, seeds, classifier) if synthetic and heldout else None,
             "fidelity": fidelity(real_texts, syn_texts, chinese, [t for t, _ in heldout]) if syn_texts else None,
             "diversity": {"synthetic": diversity(syn_texts) if syn_texts else None, "real": diversity(real_texts)},
             "privacy": privacy(real_texts, syn_texts),

@@ -86,7 +86,8 @@ def _render(r: dict[str, Any]) -> str:
     u = r.get("utility")
     s.append("<h2>Utility: does the synthetic data help a classifier?</h2>")
     if u:
-        s.append(f"<p>TF-IDF + logistic regression, scored on the {u['test_rows']} held-out real rows; mean and 95% interval "
+        name = {"tfidf": "TF-IDF + logistic regression", "cnn": "Sentence CNN (Kim 2014)"}[u["classifier"]]
+        s.append(f"<p>{name}, scored on the {u['test_rows']} held-out real rows; mean and 95% interval "
                  f"over {u['seeds']} bootstrap resamples of each training set.</p>")
         s.append(_table([[k, _ci(v["accuracy"]), _ci(v["macro_f1"])] for k, v in u["settings"].items()],
                         ["trained on", "accuracy (%)", "macro-F1 (%)"]))
