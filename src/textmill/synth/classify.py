@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from ..evaluate.metrics import metric_tokens
 
 ClassifierKind = Literal["tfidf", "cnn"]
-CLASSIFIERS: tuple[str, ...] = ("tfidf", "cnn")
+CLASSIFIERS: tuple[str, ...] = get_args(ClassifierKind)
 
 
 def text_classifier(chinese: bool, seed: int = 0, kind: ClassifierKind = "tfidf") -> BaseEstimator:
