@@ -14,9 +14,11 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 
 Times are wall seconds per run for fitting, generating and filtering. Synthetic rows are kept under
 `runs/bench_synth_eda/` and reused by later invocations (another classifier scores the same rows).
-Runs accumulate in `results/synth_eda.json` across invocations, so one generator can run per invocation:
+Runs accumulate in `results/synth_eda.json` across invocations, so one generator can run per invocation;
+`--resume` skips the runs that file already holds (to finish an interrupted invocation):
 
     python benchmarks/synth_eda.py [--datasets sst2 trec] [--generators eda ngram] [--classifiers tfidf cnn] [--seeds 5] [--n 500]
+    python benchmarks/synth_eda.py --classifiers cnn --resume
     python benchmarks/synth_eda.py --per-class 20
 """
 
@@ -70,9 +72,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--per-class", type=int, default=None)
     ap.add_argument("--aug", type=int, default=16, help="synthetic rows per real row, in total")
+    ap.add_argument("--resume", action="store_true", help="skip the runs results/synth_eda.json already holds")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     size = f"{args.per_class}/label" if args.per_class else str(args.n)
+    done = {r["id"] for r in merge_rows("synth_eda", [], "id")} if args.resume else set()
     runs = []
     for name in args.datasets:
         train_all = load_rows(str(DATASETS[name] / "train.txt"), "eda", 1, 0)
@@ -82,11 +86,15 @@ def main() -> None:
             labels = sorted({y for _, y in real})
             per_label = max(1, args.aug * len(real) // len(labels))
             for gen in ["real", *args.generators]:
+                todo = {clf: f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{clf}") for clf in args.classifiers}
+                todo = {clf: run_id for clf, run_id in todo.items() if run_id not in done}
+                if not todo:
+                    continue
                 synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
                     generate(real, name, size, gen, seed, per_label, DATASETS[name] / "test.txt")
-                for clf in args.classifiers:
+                for clf, run_id in todo.items():
                     a, f = classifier_scores(real + synthetic, test, chinese=False, seed=seed, classifier=clf)
-                    runs.append({"id": f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{clf}"), "dataset": name,
+                    runs.append({"id": run_id, "dataset": name,
                                  "size": size, "generator": gen, "seed": seed, "classifier": clf, "accuracy": a, "macro_f1": f,
                                  "synthetic": len(synthetic), **info})
                     print(f"{name} N={size} seed {seed} {gen} {clf}: acc {a:.2f}, {len(synthetic)} rows, {info['seconds']:.0f} s",
