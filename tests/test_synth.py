@@ -19,7 +19,7 @@ import textmill
 from textmill.cli import app
 from textmill.errors import ConfigError, DataError
 from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
-from textmill.synth.classify import text_classifier
+from textmill.synth.classify import CNNClassifier, text_classifier
 from textmill.synth.filters import (
     Candidate,
     Charset,
@@ -177,6 +177,13 @@ def test_cnn_classifier_learns_features_of_its_own():
     assert abs(again.predict_proba([t for t, _ in test]) - proba).max() < 1e-6  # seeded: the same model twice
     u = utility(train, test, reviews(40, seed=2), chinese=False, seeds=3, classifier="cnn")
     assert u["classifier"] == "cnn" and u["settings"]["real"]["accuracy"]["mean"] > 90
+
+
+def test_cnn_classifier_stops_early_only_on_a_held_out_set_large_enough_to_trust():
+    texts, labels = zip(*reviews(2000))
+    small = CNNClassifier(seed=0, small_updates=5).fit(texts[:200], labels[:200])
+    large = CNNClassifier(seed=0, max_epochs=1).fit(texts, labels)
+    assert (small.held_out_, large.held_out_) == (0, 200)  # a tenth of 200 rows is too few to stop on
 
 
 def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):

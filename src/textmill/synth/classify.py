@@ -7,7 +7,7 @@ word 1-2-grams, Chinese character 1-3-grams (no segmenter needed).
 `cnn` is the sentence CNN of Kim (2014), the kind of classifier the EDA paper measured its gains
 with: randomly initialised embeddings (nothing is downloaded), filters of widths 3/4/5 over words
 (characters for Chinese), max-pooling, dropout, and early stopping on a stratified tenth of the
-training rows. Bag-of-words models gain little from rewrites of sentences they have seen; a network
+training rows when that tenth is large enough to trust (a fixed count of updates otherwise). Bag-of-words models gain little from rewrites of sentences they have seen; a network
 that learns its own features from few rows is where augmentation is known to help, so a report can
 measure both.
 
@@ -67,14 +67,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     """Kim (2014) sentence CNN over metric tokens (words; characters for Chinese), lowercased.
 
     Trains with Adam on class-weighted cross-entropy until the loss on a held-out tenth of the rows
-    (stratified) has not improved for `patience` epochs, and keeps the best epoch's weights. With
-    fewer than two rows per class there is nothing to hold out and it trains `max_epochs`."""
+    (stratified) has not improved for `patience` epochs, and keeps the best epoch's weights. A tenth
+    smaller than `min_held` rows is too noisy to stop on (on 500 SST-2 rows, the 50 held out scored
+    near chance while the test set climbed to 60%), so small sets train for `small_updates` updates
+    (whole epochs) on all their rows instead."""
 
     def __init__(self, seed: int = 0, embed: int = 128, filters: int = 100, widths: tuple[int, ...] = (3, 4, 5),
                  dropout: float = 0.5, max_len: int = 64, batch_size: int = 50, lr: float = 1e-3,
-                 max_epochs: int = 30, patience: int = 3):
+                 max_epochs: int = 30, patience: int = 3, min_held: int = 200, small_updates: int = 300):
         self.seed, self.embed, self.filters, self.widths, self.dropout = seed, embed, filters, widths, dropout
         self.max_len, self.batch_size, self.lr, self.max_epochs, self.patience = max_len, batch_size, lr, max_epochs, patience
+        self.min_held, self.small_updates = min_held, small_updates
 
     def _encode(self, texts: Sequence[str]) -> torch.Tensor:
         rows = [[self.vocab_.get(w, 1) for w in metric_tokens(t.lower())[:self.max_len]] for t in texts]
@@ -91,14 +94,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         weight = torch.tensor(compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=y), dtype=torch.float)
         idx = np.arange(len(texts))
         held = np.array([], dtype=int)
-        if np.bincount(y).min() >= 2 and len(texts) >= 10 * len(self.classes_):
+        epochs = max(1, -(-self.small_updates // -(-len(texts) // self.batch_size)))
+        if np.bincount(y).min() >= 2 and len(texts) >= 10 * max(len(self.classes_), self.min_held):
             idx, held = train_test_split(idx, test_size=0.1, stratify=y, random_state=self.seed)
+            epochs = self.max_epochs
+        self.held_out_ = len(held)
         x_all, y_all = self._encode(texts), torch.tensor(y)
         lengths = (x_all != 0).sum(dim=1).clamp(min=max(self.widths))
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         rng = torch.Generator().manual_seed(self.seed)
         best, best_state, waited = float("inf"), None, 0
-        for _ in range(self.max_epochs):
+        for _ in range(epochs):
             model.train()
             order = torch.as_tensor(idx)[torch.randperm(len(idx), generator=rng)]
             for start in range(0, len(order), self.batch_size):
