@@ -7,9 +7,9 @@ word 1-2-grams, Chinese character 1-3-grams (no segmenter needed).
 `cnn` is the sentence CNN of Kim (2014), the kind of classifier the EDA paper measured its gains
 with: randomly initialised embeddings (nothing is downloaded), filters of widths 3/4/5 over words
 (characters for Chinese), max-pooling, dropout, and early stopping on a stratified tenth of the
-training rows when that tenth is large enough to trust (a fixed count of updates otherwise). Bag-of-words models gain little from rewrites of sentences they have seen; a network
-that learns its own features from few rows is where augmentation is known to help, so a report can
-measure both.
+training rows when that tenth is large enough to trust (a fixed count of updates otherwise).
+Bag-of-words models gain little from rewrites of sentences they have seen; a network that learns
+its own features from few rows is where augmentation is known to help, so a report can measure both.
 
 Both weight classes by inverse frequency, so a rare label is not simply outvoted, and both follow
 scikit-learn's fit / predict / predict_proba.
