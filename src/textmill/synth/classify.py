@@ -18,6 +18,7 @@ scikit-learn's fit / predict / predict_proba.
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Literal, get_args
@@ -94,7 +95,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         weight = torch.tensor(compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=y), dtype=torch.float)
         idx = np.arange(len(texts))
         held = np.array([], dtype=int)
-        epochs = max(1, -(-self.small_updates // -(-len(texts) // self.batch_size)))
+        epochs = math.ceil(self.small_updates / math.ceil(len(texts) / self.batch_size))  # whole epochs, >= small_updates
         if np.bincount(y).min() >= 2 and len(texts) >= 10 * max(len(self.classes_), self.min_held):
             idx, held = train_test_split(idx, test_size=0.1, stratify=y, random_state=self.seed)
             epochs = self.max_epochs
