@@ -10,7 +10,9 @@ paper measured with). Each generator adds `--aug` synthetic rows per real row in
 spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 
 - `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
-- `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters.
+- `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters;
+- `ngram (prefix 2)`: the n-gram generator continuing the first two words of a real sentence of the
+  label (`generator_options={"prefix": 2}`).
 
 Times are wall seconds per run for fitting, generating and filtering. Synthetic rows are kept under
 `runs/bench_synth_eda/` and reused by later invocations (another classifier scores the same rows).
@@ -48,6 +50,7 @@ DATASETS = {"sst2": SHARED_DATA / "eda_sst2", "trec": SHARED_DATA / "eda_trec"}
 PAPER_EDA = {"generator": "eda", "skip_filters": ["length", "charset", "training_copy", "near_duplicate", "label"]}
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_synth_eda"
 GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"generator": "ngram"},
+              "ngram (prefix 2)": {"generator": "ngram", "generator_options": {"prefix": 2}},
               "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"}}
 
 

@@ -218,6 +218,23 @@ def test_trained_generators_condition_on_labels(labelled, tmp_path):
             assert gen.labels == ["negative", "positive"]
 
 
+def test_prefix_starts_samples_like_real_texts_of_the_label(tmp_path):
+    from textmill.synth.generators import build_generator
+
+    rows = [(text, label) for text, label in reviews(160)]
+    gen = build_generator("ngram", {"prefix": 2})
+    gen.fit(rows, tmp_path, chinese=False, seed=0)
+    openings = {label: {" ".join(t.split()[:2]) for t, x in rows if x == label} for label in ("negative", "positive")}
+    for label in openings:
+        samples = gen.sample(label, 30, seed=1)
+        assert len(samples) == 30 and all(" ".join(s.split()[:2]) in openings[label] for s in samples)
+        assert all(len(s.split()) > 2 for s in samples)  # the model wrote on after the prefix
+        assert samples == gen.sample(label, 30, seed=1) != gen.sample(label, 30, seed=2)
+    for bad in (-1, 1.5, "two"):
+        with pytest.raises(ConfigError, match="prefix"):
+            build_generator("ngram", {"prefix": bad}).fit(rows, tmp_path / "bad", chinese=False, seed=0)
+
+
 SLOW_SYNTH = """
 import sys, time, textmill
 slow = ("slow", lambda text: time.sleep(0.004))

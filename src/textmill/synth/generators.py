@@ -93,22 +93,57 @@ class EDAGenerator(SynthGenerator):
         return {"name": self.name, "thesaurus": self.thesaurus.name, "alpha": self.alpha}
 
 
-def draw(gen: Any, label: str, n: int, seed: int, options: dict[str, Any]) -> list[str]:
-    """n samples of `label` from a loaded run, in batches, each batch seeded from `seed`."""
-    batch = int(options.get("batch_size", 64))
-    out: list[str] = []
-    for start in range(0, n, batch):
-        out += gen.generate([""] * min(batch, n - start), label=label, seed=seed * 100003 + start,
-                            max_new_tokens=int(options.get("max_new_tokens", 64)),
-                            temperature=float(options.get("temperature", 1.0)), top_p=options.get("top_p"))
-    return out
+class ModelSampler(SynthGenerator):
+    """A generator that samples a loaded run for each label (trained here, or given as `run:PATH`).
+
+    Options: `temperature`, `top_p`, `max_new_tokens` (64), `batch_size` (64), and `prefix` (0): with
+    `prefix=K`, each sample starts with the first K words (characters for Chinese) of a real text of
+    its label, taken in a shuffled round robin, and the model writes the rest (always at least the
+    text's last word): new sentences that keep the way the label's real sentences open."""
+
+    def remember(self, rows: Rows, chinese: bool) -> None:
+        """Keep the real texts of each label, the sources of `prefix` prompts."""
+        self.chinese, self.sources = chinese, {}
+        for t, label in rows:
+            self.sources.setdefault(label, []).append(t)
+        prefix = self.options.get("prefix", 0)
+        if isinstance(prefix, bool) or not isinstance(prefix, int) or prefix < 0:
+            raise ConfigError(f"generator option prefix={prefix!r} must be a whole number of words >= 0 (0: no prefix)")
+
+    def model_for(self, label: str) -> Any:
+        return self.gen
+
+    def prompts(self, label: str, n: int, seed: int) -> list[str]:
+        k = self.options.get("prefix", 0)
+        if not k:
+            return [""] * n
+        rng = random.Random(f"{seed}/{label}/prefix")
+        sources = list(self.sources[label])
+        rng.shuffle(sources)
+        out = []
+        for i in range(n):
+            units = list(sources[i % len(sources)]) if self.chinese else sources[i % len(sources)].split()
+            out.append(("" if self.chinese else " ").join(units[:min(k, len(units) - 1)]))
+        return out
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        """n samples of `label`, in batches, each batch seeded from `seed`."""
+        gen, prompts, batch = self.model_for(label), self.prompts(label, n, seed), int(self.options.get("batch_size", 64))
+        sep = "" if self.chinese else " "
+        out: list[str] = []
+        for start in range(0, n, batch):
+            chunk = prompts[start:start + batch]
+            texts = gen.generate(chunk, label=label, seed=seed * 100003 + start, max_new_tokens=int(self.options.get("max_new_tokens", 64)),
+                                 temperature=float(self.options.get("temperature", 1.0)), top_p=self.options.get("top_p"))
+            out += [(p + sep + t.strip()).strip() if p else t for p, t in zip(chunk, texts)]
+        return out
 
 
-class TrainedGenerator(SynthGenerator):
+class TrainedGenerator(ModelSampler):
     """A textmill model trained on the real training rows, then sampled per label.
 
-    Options: `overrides` (a list of `section.key=value` for the run config, e.g.
-    `train.max_minutes=5`), `temperature`, `top_p`, `max_new_tokens` (64), `batch_size` (64)."""
+    Options: those of `ModelSampler`, and `overrides` (a list of `section.key=value` for the run
+    config, e.g. `train.max_minutes=5`)."""
 
     preset: dict[str, Any] = {}
 
@@ -138,12 +173,10 @@ class TrainedGenerator(SynthGenerator):
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..train import load
 
+        self.remember(rows, chinese)
         run = workdir / "generator"
         self._train(rows, run, chinese, seed)
         self.gen = load(run)
-
-    def sample(self, label: str, n: int, seed: int) -> list[str]:
-        return draw(self.gen, label, n, seed, self.options)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.preset["model"]["family"], "options": self.options}
@@ -211,18 +244,19 @@ class NGramGenerator(TrainedGenerator):
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..train import load
 
+        self.remember(rows, chinese)
         self.gens = {}
         for i, label in enumerate(sorted({x for _, x in rows})):
             run = workdir / f"generator_{i}"
             self._train([(t, x) for t, x in rows if x == label], run, chinese, seed)
             self.gens[label] = load(run)
 
-    def sample(self, label: str, n: int, seed: int) -> list[str]:
-        return draw(self.gens[label], label, n, seed, self.options)
+    def model_for(self, label: str) -> Any:
+        return self.gens[label]
 
 
 @GENERATORS.register("run")
-class RunGenerator(SynthGenerator):
+class RunGenerator(ModelSampler):
     """A label-conditioned run trained before: `run:PATH`."""
 
     name = "run"
@@ -230,6 +264,7 @@ class RunGenerator(SynthGenerator):
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..train import load
 
+        self.remember(rows, chinese)
         if not self.argument:
             raise ConfigError("generator 'run' needs the run directory: --generator run:PATH")
         self.gen = load(self.argument)
@@ -240,9 +275,6 @@ class RunGenerator(SynthGenerator):
         missing = sorted({x for _, x in rows} - known)
         if missing:
             raise ConfigError(f"{self.argument} knows labels {sorted(known)}, not {missing}; train it on this data's labels")
-
-    def sample(self, label: str, n: int, seed: int) -> list[str]:
-        return draw(self.gen, label, n, seed, self.options)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "run": self.argument}
