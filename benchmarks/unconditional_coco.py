@@ -9,10 +9,12 @@ valid and test files are identical). Then, for each model:
   Texygen computes them (NLTK sentence BLEU, smoothing method 1; evaluate/bleu.py), on the
   captions' own whitespace tokens; distinct-1..4;
 - a temperature sweep (0.7 to 1.3) of BLEU-4 against Self-BLEU-4, drawn in
-  results/unconditional_coco_temperature.png.
+  results/unconditional_coco_temperature.png, and for each n our BLEU-n where the sweep reaches a
+  published row's Self-BLEU-n (quality at equal diversity).
 The published rows (TextBox, COCO) are printed beside ours.
 
     python benchmarks/unconditional_coco.py [--only rnn vae] [--minutes 30] [--samples 1000]
+    python benchmarks/unconditional_coco.py --only        # tables and plot from the saved results
 """
 
 from __future__ import annotations
@@ -84,16 +86,39 @@ def main() -> None:
                                                                    temperature=temp), refs)} for temp in TEMPERATURES]
         rows.append(row)
         row["temperature_sweep"] = sweep[name]
+        merged = merge_rows("unconditional_coco", rows, "model")
         save("unconditional_coco", {"samples": args.samples, "references": len(test), "reference_prepare_s": prepare_s,
-                                    "rows": merge_rows("unconditional_coco", rows, "model"), "published": PUBLISHED})
+                                    "rows": merged, "published": PUBLISHED, "at_published_diversity": at_published_diversity(merged)})
     saved = json.loads((RESULTS / "unconditional_coco.json").read_text(encoding="utf-8"))["rows"]
     plot({r["model"]: r["temperature_sweep"] for r in saved})
     cols = ["model", "test_nll_sentence", "test_ppl", "bleu_2", "bleu_3", "bleu_4", "bleu_5", "self_bleu_2",
             "self_bleu_3", "self_bleu_4", "self_bleu_5"]
     print_table(rows + PUBLISHED, cols)
+    print_table(at_published_diversity(saved), ["model", "published", *(f"{k}_{n}" for n in (2, 3, 4, 5) for k in ("ours", "theirs"))])
     print_table(rows, ["model", "params_M", "steps", "train_min", "stopped", "distinct_1", "distinct_2", "distinct_3",
                        "distinct_4", "sample_s", "bleu_s"])
     print(f"references prepared in {prepare_s:.2f} s")
+
+
+def at_published_diversity(rows: list[dict]) -> list[dict]:
+    """For each model and published row, and each n: the best BLEU-n our temperature sweep reaches at
+    a Self-BLEU-n no higher than the published row's (sweep points, and the line between the two
+    around the published Self-BLEU; None if every point is less diverse), beside the published
+    BLEU-n. Ours above theirs: better quality at equal or greater diversity."""
+    out = []
+    for row in rows:
+        for ref in PUBLISHED:
+            entry: dict = {"model": row["model"], "published": ref["model"]}
+            for n in (2, 3, 4, 5):
+                points = sorted((p[f"self_bleu_{n}"], p[f"bleu_{n}"]) for p in row["temperature_sweep"])
+                target = ref[f"self_bleu_{n}"]
+                reached = [b for s, b in points if s <= target]
+                reached += [b0 + (b1 - b0) * (target - s0) / (s1 - s0)
+                            for (s0, b0), (s1, b1) in zip(points, points[1:]) if s0 < target < s1]
+                entry[f"ours_{n}"] = max(reached, default=None)
+                entry[f"theirs_{n}"] = ref[f"bleu_{n}"]
+            out.append(entry)
+    return out
 
 
 def plot(sweep: dict[str, list[dict[str, float]]]) -> None:
