@@ -11,7 +11,8 @@ valid and test files are identical). Then, for each model:
 - a temperature sweep (0.7 to 1.3) of BLEU-4 against Self-BLEU-4, drawn in
   results/unconditional_coco_temperature.png, and for each n our BLEU-n where the sweep reaches a
   published row's Self-BLEU-n (quality at equal diversity).
-The published rows (TextBox, COCO) are printed beside ours.
+The published rows (TextBox, COCO) are printed beside ours, and so are 1,000 real training captions
+scored the same way (what real text scores: a point on the quality/diversity plane, not a ceiling).
 
     python benchmarks/unconditional_coco.py [--only rnn vae] [--minutes 30] [--samples 1000]
     python benchmarks/unconditional_coco.py --only        # tables and plot from the saved results
@@ -20,8 +21,8 @@ The published rows (TextBox, COCO) are printed beside ours.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import random
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,17 @@ def main() -> None:
     started = time.perf_counter()
     refs = ReferenceSet([t.split() for t in test], 5)
     prepare_s = time.perf_counter() - started
-    rows, sweep = [], {}
+    train = [line for line in (SHARED_DATA / "coco_captions" / "train.txt").read_text(encoding="utf-8").split("\n") if line.strip()]
+    real = {"model": f"{args.samples:,} training captions", **scores(random.Random(0).sample(train, args.samples), refs)}
+
+    def write(rows: list[dict]) -> list[dict]:
+        merged = merge_rows("unconditional_coco", rows, "model")
+        save("unconditional_coco", {"samples": args.samples, "references": len(test), "reference_prepare_s": prepare_s,
+                                    "rows": merged, "real_captions": real, "published": PUBLISHED,
+                                    "at_published_diversity": at_published_diversity(merged)})
+        return merged
+
+    rows: list[dict] = []
     for name in args.only:
         run = Path(args.runs) / name
         res = textmill.train(ROOT / MODELS[name], run, overrides=[f"train.max_minutes={args.minutes}"], overwrite=True)
@@ -82,20 +93,17 @@ def main() -> None:
                "test_ppl": nll["perplexity"],
                **scores(samples, refs), "sample_s": sample_s, "examples": samples[:5]}
         row["bleu_s"] = time.perf_counter() - t
-        sweep[name] = [{"temperature": temp, **scores(gen.generate([""] * args.samples, max_new_tokens=40, seed=1,
-                                                                   temperature=temp), refs)} for temp in TEMPERATURES]
+        row["temperature_sweep"] = [{"temperature": temp, **scores(gen.generate([""] * args.samples, max_new_tokens=40, seed=1,
+                                                                               temperature=temp), refs)} for temp in TEMPERATURES]
         rows.append(row)
-        row["temperature_sweep"] = sweep[name]
-        merged = merge_rows("unconditional_coco", rows, "model")
-        save("unconditional_coco", {"samples": args.samples, "references": len(test), "reference_prepare_s": prepare_s,
-                                    "rows": merged, "published": PUBLISHED, "at_published_diversity": at_published_diversity(merged)})
-    saved = json.loads((RESULTS / "unconditional_coco.json").read_text(encoding="utf-8"))["rows"]
-    plot({r["model"]: r["temperature_sweep"] for r in saved})
+        write(rows)  # after every model: a crash keeps what was measured
+    saved = write(rows)
+    plot({r["model"]: r["temperature_sweep"] for r in saved}, real)
     cols = ["model", "test_nll_sentence", "test_ppl", "bleu_2", "bleu_3", "bleu_4", "bleu_5", "self_bleu_2",
             "self_bleu_3", "self_bleu_4", "self_bleu_5"]
-    print_table(rows + PUBLISHED, cols)
+    print_table(saved + [real] + PUBLISHED, cols)
     print_table(at_published_diversity(saved), ["model", "published", *(f"{k}_{n}" for n in (2, 3, 4, 5) for k in ("ours", "theirs"))])
-    print_table(rows, ["model", "params_M", "steps", "train_min", "stopped", "distinct_1", "distinct_2", "distinct_3",
+    print_table(saved, ["model", "params_M", "steps", "train_min", "stopped", "distinct_1", "distinct_2", "distinct_3",
                        "distinct_4", "sample_s", "bleu_s"])
     print(f"references prepared in {prepare_s:.2f} s")
 
@@ -121,7 +129,7 @@ def at_published_diversity(rows: list[dict]) -> list[dict]:
     return out
 
 
-def plot(sweep: dict[str, list[dict[str, float]]]) -> None:
+def plot(sweep: dict[str, list[dict[str, float]]], real: dict) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.5))
@@ -131,6 +139,8 @@ def plot(sweep: dict[str, list[dict[str, float]]]) -> None:
         for p in points:
             ax.annotate(f"{p['temperature']:g}", (p["self_bleu_4"], p["bleu_4"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
+    ax.scatter([real["self_bleu_4"]], [real["bleu_4"]], marker="*", s=80, color="black")
+    ax.annotate(real["model"], (real["self_bleu_4"], real["bleu_4"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
     for ref in PUBLISHED:
         ax.scatter([ref["self_bleu_4"]], [ref["bleu_4"]], marker="x", color="black")
         ax.annotate(ref["model"], (ref["self_bleu_4"], ref["bleu_4"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
