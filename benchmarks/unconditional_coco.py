@@ -81,31 +81,18 @@ def main() -> None:
                                     "at_published_diversity": at_published_diversity(merged)})
         return merged
 
+    before = {r["model"]: r for r in merge_rows("unconditional_coco", [], "model")}
     rows: list[dict] = []
-    if args.rescore:  # the trained runs sampled and scored again, their training rows kept
-        for row in merge_rows("unconditional_coco", [], "model"):
-            if row["model"] in args.only:
-                rows.append({**row, "temperature_sweep": sweep(textmill.load(Path(args.runs) / row["model"]), refs, args.samples,
-                                                               args.sample_sets)})
-                write(rows)
-    for name in [] if args.rescore else args.only:
+    for name in args.only:
         run = Path(args.runs) / name
-        res = textmill.train(ROOT / MODELS[name], run, overrides=[f"train.max_minutes={args.minutes}"], overwrite=True)
-        gen = textmill.load(run)
-        nll = sentence_likelihood(gen, test, batch_size=64)
-        t = time.perf_counter()
-        samples = gen.generate([""] * args.samples, max_new_tokens=40, seed=0)
-        sample_s = time.perf_counter() - t
-        t = time.perf_counter()
-        row = {"model": name, "budget_min": args.minutes, "params_M": res.parameters / 1e6, "steps": res.steps,
-               "train_min": res.elapsed_s / 60, "stopped": res.stopped, "test_nll_sentence": nll["nll_per_sentence"],
-               "test_ppl": nll["perplexity"],
-               **scores(samples, refs), "sample_s": sample_s, "examples": samples[:5]}
-        row["bleu_s"] = time.perf_counter() - t
-        row["temperature_sweep"] = sweep(gen, refs, args.samples, args.sample_sets)
-        rows.append(row)
+        if args.rescore:  # the run trained before, sampled and scored again; its training fields kept
+            if name not in before:
+                sys.exit(f"--rescore: no saved row for {name}; measure it first (--only {name})")
+            rows.append({**before[name], "temperature_sweep": sweep(textmill.load(run), refs, args.samples, args.sample_sets)})
+        else:
+            rows.append(measure(name, run, args, test, refs))
         write(rows)  # after every model: a crash keeps what was measured
-    saved = write(rows)
+    saved = write(rows) if not rows else merge_rows("unconditional_coco", [], "model")  # no model: refresh the derived tables
     plot({r["model"]: r["temperature_sweep"] for r in saved}, real)
     cols = ["model", "test_nll_sentence", "test_ppl", "bleu_2", "bleu_3", "bleu_4", "bleu_5", "self_bleu_2",
             "self_bleu_3", "self_bleu_4", "self_bleu_5"]
@@ -114,6 +101,24 @@ def main() -> None:
     print_table(saved, ["model", "params_M", "steps", "train_min", "stopped", "distinct_1", "distinct_2", "distinct_3",
                        "distinct_4", "sample_s", "bleu_s"])
     print(f"references prepared in {prepare_s:.2f} s")
+
+
+def measure(name: str, run: Path, args: argparse.Namespace, test: list[str], refs: ReferenceSet) -> dict:
+    """Train one model within the budget, then its test NLL, samples, scores and temperature sweep."""
+    res = textmill.train(ROOT / MODELS[name], run, overrides=[f"train.max_minutes={args.minutes}"], overwrite=True)
+    gen = textmill.load(run)
+    nll = sentence_likelihood(gen, test, batch_size=64)
+    t = time.perf_counter()
+    samples = gen.generate([""] * args.samples, max_new_tokens=40, seed=0)
+    sample_s = time.perf_counter() - t
+    t = time.perf_counter()
+    row = {"model": name, "budget_min": args.minutes, "params_M": res.parameters / 1e6, "steps": res.steps,
+           "train_min": res.elapsed_s / 60, "stopped": res.stopped, "test_nll_sentence": nll["nll_per_sentence"],
+           "test_ppl": nll["perplexity"],
+           **scores(samples, refs), "sample_s": sample_s, "examples": samples[:5]}
+    row["bleu_s"] = time.perf_counter() - t
+    row["temperature_sweep"] = sweep(gen, refs, args.samples, args.sample_sets)
+    return row
 
 
 def sweep(gen, refs: ReferenceSet, samples: int, sets: int) -> list[dict[str, float]]:

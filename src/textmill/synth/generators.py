@@ -101,21 +101,23 @@ class ModelSampler(SynthGenerator):
     its label, taken in a shuffled round robin, and the model writes the rest (always at least the
     text's last word): new sentences that keep the way the label's real sentences open."""
 
+    def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
+        super().__init__(argument, options)
+        self.prefix = options.get("prefix", 0)
+        if isinstance(self.prefix, bool) or not isinstance(self.prefix, int) or self.prefix < 0:
+            raise ConfigError(f"generator option prefix={self.prefix!r} must be a whole number of words >= 0 (0: no prefix)")
+
     def remember(self, rows: Rows, chinese: bool) -> None:
         """Keep the real texts of each label, the sources of `prefix` prompts."""
-        self.chinese, self.sources = chinese, {}
+        self.chinese, self.sep, self.sources = chinese, "" if chinese else " ", {}
         for t, label in rows:
             self.sources.setdefault(label, []).append(t)
-        prefix = self.options.get("prefix", 0)
-        if isinstance(prefix, bool) or not isinstance(prefix, int) or prefix < 0:
-            raise ConfigError(f"generator option prefix={prefix!r} must be a whole number of words >= 0 (0: no prefix)")
 
     def model_for(self, label: str) -> Any:
         return self.gen
 
     def prompts(self, label: str, n: int, seed: int) -> list[str]:
-        k = self.options.get("prefix", 0)
-        if not k:
+        if not self.prefix:
             return [""] * n
         rng = random.Random(f"{seed}/{label}/prefix")
         sources = list(self.sources[label])
@@ -123,19 +125,18 @@ class ModelSampler(SynthGenerator):
         out = []
         for i in range(n):
             units = list(sources[i % len(sources)]) if self.chinese else sources[i % len(sources)].split()
-            out.append(("" if self.chinese else " ").join(units[:min(k, len(units) - 1)]))
+            out.append(self.sep.join(units[:min(self.prefix, len(units) - 1)]))
         return out
 
     def sample(self, label: str, n: int, seed: int) -> list[str]:
         """n samples of `label`, in batches, each batch seeded from `seed`."""
         gen, prompts, batch = self.model_for(label), self.prompts(label, n, seed), int(self.options.get("batch_size", 64))
-        sep = "" if self.chinese else " "
         out: list[str] = []
         for start in range(0, n, batch):
             chunk = prompts[start:start + batch]
             texts = gen.generate(chunk, label=label, seed=seed * 100003 + start, max_new_tokens=int(self.options.get("max_new_tokens", 64)),
                                  temperature=float(self.options.get("temperature", 1.0)), top_p=self.options.get("top_p"))
-            out += [(p + sep + t.strip()).strip() if p else t for p, t in zip(chunk, texts)]
+            out += [(p + self.sep + t.strip()).strip() if p else t for p, t in zip(chunk, texts)]
         return out
 
 
