@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 import textmill
 from textmill.cli import app
 from textmill.errors import ConfigError, DataError
+from textmill.synth import classify
 from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
 from textmill.synth.classify import CNNClassifier, text_classifier
 from textmill.synth.filters import (
@@ -167,7 +169,9 @@ def test_quality_measures():
     assert p["exact_copies"] == 1 and p["longest_common_substring"]["max"] == len(train[0][0])
 
 
-def test_cnn_classifier_learns_features_of_its_own():
+def test_cnn_classifier_learns_features_of_its_own(monkeypatch):
+    # these made-up reviews are learnt in 200 updates; the default 1,000 is for real small data sets
+    monkeypatch.setattr(classify, "CNNClassifier", partial(CNNClassifier, small_updates=200))
     train, test = reviews(200), reviews(100, seed=1)
     model = text_classifier(False, seed=0, kind="cnn").fit([t for t, _ in train], [y for _, y in train])
     proba = model.predict_proba([t for t, _ in test])

@@ -71,11 +71,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     (stratified) has not improved for `patience` epochs, and keeps the best epoch's weights. A tenth
     smaller than `min_held` rows is too noisy to stop on (on 500 SST-2 rows, the 50 held out scored
     near chance while the test set climbed to 60%), so small sets train for `small_updates` updates
-    (whole epochs) on all their rows instead."""
+    (whole epochs) on all their rows instead. 1,000 updates, chosen on rows outside the 500 drawn from
+    EDA's SST-2 and TREC training files: 300 left the network short of what it learns (dev accuracy
+    62.5 against 66.6 on TREC, 59.5 against 61.1 on SST-2, 3 inits of 5 draws), 2,000 added little."""
 
     def __init__(self, seed: int = 0, embed: int = 128, filters: int = 100, widths: tuple[int, ...] = (3, 4, 5),
                  dropout: float = 0.5, max_len: int = 64, batch_size: int = 50, lr: float = 1e-3,
-                 max_epochs: int = 30, patience: int = 3, min_held: int = 200, small_updates: int = 300):
+                 max_epochs: int = 30, patience: int = 3, min_held: int = 200, small_updates: int = 1000):
         self.seed, self.embed, self.filters, self.widths, self.dropout = seed, embed, filters, widths, dropout
         self.max_len, self.batch_size, self.lr, self.max_epochs, self.patience = max_len, batch_size, lr, max_epochs, patience
         self.min_held, self.small_updates = min_held, small_updates
