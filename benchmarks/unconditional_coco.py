@@ -92,7 +92,8 @@ def main() -> None:
         else:
             rows.append(measure(name, run, args, test, refs))
         write(rows)  # after every model: a crash keeps what was measured
-    saved = write(rows) if not rows else merge_rows("unconditional_coco", [], "model")  # no model: refresh the derived tables
+    # each model's row is written as it finishes; with no model, write() refreshes the derived tables
+    saved = merge_rows("unconditional_coco", [], "model") if rows else write([])
     plot({r["model"]: r["temperature_sweep"] for r in saved}, real)
     cols = ["model", "test_nll_sentence", "test_ppl", "bleu_2", "bleu_3", "bleu_4", "bleu_5", "self_bleu_2",
             "self_bleu_3", "self_bleu_4", "self_bleu_5"]
