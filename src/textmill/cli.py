@@ -80,6 +80,8 @@ def _fail(e: Exception) -> None:
 def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. configs/gpt/shakespeare_char.yaml")],
           out_dir: Annotated[Optional[Path], typer.Option("--out", help="run directory (default runs/<config name>)")] = None,
           set_: SetOpt = None,
+          init_from: Annotated[Optional[Path], typer.Option(
+              "--init-from", help="fine-tune: start from this run's weights and tokenizer (train.init_from)")] = None,
           resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
           overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
@@ -90,6 +92,8 @@ def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. con
     _setup_logging(verbose)
     try:
         cfg = load_config(config, set_)
+        if init_from is not None:
+            cfg.train.init_from = str(init_from)
         run_dir = out_dir or Path("runs") / config.stem
         with TrainProgress(f"train {run_dir}", cfg.train.max_minutes) as bar:
             res = run_training(cfg, run_dir, resume=resume, overwrite=overwrite, callback=bar)

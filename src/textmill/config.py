@@ -107,6 +107,8 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
+    init_from: str | None = Field(None, description="fine-tune: a run directory whose weights and tokenizer this run "
+                                                      "starts from (same family and sizes; labels it lacks are added)")
 
     @field_validator("betas")
     @classmethod

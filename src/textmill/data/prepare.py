@@ -77,10 +77,20 @@ def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "st
     if kind == "sentences":
         return _sentences(cfg, run_dir, resume, labelled)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = load_tokenizer(run_dir) if resume else build_tokenizer(lm_tokenizer_config(cfg, train_docs), train_docs)
+    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg, lm_tokenizer_config(cfg, train_docs), train_docs)
     context = cfg.model.context
     return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
                     TokenStream.from_docs(tok, val_docs, context, "validation"))
+
+
+def new_tokenizer(cfg: RunConfig, tok_cfg: TokenizerConfig, texts: list[str], name: str = TOKENIZER) -> Tokenizer:
+    """A tokenizer trained on `texts`; when fine-tuning (`train.init_from`), the base run's tokenizer
+    file `name` with the control tokens of `tok_cfg` it lacks."""
+    if cfg.train.init_from:
+        from ..train.finetune import base_tokenizer
+
+        return base_tokenizer(cfg, name, tok_cfg.control_tokens)
+    return build_tokenizer(tok_cfg, texts)
 
 
 def lm_tokenizer_config(cfg: RunConfig, train_docs: list[str]) -> TokenizerConfig:
@@ -117,7 +127,7 @@ def _sentences(cfg: RunConfig, run_dir: Path, resume: bool, labelled: bool) -> P
         raise DataError(f"validation labels {unseen} never occur in the training data (labels: {labels})")
     ids = {label: i for i, label in enumerate(labels)}
     texts = [t for t, _ in train_rows]
-    tok = load_tokenizer(run_dir) if resume else build_tokenizer(cfg.tokenizer, texts)
+    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg, cfg.tokenizer, texts)
     encode = lambda rows, what: SentenceDataset.encode(  # noqa: E731
         [t for t, _ in rows], tok, max_len=cfg.model.context, what=what, seed=d.split_seed,
         labels=[ids[label] for _, label in rows] if labelled else None)
@@ -133,10 +143,10 @@ def _pairs(cfg: RunConfig, run_dir: Path, resume: bool) -> Prepared:
     if resume:
         tgt_tok, src_tok = load_tokenizer(run_dir / TOKENIZER), source_tokenizer(run_dir)
     elif cfg.source_tokenizer is None:
-        tgt_tok = src_tok = build_tokenizer(_with_controls(cfg.tokenizer, task.control_tokens), sources + targets)
+        tgt_tok = src_tok = new_tokenizer(cfg, _with_controls(cfg.tokenizer, task.control_tokens), sources + targets)
     else:
-        tgt_tok = build_tokenizer(cfg.tokenizer, targets)
-        src_tok = build_tokenizer(_with_controls(cfg.source_tokenizer, task.control_tokens), sources)
+        tgt_tok = new_tokenizer(cfg, cfg.tokenizer, targets)
+        src_tok = new_tokenizer(cfg, _with_controls(cfg.source_tokenizer, task.control_tokens), sources, SOURCE_TOKENIZER)
     tokenizers = {TOKENIZER: tgt_tok} if src_tok is tgt_tok else {TOKENIZER: tgt_tok, SOURCE_TOKENIZER: src_tok}
     train, train_stats = encode_pairs(train_pairs, task, src_tok, tgt_tok, cfg.model, "training", cfg.data.split_seed)
     val, val_stats = encode_pairs(val_pairs, task, src_tok, tgt_tok, cfg.model, "validation", cfg.data.split_seed)

@@ -5,8 +5,10 @@ A generator is named by a spec `name` or `name:argument`:
 - `eda`: the EDA baseline (augment.py): edits of real sentences of the label;
 - `ngram`: one Kneser-Ney n-gram model per label (words; characters for Chinese);
 - `rnn`, `lstm`, `gru`, `gpt`: one language model trained on `<label=X>text` documents and sampled
-  after the label's control token;
-- `cvae`: a conditional VAE, sampled from the prior with the label's embedding;
+  after the label's control token; `gpt:PATH` fine-tunes the run at PATH (a base pretrained on
+  unlabelled text, `train.init_from`) instead of training from scratch;
+- `cvae`: a conditional VAE, sampled from the prior with the label's embedding (`cvae:PATH`: from a
+  conditional VAE trained before);
 - `run:PATH`: a run trained before (any label-conditioned family), used as it is.
 New kinds (a local Hugging Face model, an OpenAI-compatible endpoint) register a class here; the
 pipeline only calls `fit` and `sample`.
@@ -38,6 +40,7 @@ class SynthGenerator:
     """fit(rows) once, then sample(label, n, seed) -> n texts (before filtering)."""
 
     name = "generator"
+    takes_argument = False  # whether a spec `name:argument` means something
 
     def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
         self.argument, self.options = argument, options
@@ -62,6 +65,8 @@ def build_generator(spec: str, options: dict[str, Any] | None = None) -> SynthGe
     if name == "vae":
         raise ConfigError("generator 'vae' cannot condition on labels; use 'cvae', the label-conditioned VAE")
     cls = GENERATORS.get(name)
+    if argument and not cls.takes_argument:
+        raise ConfigError(f"generator {name!r} takes no argument (got {spec!r}); use --generator {name}")
     return cls(argument or None, dict(options or {}))
 
 
@@ -141,16 +146,29 @@ class ModelSampler(SynthGenerator):
 
 
 class TrainedGenerator(ModelSampler):
-    """A textmill model trained on the real training rows, then sampled per label.
+    """A textmill model trained on the real training rows, then sampled per label; with an argument
+    (`gpt:PATH`), the run at PATH fine-tuned on them: its model and tokenizer, a lower learning rate.
 
     Options: those of `ModelSampler`, and `overrides` (a list of `section.key=value` for the run
     config, e.g. `train.max_minutes=5`)."""
 
     preset: dict[str, Any] = {}
+    finetune_lr = 3e-4
+    takes_argument = True
 
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = copy.deepcopy(self.preset)
-        cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000}
+        if self.argument:
+            from ..train.checkpoint import read_run_config
+
+            base = read_run_config(Path(self.argument)).model
+            if base.family != cfg["model"]["family"]:
+                raise ConfigError(f"generator {self.name}:{self.argument}: that run is a {base.family!r} model, and "
+                                  f"{self.name!r} fine-tunes a {cfg['model']['family']!r} one; pick the generator of its family")
+            cfg["model"] = base.model_dump(mode="json")
+            cfg["train"].update(init_from=str(Path(self.argument).resolve()), lr=self.finetune_lr, min_lr=self.finetune_lr / 10)
+        else:
+            cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000}
         cfg["data"] = {"source": str(data), "format": "jsonl", "text_field": "text", "label_field": "label",
                        "val_fraction": 0.1, "split_seed": seed}
         cfg.setdefault("train", {})["seed"] = seed
@@ -180,7 +198,7 @@ class TrainedGenerator(ModelSampler):
         self.gen = load(run)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.preset["model"]["family"], "options": self.options}
+        return {"name": self.name, "family": self.preset["model"]["family"], "base": self.argument, "options": self.options}
 
 
 def _fit_stream_windows(cfg: dict[str, Any], rows: Rows, chinese: bool) -> None:
@@ -233,6 +251,7 @@ class NGramGenerator(TrainedGenerator):
     """One n-gram model per label: a label token would condition only the first n - 1 words."""
 
     name = "ngram"
+    takes_argument = False
     preset = {"model": {"family": "ngram", "order": 3, "smoothing": "kneser_ney"}}
 
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
@@ -261,6 +280,7 @@ class RunGenerator(ModelSampler):
     """A label-conditioned run trained before: `run:PATH`."""
 
     name = "run"
+    takes_argument = True
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..train import load

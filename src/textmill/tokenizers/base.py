@@ -114,10 +114,31 @@ class Tokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
-        doc = {"format": FORMAT, "version": 1, "kind": self.kind, "specials": self.specials, **self._state()}
+        doc = self.to_document()
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
+
+    def to_document(self) -> dict[str, Any]:
+        """What `tokenizer.json` holds."""
+        return {"format": FORMAT, "version": 1, "kind": self.kind, "specials": self.specials, **self._state()}
+
+    def with_control_tokens(self, tokens: Sequence[str]) -> Tokenizer:
+        """A copy that also knows `tokens` (those it lacks), placed right after its own special tokens:
+        every other id moves up by the number added (`vocab_index` maps the new ids to these)."""
+        added = [t for t in dict.fromkeys(tokens) if t not in self.specials]
+        if not added:
+            return self
+        doc = self.to_document()
+        doc.update(self._make_room(doc, len(self.specials), added))
+        doc["specials"] = [*self.specials, *added]
+        return tokenizer_from_document(doc)
+
+    def _make_room(self, doc: dict[str, Any], at: int, tokens: list[str]) -> dict[str, Any]:
+        """The kind's state with `tokens` at ids `at`, `at + 1`, ... and the ids from `at` on moved up
+        to make room (kinds with an explicit list of token strings after the specials need nothing:
+        their ids follow from the list)."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, specials={len(self.specials)})"
@@ -170,8 +191,6 @@ class VocabTokenizer(Tokenizer):
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    from . import TOKENIZERS
-
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"
@@ -180,6 +199,21 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     doc = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a textmill tokenizer (no format={FORMAT!r} field)")
+    return tokenizer_from_document(doc)
+
+
+def tokenizer_from_document(doc: dict[str, Any]) -> Tokenizer:
+    from . import TOKENIZERS
+
     tok = TOKENIZERS.get(doc["kind"])(control_tokens=doc["specials"][len(BASE_SPECIALS):])
     tok._load_state(doc)
     return tok
+
+
+def vocab_index(base: Tokenizer, extended: Tokenizer) -> list[int]:
+    """For each id of `extended` (`base.with_control_tokens(...)`), the id of the same token in
+    `base`, or -1 for a token `base` lacks."""
+    n_base, n_ext = len(base.specials), len(extended.specials)
+    if extended.specials[:n_base] != base.specials or extended.vocab_size - n_ext != base.vocab_size - n_base:
+        raise ConfigError("the tokenizer is not the base tokenizer with control tokens added")
+    return [*range(n_base), *[-1] * (n_ext - n_base), *range(n_base, base.vocab_size)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,3 +54,15 @@ class BPETokenizer(Tokenizer):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.hf = HFTokenizer.from_str(state["hf"])
+
+    def _make_room(self, doc: dict[str, Any], at: int, tokens: list[str]) -> dict[str, Any]:
+        hf, count = json.loads(doc["hf"]), len(tokens)
+        vocab = {t: i + count if i >= at else i for t, i in hf["model"]["vocab"].items()}
+        vocab.update({t: at + j for j, t in enumerate(tokens)})
+        hf["model"]["vocab"] = dict(sorted(vocab.items(), key=lambda kv: kv[1]))
+        for added in hf["added_tokens"]:
+            added["id"] += count if added["id"] >= at else 0
+        template = hf["added_tokens"][0]
+        hf["added_tokens"] = sorted(hf["added_tokens"] + [{**template, "id": at + j, "content": t} for j, t in enumerate(tokens)],
+                                    key=lambda a: a["id"])
+        return {"hf": json.dumps(hf, ensure_ascii=False)}

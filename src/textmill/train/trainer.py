@@ -31,6 +31,7 @@ from ..errors import CheckpointError, ConfigError
 from ..models import MODELS, build_model, count_parameters
 from ..tokenizers import build_tokenizer
 from .checkpoint import atomic_write_text, find_last, load_last, read_run_config, save_last, save_weights, unwrap, write_run_files
+from .finetune import load_base_weights, with_base_tokenizers
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
 
@@ -86,7 +87,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: b
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
                  callback: Callback | None = None) -> None:
-        self.cfg = cfg
+        self.cfg = with_base_tokenizers(cfg) if cfg.train.init_from else cfg
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.overwrite = overwrite
@@ -105,6 +106,8 @@ class Trainer:
         data = prepare(c, self.run_dir, self.resume, kind=objective.data, labelled=getattr(model_class, "labelled", False))
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         model = build_model(c.model, data.tokenizer.vocab_size, **data.dims)
+        if t.init_from and not self.resume:
+            load_base_weights(model, c, data.tokenizers)
         n_params = count_parameters(model)
         optimizer = build_optimizer(model, t)
         start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
@@ -247,7 +250,11 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Pat
 
     Count-based families (`ngram`) are fitted in one pass instead of trained by gradient descent."""
     cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
-    if MODELS.get(cfg.model.family).objective == "counts":
+    counts = MODELS.get(cfg.model.family).objective == "counts"
+    if counts and cfg.train.init_from:
+        raise ConfigError(f"train.init_from: a {cfg.model.family!r} model is counted in one pass, not trained, so it "
+                          "cannot start from another run; remove train.init_from")
+    if counts:
         return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
     return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
 

@@ -1,0 +1,99 @@
+"""Fine-tuning: start a run from another run's weights and tokenizer (`train.init_from`).
+
+The base run's tokenizer is kept, with the control tokens this run needs and the base lacks (its
+labels, a task's markers) added right after the base's own special tokens. The embedding and output
+rows of an added token start at the mean of the base's rows; every other row starts at the base's
+row for the same token. A shorter context keeps the base's first position rows. Every other weight
+must match the base's shape exactly; a mismatch names the model fields that differ.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model
+from torch import nn
+
+from ..config import RunConfig, TokenizerConfig
+from ..errors import CheckpointError, ConfigError
+from ..models import build_model, model_config_class
+from ..tokenizers import Tokenizer, load_tokenizer, vocab_index
+from .checkpoint import RUN_FORMAT, read_run_config
+
+
+def base_dir(cfg: RunConfig) -> Path:
+    """The base run directory of `cfg` (`train.init_from`), checked to hold finished weights."""
+    path = Path(str(cfg.train.init_from))
+    missing = [n for n in ("config.json", "tokenizer.json", "model.safetensors", "train.yaml") if not (path / n).is_file()]
+    if missing:
+        raise CheckpointError(f"train.init_from: {path} is missing {', '.join(missing)}; point it at a run directory "
+                              "written by `textmill train`")
+    return path
+
+
+def with_base_tokenizers(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the base run's tokenizer sections (plus this run's control tokens), so that the
+    saved train.yaml says which tokenizer the run really uses."""
+    base_path = base_dir(cfg)
+    base = read_run_config(base_path)
+    if base.model.family != cfg.model.family:
+        raise ConfigError(f"train.init_from: {base_path} is a {base.model.family!r} run; a {cfg.model.family!r} model "
+                          f"cannot start from it (set model.family: {base.model.family})")
+    explicit = {k for k in cfg.tokenizer.model_fields_set if k != "control_tokens"}
+    differ = [k for k in sorted(explicit) if getattr(cfg.tokenizer, k) != getattr(base.tokenizer, k)]
+    if differ:
+        raise ConfigError(f"train.init_from: the tokenizer is {base_path}'s ({base.tokenizer.kind}, vocab_size "
+                          f"{base.tokenizer.vocab_size}); remove tokenizer.{', tokenizer.'.join(differ)} from the config")
+
+    def merged(base_tok: TokenizerConfig | None, own: TokenizerConfig | None) -> TokenizerConfig | None:
+        if base_tok is None:
+            return None
+        extra = own.control_tokens if own is not None else []
+        return base_tok.model_copy(update={"control_tokens": list(dict.fromkeys([*base_tok.control_tokens, *extra]))})
+
+    return cfg.model_copy(update={"tokenizer": merged(base.tokenizer, cfg.tokenizer),
+                                  "source_tokenizer": merged(base.source_tokenizer, cfg.source_tokenizer)})
+
+
+def base_tokenizer(cfg: RunConfig, name: str, control_tokens: list[str]) -> Tokenizer:
+    """The base run's tokenizer file `name` with `control_tokens` added."""
+    return load_tokenizer(base_dir(cfg) / name).with_control_tokens(control_tokens)
+
+
+def load_base_weights(model: nn.Module, cfg: RunConfig, tokenizers: dict[str, Tokenizer]) -> None:
+    """Copy the base run's weights into `model` (built for `cfg` and `tokenizers`)."""
+    path = base_dir(cfg)
+    meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if meta.get("format") != RUN_FORMAT:
+        raise CheckpointError(f"train.init_from: {path}/config.json is not a textmill run config")
+    base_cfg = model_config_class(meta["family"]).model_validate(meta["model"])
+    base = build_model(base_cfg, meta["vocab_size"], **meta.get("dims", {}))
+    load_model(base, str(path / "model.safetensors"))
+    rows: dict[int, list[int]] = {}  # base vocabulary size -> the base row of each new id
+    for name, tok in tokenizers.items():
+        index = vocab_index(load_tokenizer(path / name), tok)
+        base_size = len(index) - index.count(-1)
+        if rows.setdefault(base_size, index) != index:
+            raise ConfigError(f"train.init_from: {path}'s source and target vocabularies have the same size but gained "
+                              "different tokens; give the task's control tokens to one of them")
+    ours, theirs = model.state_dict(), base.state_dict()
+    differ = {k: (v, getattr(cfg.model, k)) for k, v in base_cfg.model_dump().items() if getattr(cfg.model, k, v) != v}
+    hint = f"the model section must match {path}/train.yaml" + (
+        f" (base vs here: {', '.join(f'{k} {a!r} vs {b!r}' for k, (a, b) in differ.items())})" if differ else "")
+    if set(ours) != set(theirs):
+        raise ConfigError(f"train.init_from: the model has different weights from {path}'s; {hint}")
+    with torch.no_grad():
+        for key, target in ours.items():
+            source = theirs[key]
+            if source.shape == target.shape:
+                target.copy_(source)
+            elif source.shape[1:] == target.shape[1:] and len(rows.get(source.shape[0], [])) == target.shape[0]:
+                index = torch.tensor(rows[source.shape[0]])
+                mean = source.float().mean(0).to(source.dtype)
+                target.copy_(torch.where((index >= 0).view(-1, *[1] * (source.dim() - 1)), source[index.clamp(min=0)], mean))
+            elif source.shape[1:] == target.shape[1:] and source.shape[0] == base_cfg.context > target.shape[0] == cfg.model.context:
+                target.copy_(source[:target.shape[0]])
+            else:
+                raise ConfigError(f"train.init_from: {key} is {tuple(source.shape)} in {path} but {tuple(target.shape)} here; {hint}")
