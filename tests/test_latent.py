@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 import textmill
 from textmill.cli import app
 from textmill.config import load_config
-from textmill.data.datasets import pad_right
+from textmill.data.datasets import SentenceBatch, pad_right
 from textmill.errors import ConfigError, DataError, GenerationError
 from textmill.models import Conditioning, CVAEConfig, VAEConfig, build_model
 from textmill.train.objectives import EvidenceLowerBound, active_units, kl_per_dim
@@ -64,6 +64,29 @@ def test_importance_weighted_nll_bounds_and_matches_the_elbo_scale():
     recon = torch.nn.functional.cross_entropy(out.logits.transpose(1, 2), x[:, 1:], ignore_index=0, reduction="none").sum(1)
     elbo_bound = recon + kl_per_dim(out.mu, out.logvar).sum(1)
     assert torch.all(nll > 0) and torch.all(nll < elbo_bound + 2.0)  # -log p(x) <= -ELBO, up to sampling noise
+
+
+def test_bag_of_words_loss_makes_z_carry_the_words():
+    torch.manual_seed(0)
+    cfg = load_config({"model": {"family": "vae", "n_embd": 8, "hidden": 32, "latent": 4, "bow": 1.0, "word_dropout": 0.0},
+                       "data": {"source": "x"}})
+    model, elbo = build_model(cfg.model, 20), EvidenceLowerBound(cfg)
+    batch = SentenceBatch(tokens(), torch.full((3,), -1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    logs = []
+    for step in range(150):
+        loss, log = elbo.loss(model, batch, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        logs.append(log["bow"])
+    floor = sum(n * math.log(n) for n in (4, 2, 6)) / 3  # one softmax spread evenly over a sentence's n words
+    assert logs[0] > 2 * floor and logs[-1] < 1.1 * floor
+    model.eval()
+    mu, _ = model.encode(batch.tokens)
+    for row, words in zip(model.bow_head(mu), ([5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2])):
+        assert set(row.topk(len(words)).indices.tolist()) == set(words)  # the posterior mean names the sentence's words
+    assert model(batch.tokens).bow_nll is None  # a training loss only
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ The CVAE's encoder does not read the label, so a sentence's z can be decoded wit
 (style transfer); `adversary` > 0 adds a classifier that tries to read the label from z, trained
 through a gradient reversal so the encoder learns to keep the label out of z. Training applies word
 dropout to the decoder inputs (each word becomes `<unk>` with probability `word_dropout`), which
-makes the decoder lean on z. The KL schedule and free bits belong to the objective (`vae_elbo`).
+makes the decoder lean on z; `bow` > 0 adds a bag-of-words loss (Zhao et al. 2017): an MLP reading z
+alone predicts every word of the sentence, so z has to carry them. The KL schedule and free bits belong to the objective (`vae_elbo`).
 
 Generation runs the decoder through the step interface given `z` (and `label`) in the
 conditioning, so every decoding strategy works; `importance_nll` estimates log p(x) with k
@@ -52,6 +53,8 @@ class VAEConfig(ModelConfig):
     kl_cycle_steps: int = Field(2000, ge=1, description="cyclical: steps per cycle")
     kl_cycle_ratio: float = Field(0.5, gt=0.0, le=1.0, description="cyclical: share of a cycle spent raising beta")
     free_bits: float = Field(0.0, ge=0.0, description="minimum KL per latent dimension in nats (0: off)")
+    bow: float = Field(0.0, ge=0.0, description="weight of the bag-of-words loss: the sentence's words predicted from z "
+                                                "alone, which makes z carry them (0: off)")
 
     @model_validator(mode="after")
     def _even_hidden(self) -> VAEConfig:
@@ -71,6 +74,7 @@ class VAEOutput(NamedTuple):
     mu: Tensor                     # (B, Z)
     logvar: Tensor                 # (B, Z)
     adversary_loss: Tensor | None  # cross-entropy of the label classifier reading z, if any
+    bow_nll: Tensor | None         # summed NLL of the sentence's words under the bag-of-words head, if any
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -116,6 +120,7 @@ class VAE(nn.Module):
         self.head = nn.Linear(H, vocab_size)
         adversary = getattr(cfg, "adversary", 0.0)
         self.adversary = nn.Sequential(nn.Linear(Z, H // 2), nn.ReLU(), nn.Linear(H // 2, n_labels)) if adversary else None
+        self.bow_head = nn.Sequential(nn.Linear(Z, H), nn.Tanh(), nn.Linear(H, vocab_size)) if cfg.bow else None
         nn.init.normal_(self.embed.weight, mean=0.0, std=E ** -0.5)
 
     # -- parts ---------------------------------------------------------------------------------------
@@ -156,10 +161,14 @@ class VAE(nn.Module):
         mu, logvar = self.encode(tokens)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         logits = self.decode(tokens[:, :-1], self.condition(z, labels))
-        adversary_loss = None
+        adversary_loss = bow_nll = None
         if self.adversary is not None and self.training:
             adversary_loss = F.cross_entropy(self.adversary(_ReverseGradient.apply(z)), labels)
-        return VAEOutput(logits, mu, logvar, adversary_loss)
+        if self.bow_head is not None and self.training:
+            words = tokens[:, 1:]  # `text <eos>`, padded with 0
+            log_probs = F.log_softmax(self.bow_head(z).float(), -1).gather(1, words)  # (B, T)
+            bow_nll = -(log_probs * words.ne(0)).sum()
+        return VAEOutput(logits, mu, logvar, adversary_loss, bow_nll)
 
     @torch.no_grad()
     def importance_nll(self, tokens: Tensor, labels: Tensor | None = None, samples: int = 50) -> Tensor:

@@ -125,7 +125,8 @@ class EvidenceLowerBound:
     `kl_cycle_ratio` of each and 1 for the rest). With `free_bits` > 0, each latent dimension's KL
     (averaged over the batch) counts as at least that many nats (Kingma et al. 2016), so the encoder
     is not pushed to collapse the dimensions it barely uses. CVAE runs add `adversary` times the
-    cross-entropy of a label classifier reading z through a gradient reversal."""
+    cross-entropy of a label classifier reading z through a gradient reversal; `bow` > 0 adds that
+    many times the bag-of-words NLL of the sentence given z, per token."""
 
     data = "sentences"
     select_best = True
@@ -155,6 +156,9 @@ class EvidenceLowerBound:
         if out.adversary_loss is not None:
             loss = loss + self.cfg.adversary * out.adversary_loss
             logs["adversary_loss"] = out.adversary_loss.item()
+        if out.bow_nll is not None:
+            loss = loss + self.cfg.bow * out.bow_nll / n_tokens
+            logs["bow"] = out.bow_nll.item() / B
         return loss, logs
 
     @torch.no_grad()
