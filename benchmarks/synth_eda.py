@@ -12,7 +12,9 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 - `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
 - `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters;
 - `ngram (prefix 2)`: the n-gram generator continuing the first two words of a real sentence of the
-  label (`generator_options={"prefix": 2}`).
+  label (`generator_options={"prefix": 2}`);
+- `gpt (base_en)`: the base GPT of `benchmarks/pretrain_base.py` (run it first), pretrained on
+  unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`).
 
 Times are wall seconds per run for fitting, generating and filtering. Synthetic rows are kept under
 `runs/bench_synth_eda/` and reused by later invocations (another classifier scores the same rows).
@@ -49,9 +51,11 @@ from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
 DATASETS = {"sst2": SHARED_DATA / "eda_sst2", "trec": SHARED_DATA / "eda_trec"}
 PAPER_EDA = {"generator": "eda", "skip_filters": ["length", "charset", "training_copy", "near_duplicate", "label"]}
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_synth_eda"
+BASE = CACHE.parent / "base_en" / "gpt"
 GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"generator": "ngram"},
               "ngram (prefix 2)": {"generator": "ngram", "generator_options": {"prefix": 2}},
-              "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"}}
+              "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"},
+              "gpt (base_en)": {"generator": f"gpt:{BASE}"}}
 
 
 def draw(rows: list[tuple[str, str]], n: int | None, per_class: int | None, seed: int) -> list[tuple[str, str]]:
@@ -77,6 +81,8 @@ def main() -> None:
     ap.add_argument("--aug", type=int, default=16, help="synthetic rows per real row, in total")
     ap.add_argument("--resume", action="store_true", help="skip the runs results/synth_eda.json already holds")
     args = ap.parse_args()
+    if "gpt (base_en)" in args.generators and not (BASE / "model.safetensors").is_file():
+        ap.error(f"gpt (base_en) fine-tunes {BASE}: run benchmarks/pretrain_base.py first")
     logging.basicConfig(level=logging.WARNING)
     size = f"{args.per_class}/label" if args.per_class else str(args.n)
     done = {r["id"] for r in merge_rows("synth_eda", [], "id")} if args.resume else set()
