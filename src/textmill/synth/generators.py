@@ -147,7 +147,8 @@ class ModelSampler(SynthGenerator):
 
 class TrainedGenerator(ModelSampler):
     """A textmill model trained on the real training rows, then sampled per label; with an argument
-    (`gpt:PATH`), the run at PATH fine-tuned on them: its model and tokenizer, a lower learning rate.
+    (`gpt:PATH`), the run at PATH fine-tuned on them: its model and tokenizer, a lower learning rate,
+    evaluated every 20 steps.
 
     Options: those of `ModelSampler`, and `overrides` (a list of `section.key=value` for the run
     config, e.g. `train.max_minutes=5`)."""
@@ -166,7 +167,9 @@ class TrainedGenerator(ModelSampler):
                 raise ConfigError(f"generator {self.name}:{self.argument}: that run is a {base.family!r} model, and "
                                   f"{self.name!r} fine-tunes a {cfg['model']['family']!r} one; pick the generator of its family")
             cfg["model"] = base.model_dump(mode="json")
-            cfg["train"].update(init_from=str(Path(self.argument).resolve()), lr=self.finetune_lr, min_lr=self.finetune_lr / 10)
+            # a pretrained model fits a few hundred rows in tens of steps, then overfits: evaluate often
+            cfg["train"].update(init_from=str(Path(self.argument).resolve()), lr=self.finetune_lr, min_lr=self.finetune_lr / 10,
+                                eval_every=20, patience=3)
         else:
             cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000}
         cfg["data"] = {"source": str(data), "format": "jsonl", "text_field": "text", "label_field": "label",
