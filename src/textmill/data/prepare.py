@@ -87,9 +87,7 @@ def new_tokenizer(cfg: RunConfig, tok_cfg: TokenizerConfig, texts: list[str], na
     """A tokenizer trained on `texts`; when fine-tuning (`train.init_from`), the base run's tokenizer
     file `name` with the control tokens of `tok_cfg` it lacks."""
     if cfg.train.init_from:
-        from ..train.finetune import base_tokenizer
-
-        return base_tokenizer(cfg, name, tok_cfg.control_tokens)
+        return load_tokenizer(Path(cfg.train.init_from) / name).with_control_tokens(tok_cfg.control_tokens)
     return build_tokenizer(tok_cfg, texts)
 
 

@@ -11,7 +11,8 @@ The CVAE's encoder does not read the label, so a sentence's z can be decoded wit
 through a gradient reversal so the encoder learns to keep the label out of z. Training applies word
 dropout to the decoder inputs (each word becomes `<unk>` with probability `word_dropout`), which
 makes the decoder lean on z; `bow` > 0 adds a bag-of-words loss (Zhao et al. 2017): an MLP reading z
-alone predicts every word of the sentence, so z has to carry them. The KL schedule and free bits belong to the objective (`vae_elbo`).
+alone predicts every word of the sentence, so z has to carry them. The KL schedule and free bits
+belong to the objective (`vae_elbo`).
 
 Generation runs the decoder through the step interface given `z` (and `label`) in the
 conditioning, so every decoding strategy works; `importance_nll` estimates log p(x) with k

@@ -141,19 +141,8 @@ def read_run_config(run_dir: Path) -> RunConfig:
     return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """A ready `Generator` for a run directory (best weights), for any token-model family; for a
-    grammar file (`.yaml`), the validated `TemplateGrammar`."""
-    from ..data.prepare import source_tokenizer
-    from ..data.tasks import build_task
-    from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
-    from ..models.template import TemplateGrammar
-
-    run_dir = Path(run_dir)
-    if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
-        return TemplateGrammar.from_file(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist")
+def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The model of a run directory with its best weights (on the CPU), and its config.json."""
     missing = [n for n in ("config.json", "tokenizer.json", "model.safetensors") if not (run_dir / n).is_file()]
     if missing:
         hint = " (training has not finished its first evaluation yet)" if (run_dir / "config.json").is_file() else ""
@@ -170,6 +159,23 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
             model.load(run_dir / "model.safetensors")
     except Exception as e:  # safetensors raises RuntimeError/SafetensorError with a long message
         raise CheckpointError(f"{run_dir}/model.safetensors does not match config.json: {str(e)[:300]}") from None
+    return model, meta
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """A ready `Generator` for a run directory (best weights), for any token-model family; for a
+    grammar file (`.yaml`), the validated `TemplateGrammar`."""
+    from ..data.prepare import source_tokenizer
+    from ..data.tasks import build_task
+    from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
+    from ..models.template import TemplateGrammar
+
+    run_dir = Path(run_dir)
+    if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
+        return TemplateGrammar.from_file(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist")
+    model, meta = load_weights(run_dir)
     if isinstance(model, nn.Module):
         model.to(device)
     info = {"run_dir": str(run_dir), **meta}

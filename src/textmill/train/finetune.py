@@ -9,18 +9,15 @@ must match the base's shape exactly; a mismatch names the model fields that diff
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model
 from torch import nn
 
 from ..config import RunConfig, TokenizerConfig
 from ..errors import CheckpointError, ConfigError
-from ..models import build_model, model_config_class
 from ..tokenizers import Tokenizer, load_tokenizer, vocab_index
-from .checkpoint import RUN_FORMAT, read_run_config
+from .checkpoint import load_weights, read_run_config
 
 
 def base_dir(cfg: RunConfig) -> Path:
@@ -57,20 +54,11 @@ def with_base_tokenizers(cfg: RunConfig) -> RunConfig:
                                   "source_tokenizer": merged(base.source_tokenizer, cfg.source_tokenizer)})
 
 
-def base_tokenizer(cfg: RunConfig, name: str, control_tokens: list[str]) -> Tokenizer:
-    """The base run's tokenizer file `name` with `control_tokens` added."""
-    return load_tokenizer(base_dir(cfg) / name).with_control_tokens(control_tokens)
-
-
 def load_base_weights(model: nn.Module, cfg: RunConfig, tokenizers: dict[str, Tokenizer]) -> None:
     """Copy the base run's weights into `model` (built for `cfg` and `tokenizers`)."""
     path = base_dir(cfg)
-    meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    if meta.get("format") != RUN_FORMAT:
-        raise CheckpointError(f"train.init_from: {path}/config.json is not a textmill run config")
-    base_cfg = model_config_class(meta["family"]).model_validate(meta["model"])
-    base = build_model(base_cfg, meta["vocab_size"], **meta.get("dims", {}))
-    load_model(base, str(path / "model.safetensors"))
+    base, _ = load_weights(path)
+    base_cfg = base.cfg
     rows: dict[int, list[int]] = {}  # base vocabulary size -> the base row of each new id
     for name, tok in tokenizers.items():
         index = vocab_index(load_tokenizer(path / name), tok)
