@@ -5,6 +5,7 @@ from textmill.errors import ConfigError, GenerationError
 from textmill.generate import Generator, beam_search, parse_options, token_loop
 from textmill.generate.stopping import EosToken, MaxNewTokens
 from textmill.models import GPTConfig, RNNConfig, build_model
+from textmill.models.base import sample_tokens
 from textmill.tokenizers import CharTokenizer
 
 from .conftest import ENGLISH
@@ -124,3 +125,14 @@ def test_bad_words_never_appear():
     common = max(set("".join(free)) - {"\n"}, key="".join(free).count)
     banned = gen.generate(PROMPTS, strategy="greedy", max_new_tokens=30, bad_words=[common])
     assert all(common not in text for text in banned)
+
+
+def test_sample_tokens_follows_the_softmax_and_never_draws_a_masked_token(monkeypatch):
+    probs = torch.tensor([0.1, 0.2, 0.0, 0.7, 0.0])
+    logits = probs.log().expand(40_000, -1)  # log 0 = -inf: masked, as top-k and top-p leave it
+    drawn = sample_tokens(logits, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.bincount(drawn, minlength=5) / len(drawn), probs, atol=0.01, rtol=0)
+    assert torch.equal(drawn, sample_tokens(logits, torch.Generator().manual_seed(0)))  # seeded: reproducible
+    # the uniform number landing on the total (rounding) draws the last token of positive probability
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape))
+    assert sample_tokens(logits[:3]).tolist() == [3, 3, 3]

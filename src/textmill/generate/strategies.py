@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..models.base import Conditioning, StepModel
+from ..models.base import Conditioning, StepModel, sample_tokens
 from .processors import LogitsProcessor, apply_processors
 from .stopping import StoppingCriterion, any_done
 
@@ -36,7 +36,7 @@ def token_loop(model: StepModel, input_ids: Tensor, attention_mask: Tensor,
     while True:
         scores = apply_processors(processors, ids, logits.float())
         if do_sample:
-            nxt = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+            nxt = sample_tokens(scores, generator)
         else:
             nxt = scores.argmax(-1)
         active = ~finished

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..tokenizers import BOS_ID, EOS_ID, PAD_ID
-from .base import Conditioning
+from .base import Conditioning, sample_tokens
 from .rnn import RNNLM, RNNConfig
 
 
@@ -48,6 +48,7 @@ class GANConfig(ModelConfig):
     d_steps: int = Field(3, ge=1, description="discriminator steps per adversarial round")
     rollouts: int = Field(16, ge=1, le=256, description="Monte Carlo completions per token for its reward")
     rollout_update: float = Field(0.8, ge=0.0, lt=1.0, description="how much of the old rollout policy each update keeps")
+    reward_baseline: bool = Field(False, description="subtract the batch's mean reward at each position (SeqGAN has none)")
 
     @model_validator(mode="after")
     def _filters(self) -> GANConfig:
@@ -113,15 +114,16 @@ class SeqGAN(nn.Module):
     def _complete(self, policy: RNNLM, logits: Tensor, state, steps: int, done: Tensor) -> Tensor:
         """Sample `steps` tokens from `policy` given the next-token `logits` and `state`; rows that are
         `done` (or reach <eos>) get padding."""
-        out = []
+        out = logits.new_full((len(done), steps), PAD_ID, dtype=torch.long)
         for i in range(steps):
-            tok = torch.multinomial(logits.float().softmax(-1), 1).squeeze(1)
-            tok = tok.masked_fill(done, PAD_ID)
-            out.append(tok)
+            if bool(done.all()):  # the rest is padding
+                break
+            tok = sample_tokens(logits).masked_fill(done, PAD_ID)
+            out[:, i] = tok
             done = done | tok.eq(EOS_ID)
             if i + 1 < steps:
                 logits, state = policy.step(tok[:, None], state)
-        return torch.stack(out, 1) if out else logits.new_zeros(len(done), 0, dtype=torch.long)
+        return out
 
     @torch.no_grad()
     def sample(self, n: int, policy: RNNLM | None = None) -> Tensor:

@@ -21,6 +21,7 @@ from ..config import RunConfig
 from ..data import LMBatch, PairBatch, PairDataset, TokenStream
 from ..data.datasets import SentenceBatch, SentenceDataset
 from ..registry import Registry
+from ..tokenizers import BOS_ID, PAD_ID
 
 
 class Objective(Protocol):
@@ -194,9 +195,9 @@ class Adversarial:
 
     - mle: next-token cross-entropy of real sentences;
     - d: binary cross-entropy of the discriminator on real sentences and as many fresh samples;
-    - pg: -sum_t log G(y_t | y_<t) * Q_t over fresh samples, Q from rollouts (REINFORCE, no baseline,
-      as in SeqGAN); the rollout policy moves toward the generator first (a plain copy at the first
-      adversarial step).
+    - pg: -sum_t log G(y_t | y_<t) * Q_t over fresh samples, Q from rollouts (REINFORCE; SeqGAN has no
+      baseline, `reward_baseline` subtracts the batch's mean Q at each position); the rollout policy
+      moves toward the generator first (a plain copy at the first adversarial step).
 
     Adversarial training trades likelihood for sample quality, so the latest checkpoint is kept, not
     the one with the best validation NLL."""
@@ -229,11 +230,14 @@ class Adversarial:
             return loss, {"d_loss": loss.item(), "d_accuracy": float(((logits > 0).float() == truth).float().mean())}
         model.update_rollout(0.0 if step == self.adversarial_start else self.cfg.rollout_update)
         samples = model.sample(batch.tgt_out.shape[0])
-        rewards = model.rewards(samples)  # (B, T)
-        inputs = torch.cat([torch.full_like(samples[:, :1], 1), samples[:, :-1]], 1)  # <bos> y_1 .. y_(T-1)
+        rewards = model.rewards(samples)  # (B, T), 0 at padding
+        real = samples.ne(PAD_ID)
+        advantage = rewards
+        if self.cfg.reward_baseline:  # each position's mean reward over the rows that have a token there
+            advantage = (rewards - rewards.sum(0) / real.sum(0).clamp(min=1)) * real
+        inputs = torch.cat([torch.full_like(samples[:, :1], BOS_ID), samples[:, :-1]], 1)  # <bos> y_1 .. y_(T-1)
         logp = model.generator(inputs).float().log_softmax(-1).gather(2, samples[:, :, None]).squeeze(2)  # (B, T)
-        real = samples.ne(0)
-        loss = -(logp * rewards * real).sum() / real.sum().clamp(min=1)
+        loss = -(logp * advantage).sum() / real.sum().clamp(min=1)
         return loss, {"reward": float(rewards.sum() / real.sum().clamp(min=1))}
 
     @torch.no_grad()
