@@ -78,7 +78,7 @@ def test_a_fine_tuned_model_starts_far_ahead_and_writes_each_label(tiny_run, spe
         textmill.train(cfg, tmp_path / name)
         events = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         first_eval[name] = next(e["val_loss"] for e in events if e["kind"] == "eval")
-    assert first_eval["ft"] < first_eval["scratch"] - 0.5
+    assert first_eval["ft"] < first_eval["scratch"] - 0.3  # nats per character, after 10 steps of each
     gen = textmill.load(tmp_path / "ft")
     assert gen.labels == ["All", "First Citizen"]
     assert all(isinstance(t, str) for t in gen.generate(["", ""], label="All", seed=0, max_new_tokens=8))

@@ -30,6 +30,17 @@ def test_special_and_control_tokens(cls):
     assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (0, 1, 2, 3)
 
 
+@pytest.mark.parametrize("cls", [CharTokenizer, WordTokenizer, BPETokenizer])
+def test_training_text_between_control_tokens_is_all_the_vocabulary_sees(cls):
+    """Labelled documents start with `<label=X>`: its characters must not become tokens (an n-gram
+    model's smoothing would then write them)."""
+    tok = cls(control_tokens=["<label=zz>"]).train(["<label=zz>ab ab", "<label=zz>ba"] * 20)
+    pieces = {tok.decode([i]) for i in range(len(tok.specials), tok.vocab_size)}
+    if cls is BPETokenizer:  # byte-level BPE starts from all 256 bytes; no merge may hold the token's characters
+        pieces = {p for p in pieces if len(p) > 1}
+    assert not {p for p in pieces if set(p) & set("<=>z")}
+
+
 def test_reserved_control_token_rejected():
     with pytest.raises(ConfigError, match="reserved"):
         CharTokenizer(control_tokens=["<eos>"])

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,12 @@ class Tokenizer:
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------
+    def plain_text(self, texts: Iterable[str]) -> Iterator[str]:
+        """The text between special tokens, what a vocabulary is trained on: a labelled document
+        starts with `<label=X>`, whose characters must not become tokens of their own."""
+        for t in texts:
+            yield from (piece for piece in self._special_re.split(t)[::2] if piece)
+
     @property
     def pad_id(self) -> int:
         return PAD_ID
@@ -160,8 +166,8 @@ class VocabTokenizer(Tokenizer):
 
     def train(self, texts: Iterable[str]) -> VocabTokenizer:
         counts: Counter[str] = Counter()
-        for t in texts:
-            counts.update(self.split(t))
+        for piece in self.plain_text(texts):
+            counts.update(self.split(piece))
         room = max(self.max_vocab - len(self.specials), 0)
         self.set_vocab([w for w, n in counts.most_common(room) if n >= self.min_frequency])
         return self

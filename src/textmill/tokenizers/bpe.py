@@ -36,7 +36,7 @@ class BPETokenizer(Tokenizer):
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
-        self.hf.train_from_iterator(texts, trainer=trainer)
+        self.hf.train_from_iterator(self.plain_text(texts), trainer=trainer)
         return self
 
     @property
