@@ -232,11 +232,26 @@ def test_prefix_starts_samples_like_real_texts_of_the_label(tmp_path):
     for label in openings:
         samples = gen.sample(label, 30, seed=1)
         assert len(samples) == 30 and all(" ".join(s.split()[:2]) in openings[label] for s in samples)
-        assert all(len(s.split()) > 2 for s in samples)  # the model wrote on after the prefix
+        assert sum(len(s.split()) > 2 for s in samples) >= 25  # the model wrote on after the prefix (or, rarely, ended there)
         assert samples == gen.sample(label, 30, seed=1) != gen.sample(label, 30, seed=2)
     for bad in (-1, 1.5, "two"):
         with pytest.raises(ConfigError, match="prefix"):
             build_generator("ngram", {"prefix": bad}).fit(rows, tmp_path / "bad", chinese=False, seed=0)
+
+
+@pytest.mark.parametrize("prefix", [0, 1])
+def test_word_generators_write_only_words_of_the_training_texts(tmp_path, prefix):
+    """A text's first word is a token without its leading space; unless every training text starts
+    with a space, the n-gram model writes that form mid-sentence, glued to the word before."""
+    from textmill.synth.generators import build_generator
+
+    rng = random.Random(0)
+    words = GOOD + BAD + THINGS
+    rows = [(" ".join(rng.sample(words, 6)), "positive" if i % 2 else "negative") for i in range(200)]
+    gen = build_generator("ngram", {"prefix": prefix})
+    gen.fit(rows, tmp_path, chinese=False, seed=0)
+    samples = gen.sample("positive", 200, seed=1)
+    assert {w for s in samples for w in s.split()} <= set(words)
 
 
 SLOW_SYNTH = """
