@@ -48,7 +48,6 @@ class GANConfig(ModelConfig):
     d_steps: int = Field(3, ge=1, description="discriminator steps per adversarial round")
     rollouts: int = Field(16, ge=1, le=256, description="Monte Carlo completions per token for its reward")
     rollout_update: float = Field(0.8, ge=0.0, lt=1.0, description="how much of the old rollout policy each update keeps")
-    reward_baseline: bool = Field(False, description="subtract the batch's mean reward at each position (SeqGAN has none)")
 
     @model_validator(mode="after")
     def _filters(self) -> GANConfig:
