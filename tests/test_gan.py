@@ -73,6 +73,10 @@ def test_training_runs_every_phase_and_resumes_exactly(sentences, tmp_path):
     evals = [e for e in events if e["kind"] == "eval"]
     assert 1 <= len(evals[-1]["samples"]) <= 5 and 0 <= evals[-1]["d_accuracy"] <= 1  # up to 5 samples per evaluation
     assert res.steps == 14 and isinstance(textmill.load(tmp_path / "full").generate("", seed=0, max_new_tokens=5), str)
+    # logged every 4 steps, the log after the round of steps 9-12 still shows the policy-gradient step's reward
+    textmill.train(gan_config(sentences, log_every=4, max_steps=12), tmp_path / "sparse")
+    logged = [json.loads(line) for line in (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()]
+    assert "reward" in next(e for e in logged if e["kind"] == "train" and e["step"] == 12)
 
     def crash(event):
         if event["kind"] == "step" and event["step"] == 10:

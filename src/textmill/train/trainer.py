@@ -132,6 +132,7 @@ class Trainer:
         started = time.perf_counter()
         stopped, val_loss, done_step = "max_steps", math.nan, start_step
         window_tokens, window_start, run_tokens = 0, time.perf_counter(), 0
+        window_logs: dict[str, float] = {}  # the latest value of each objective metric since the last log
         tok_per_s = 0.0
         net.train()
         for step in range(start_step, t.max_steps):
@@ -157,6 +158,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss_value = self._mean_across_ranks(loss_sum)
             window_tokens += step_tokens
+            window_logs.update(logs)
             run_tokens += step_tokens
             done_step = step + 1
             self.callback({"kind": "step", "step": done_step, "max_steps": t.max_steps, "loss": loss_value,
@@ -164,9 +166,9 @@ class Trainer:
             if done_step % t.log_every == 0:
                 now = time.perf_counter()
                 tok_per_s = window_tokens / max(now - window_start, 1e-9)
-                window_tokens, window_start = 0, now
                 self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr, "tokens_per_sec": tok_per_s,
-                              **logs})
+                              **window_logs})
+                window_tokens, window_start, window_logs = 0, now, {}
             elapsed = elapsed_before + time.perf_counter() - started
             out_of_time = budget_s is not None and self._any_rank(elapsed >= budget_s)
             last = done_step == t.max_steps or out_of_time
