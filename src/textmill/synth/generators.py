@@ -112,8 +112,11 @@ class ModelSampler(SynthGenerator):
         if isinstance(self.prefix, bool) or not isinstance(self.prefix, int) or self.prefix < 0:
             raise ConfigError(f"generator option prefix={self.prefix!r} must be a whole number of words >= 0 (0: no prefix)")
 
-    #: prepended to every training text and prompt (see TrainedGenerator.lead)
-    lead = ""
+    @property
+    def lead(self) -> str:
+        """Prepended to every prompt (and, for a model trained here, every training text): nothing
+        for a run trained elsewhere, which is used as it was trained."""
+        return ""
 
     def remember(self, rows: Rows, chinese: bool) -> None:
         """Keep the real texts of each label, the sources of `prefix` prompts."""
@@ -162,7 +165,7 @@ class TrainedGenerator(ModelSampler):
     takes_argument = True
 
     @property
-    def lead(self) -> str:  # type: ignore[override]
+    def lead(self) -> str:
         """" " for English trained here. The word tokenizer keeps a word's leading space (" movie"), so
         a text's first word ("movie") is another token; an n-gram model backing off, or a small network,
         then writes that form mid-sentence, glued to the word before ("reachunlikable": a third of
