@@ -1,12 +1,13 @@
 import pytest
 import torch
 
+from textmill.data import encode_stream
 from textmill.errors import ConfigError, GenerationError
 from textmill.generate import Generator, beam_search, parse_options, token_loop
 from textmill.generate.stopping import EosToken, MaxNewTokens
-from textmill.models import GPTConfig, RNNConfig, build_model
+from textmill.models import GPTConfig, NGramConfig, NGramLM, RNNConfig, build_model
 from textmill.models.base import sample_tokens
-from textmill.tokenizers import CharTokenizer
+from textmill.tokenizers import CharTokenizer, WordTokenizer
 
 from .conftest import ENGLISH
 
@@ -136,3 +137,15 @@ def test_sample_tokens_follows_the_softmax_and_never_draws_a_masked_token(monkey
     # the uniform number landing on the total (rounding) draws the last token of positive probability
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape))
     assert sample_tokens(logits[:3]).tolist() == [3, 3, 3]
+
+
+def test_a_text_written_from_its_start_drops_the_prefix_space():
+    docs = ["the cat sat", "a cat ran", "the dog sat", "a dog ran"] * 5
+    tok = WordTokenizer(prefix_space=True).train(docs)
+    assert " the" in tok.stoi and "the" not in tok.stoi  # one token per word, wherever it stands
+    cfg = NGramConfig(order=2)
+    gen = Generator(NGramLM(cfg, tok.vocab_size).fit(encode_stream(tok, docs)), tok, {"model": cfg.model_dump()})
+    texts = gen.generate([""] * 20, strategy="sample", seed=0)
+    assert all(t and t == t.lstrip() and set(t.split()) <= {"the", "a", "cat", "dog", "sat", "ran"} for t in texts)
+    assert "".join(gen.stream("", strategy="sample", seed=3)) == gen.generate("", strategy="sample", seed=3)
+    assert gen.generate("the cat", strategy="greedy") in (" sat", " ran")  # a continuation keeps its space

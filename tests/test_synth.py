@@ -241,8 +241,8 @@ def test_prefix_starts_samples_like_real_texts_of_the_label(tmp_path):
 
 @pytest.mark.parametrize("prefix", [0, 1])
 def test_word_generators_write_only_words_of_the_training_texts(tmp_path, prefix):
-    """A text's first word is a token without its leading space; unless every training text starts
-    with a space, the n-gram model writes that form mid-sentence, glued to the word before."""
+    """Without the tokenizer's prefix_space, a text's first word is a token without its leading space,
+    and the n-gram model writes that form mid-sentence, glued to the word before."""
     from textmill.synth.generators import build_generator
 
     rng = random.Random(0)

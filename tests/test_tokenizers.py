@@ -82,3 +82,20 @@ def test_whitespace_decoding_keeps_words_apart_around_special_tokens():
     assert tok.decode(ids, skip_special=False) == "<unk> <unk> the pizza"
     assert tok.decode(tok.encode("the <unk> pizza")) == "the pizza"
 
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_prefix_space_gives_a_first_word_its_mid_sentence_tokens(kind, tmp_path):
+    tok = build_tokenizer(TokenizerConfig(kind=kind, vocab_size=600, control_tokens=["<label=pos>"], prefix_space=True), [TEXT])
+    citizen = tok.encode("Citizen")
+    assert citizen == tok.encode(" Citizen") == tok.encode("First Citizen")[-len(citizen):] == tok.encode("<label=pos>Citizen")[1:]
+    assert tok.decode(citizen) == " Citizen"  # generation drops the space from a text written from its start
+    tok.save(tmp_path)
+    assert load_tokenizer(tmp_path).encode("Citizen") == citizen
+    plain = build_tokenizer(TokenizerConfig(kind=kind, vocab_size=600), [TEXT])
+    assert plain.encode("Citizen") != plain.encode("First Citizen")[-len(plain.encode("Citizen")):]
+
+
+def test_prefix_space_is_refused_where_words_carry_no_space():
+    with pytest.raises(ValueError, match="prefix_space is for word and bpe"):
+        TokenizerConfig(kind="char", prefix_space=True)

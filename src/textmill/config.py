@@ -85,6 +85,15 @@ class TokenizerConfig(Strict):
     min_frequency: int = Field(1, ge=1)
     segmenter: Literal["none", "jieba"] = "none"
     control_tokens: list[str] = Field(default_factory=list)
+    prefix_space: bool = Field(False, description="word and bpe: encode each text as if it started with a space, so its first "
+                                                  "word is the same token as mid-sentence (SentencePiece's dummy prefix)")
+
+    @model_validator(mode="after")
+    def _prefix_space_kind(self) -> TokenizerConfig:
+        if self.prefix_space and self.kind not in ("word", "bpe"):
+            raise ValueError(f"prefix_space is for word and bpe tokenizers (a {self.kind} tokenizer has no word-initial "
+                             "space to share); drop it or use kind word or bpe")
+        return self
 
 
 class TrainConfig(Strict):

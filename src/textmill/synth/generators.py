@@ -112,12 +112,6 @@ class ModelSampler(SynthGenerator):
         if isinstance(self.prefix, bool) or not isinstance(self.prefix, int) or self.prefix < 0:
             raise ConfigError(f"generator option prefix={self.prefix!r} must be a whole number of words >= 0 (0: no prefix)")
 
-    @property
-    def lead(self) -> str:
-        """Prepended to every prompt (and, for a model trained here, every training text): nothing
-        for a run trained elsewhere, which is used as it was trained."""
-        return ""
-
     def remember(self, rows: Rows, chinese: bool) -> None:
         """Keep the real texts of each label, the sources of `prefix` prompts."""
         self.chinese, self.sep, self.sources = chinese, "" if chinese else " ", {}
@@ -145,7 +139,7 @@ class ModelSampler(SynthGenerator):
         out: list[str] = []
         for start in range(0, n, batch):
             chunk = prompts[start:start + batch]
-            texts = gen.generate([self.lead + p if p else "" for p in chunk], label=label, seed=seed * 100003 + start,
+            texts = gen.generate(chunk, label=label, seed=seed * 100003 + start,
                                  max_new_tokens=int(self.options.get("max_new_tokens", 64)),
                                  temperature=float(self.options.get("temperature", 1.0)), top_p=self.options.get("top_p"))
             out += [(p + self.sep + t.strip()).strip() for p, t in zip(chunk, texts)]
@@ -164,15 +158,6 @@ class TrainedGenerator(ModelSampler):
     finetune_lr = 3e-4
     takes_argument = True
 
-    @property
-    def lead(self) -> str:
-        """" " for English trained here. The word tokenizer keeps a word's leading space (" movie"), so
-        a text's first word ("movie") is another token; an n-gram model backing off, or a small network,
-        then writes that form mid-sentence, glued to the word before ("reachunlikable": a third of
-        the samples had one). Every text starting with a space leaves one form of each word, as
-        SentencePiece's dummy prefix does. A base's tokenizer (`gpt:PATH`) is used as it was trained."""
-        return " " if not (self.chinese or self.argument) else ""
-
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = copy.deepcopy(self.preset)
         if self.argument:
@@ -187,7 +172,9 @@ class TrainedGenerator(ModelSampler):
             cfg["train"].update(init_from=str(Path(self.argument).resolve()), lr=self.finetune_lr, min_lr=self.finetune_lr / 10,
                                 eval_every=20, patience=3)
         else:
-            cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000}
+            # prefix_space: one token per English word, wherever it stands ("reachunlikable": without it,
+            # a third of the samples glued a sentence-initial word form to the word before)
+            cfg["tokenizer"] = {"kind": "char"} if chinese else {"kind": "word", "vocab_size": 20000, "prefix_space": True}
         cfg["data"] = {"source": str(data), "format": "jsonl", "text_field": "text", "label_field": "label",
                        "val_fraction": 0.1, "split_seed": seed}
         cfg.setdefault("train", {})["seed"] = seed
@@ -203,7 +190,7 @@ class TrainedGenerator(ModelSampler):
             return
         run.mkdir(parents=True, exist_ok=True)
         data = run.parent / f"{run.name}.jsonl"
-        data.write_text("".join(json.dumps({"text": self.lead + t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows),
+        data.write_text("".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows),
                         encoding="utf-8")
         train(self.run_config(rows, data, chinese, seed), run, overrides=list(self.options.get("overrides", [])), overwrite=True)
         (run / "synth_done").write_text("")

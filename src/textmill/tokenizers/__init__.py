@@ -27,6 +27,8 @@ def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
     kwargs = {"control_tokens": cfg.control_tokens, "vocab_size": cfg.vocab_size, "min_frequency": cfg.min_frequency}
     if cfg.kind == "word":
         kwargs["segmenter"] = cfg.segmenter
+    if cfg.prefix_space:
+        kwargs["prefix_space"] = True
     return cls(**kwargs).train(texts)
 
 

@@ -4,6 +4,12 @@ A tokenizer is one `tokenizer.json`: `{"format": "textmill-tokenizer", "version"
 "specials": [...], ...}`. Special tokens come first in the vocabulary, in the order pad, bos, eos,
 unk, then the user's control tokens (such as `<label=pos>`). Any special token that appears
 literally in the text encodes to its single id; the rest of the text goes to the kind's own encoder.
+
+With `prefix_space` (word and BPE tokenizers), a text's first plain piece is encoded as if it
+started with a space, as SentencePiece's dummy prefix does: the first word of a text is then the
+same token as that word mid-sentence (`" movie"`), instead of a second form (`"movie"`) that a model
+trained on one-sentence documents writes mid-sentence, glued to the word before ("reachunlikable").
+Generation drops that space again from a text written from its start.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ class Tokenizer:
     kind: str = ""
     joiner = ""  # what goes between decoded pieces (whitespace tokens: a space)
 
-    def __init__(self, control_tokens: Sequence[str] = ()) -> None:
+    def __init__(self, control_tokens: Sequence[str] = (), prefix_space: bool = False) -> None:
+        self.prefix_space = prefix_space
         for tok in control_tokens:
             if not tok or tok in BASE_SPECIALS:
                 raise ConfigError(f"control token {tok!r} is empty or reserved; use a form like '<label=pos>'")
@@ -56,11 +63,21 @@ class Tokenizer:
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------
+    def split_specials(self, text: str) -> list[str]:
+        """`text` as plain pieces (even indices) and special tokens (odd), with the `prefix_space`
+        before the first plain piece that has text."""
+        parts = self._special_re.split(text)
+        if self.prefix_space:
+            first = next((i for i in range(0, len(parts), 2) if parts[i]), None)
+            if first is not None and not parts[first][0].isspace():
+                parts[first] = " " + parts[first]
+        return parts
+
     def plain_text(self, texts: Iterable[str]) -> Iterator[str]:
         """The text between special tokens, what a vocabulary is trained on: a labelled document
         starts with `<label=X>`, whose characters must not become tokens of their own."""
         for t in texts:
-            yield from (piece for piece in self._special_re.split(t)[::2] if piece)
+            yield from (piece for piece in self.split_specials(t)[::2] if piece)
 
     @property
     def pad_id(self) -> int:
@@ -88,7 +105,7 @@ class Tokenizer:
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         ids = [self.bos_id] if add_bos else []
-        for i, piece in enumerate(self._special_re.split(text)):
+        for i, piece in enumerate(self.split_specials(text)):
             if i % 2:
                 ids.append(self.specials.index(piece))
             elif piece:
@@ -127,7 +144,8 @@ class Tokenizer:
 
     def to_document(self) -> dict[str, Any]:
         """What `tokenizer.json` holds."""
-        return {"format": FORMAT, "version": 1, "kind": self.kind, "specials": self.specials, **self._state()}
+        return {"format": FORMAT, "version": 1, "kind": self.kind, "specials": self.specials, "prefix_space": self.prefix_space,
+                **self._state()}
 
     def with_control_tokens(self, tokens: Sequence[str]) -> Tokenizer:
         """A copy that also knows `tokens` (those it lacks), placed right after its own special tokens:
@@ -155,8 +173,9 @@ class VocabTokenizer(Tokenizer):
 
     Subclasses split text into pieces (`split`) and say how pieces join back (`joiner`)."""
 
-    def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 1 << 20, min_frequency: int = 1) -> None:
-        super().__init__(control_tokens)
+    def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 1 << 20, min_frequency: int = 1,
+                 prefix_space: bool = False) -> None:
+        super().__init__(control_tokens, prefix_space)
         self.max_vocab = vocab_size
         self.min_frequency = min_frequency
         self.set_vocab([])
@@ -211,7 +230,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 def tokenizer_from_document(doc: dict[str, Any]) -> Tokenizer:
     from . import TOKENIZERS
 
-    tok = TOKENIZERS.get(doc["kind"])(control_tokens=doc["specials"][len(BASE_SPECIALS):])
+    tok = TOKENIZERS.get(doc["kind"])(control_tokens=doc["specials"][len(BASE_SPECIALS):], prefix_space=doc.get("prefix_space", False))
     tok._load_state(doc)
     return tok
 

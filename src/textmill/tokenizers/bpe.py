@@ -15,8 +15,9 @@ from .base import Tokenizer
 class BPETokenizer(Tokenizer):
     kind = "bpe"
 
-    def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 8000, min_frequency: int = 2) -> None:
-        super().__init__(control_tokens)
+    def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 8000, min_frequency: int = 2,
+                 prefix_space: bool = False) -> None:
+        super().__init__(control_tokens, prefix_space)
         self.max_vocab = vocab_size
         self.min_frequency = min_frequency
         self.hf = self._empty()

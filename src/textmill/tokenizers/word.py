@@ -39,10 +39,10 @@ class WordTokenizer(VocabTokenizer):
     kind = "word"
 
     def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 8000, min_frequency: int = 1,
-                 segmenter: str = "none") -> None:
+                 segmenter: str = "none", prefix_space: bool = False) -> None:
         self.segmenter = segmenter
         self._cut = _jieba_cut() if segmenter == "jieba" else None
-        super().__init__(control_tokens, vocab_size, min_frequency)
+        super().__init__(control_tokens, vocab_size, min_frequency, prefix_space)
 
     def split(self, text: str) -> list[str]:
         """The word pieces of `text`; `"".join(split(t)) == t` always holds."""
