@@ -12,7 +12,8 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 - `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
 - `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters;
 - `ngram (prefix 2)`: the n-gram generator continuing the first two words of a real sentence of the
-  label (`generator_options={"prefix": 2}`);
+  label (`generator_options={"prefix": 2}`); `ngram (prefix 2, T 0.7)` samples it at temperature 0.7,
+  the best of T = 1, T = 0.7 and top-p 0.9 on training rows outside the draws (CNN, 2 draws per set);
 - `gpt (base_en)`: the base GPT of `benchmarks/pretrain_base.py` (run it first), pretrained on
   unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`).
 
@@ -54,6 +55,7 @@ CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_synth_eda"
 BASE = CACHE.parent / "base_en" / "gpt"
 GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"generator": "ngram"},
               "ngram (prefix 2)": {"generator": "ngram", "generator_options": {"prefix": 2}},
+              "ngram (prefix 2, T 0.7)": {"generator": "ngram", "generator_options": {"prefix": 2, "temperature": 0.7}},
               "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"},
               "gpt (base_en)": {"generator": f"gpt:{BASE}"}}
 
@@ -117,8 +119,9 @@ def main() -> None:
 def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, seed: int, per_label: int,
              eval_data: Path) -> tuple[list[tuple[str, str]], dict]:
     """Synthetic rows of one generator for one draw, kept under runs/ so another classifier reuses them."""
-    stem = CACHE / f"{name}_{size.replace('/', '-')}_{gen.replace(' ', '_')}_{seed}"
-    if not stem.with_suffix(".json").exists():
+    stem = f"{name}_{size.replace('/', '-')}_{gen.replace(' ', '_')}_{seed}"
+    rows_file, info_file = CACHE / f"{stem}.jsonl", CACHE / f"{stem}.json"  # not with_suffix: "T 0.7" holds a dot
+    if not info_file.exists():
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "real.txt"
             data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
@@ -127,10 +130,10 @@ def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, seed: 
                                       seed=seed, overwrite=True, **GENERATORS[gen])
             seconds = time.perf_counter() - started
             CACHE.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(res.out, stem.with_suffix(".jsonl"))
-        stem.with_suffix(".json").write_text(json.dumps({"seconds": seconds, "removed": res.removed}), encoding="utf-8")
-    rows = [json.loads(line) for line in stem.with_suffix(".jsonl").read_text(encoding="utf-8").splitlines()]
-    return [(r["text"], r["label"]) for r in rows], json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+            shutil.copyfile(res.out, rows_file)
+        info_file.write_text(json.dumps({"seconds": seconds, "removed": res.removed}), encoding="utf-8")
+    rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines()]
+    return [(r["text"], r["label"]) for r in rows], json.loads(info_file.read_text(encoding="utf-8"))
 
 
 def write(runs: list[dict]) -> None:
