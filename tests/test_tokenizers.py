@@ -83,7 +83,6 @@ def test_whitespace_decoding_keeps_words_apart_around_special_tokens():
     assert tok.decode(tok.encode("the <unk> pizza")) == "the pizza"
 
 
-
 @pytest.mark.parametrize("kind", ["word", "bpe"])
 def test_prefix_space_gives_a_first_word_its_mid_sentence_tokens(kind, tmp_path):
     tok = build_tokenizer(TokenizerConfig(kind=kind, vocab_size=600, control_tokens=["<label=pos>"], prefix_space=True), [TEXT])

@@ -24,11 +24,10 @@ TOKENIZERS.register("whitespace")(WhitespaceTokenizer)
 def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
     """Train a tokenizer of `cfg.kind` on `texts`."""
     cls = TOKENIZERS.get(cfg.kind)
-    kwargs = {"control_tokens": cfg.control_tokens, "vocab_size": cfg.vocab_size, "min_frequency": cfg.min_frequency}
+    kwargs = {"control_tokens": cfg.control_tokens, "vocab_size": cfg.vocab_size, "min_frequency": cfg.min_frequency,
+              "prefix_space": cfg.prefix_space}
     if cfg.kind == "word":
         kwargs["segmenter"] = cfg.segmenter
-    if cfg.prefix_space:
-        kwargs["prefix_space"] = True
     return cls(**kwargs).train(texts)
 
 
