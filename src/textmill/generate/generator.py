@@ -191,22 +191,22 @@ class Generator:
         model: StepModel = self.model  # type: ignore[assignment]
         if opts.strategy == "beam":  # the beams of a prompt share its conditioning
             ids, mask, cond = self._prepare(batch, opts, conditioning)
+            fresh = self._fresh(ids, mask)
             procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
             found = beam_search(model, ids, mask, procs, num_beams=opts.num_beams, max_new_tokens=opts.max_new_tokens,
                                 eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
                                 early_stopping=opts.early_stopping, num_return_sequences=n,
                                 conditioning=cond.repeat_interleave(opts.num_beams))
-            fresh = self._fresh(ids, mask)
             texts = [[self._finish(seq, opts.stop, fresh[i]) for _, seq in row] for i, row in enumerate(found)]
         else:  # several samples per prompt: each is its own row (with its own prior draw, for latent models)
             expanded = [p for p in batch for _ in range(n)]
             given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n).extras
             ids, mask, cond = self._prepare(expanded, opts, given)
+            fresh = self._fresh(ids, mask)
             outs: list[list[int]] = [[] for _ in range(ids.shape[0])]
             for tokens, active in self._loop(ids, mask, opts, processors, cond):
                 for i in torch.nonzero(active).flatten().tolist():
                     outs[i].append(int(tokens[i]))
-            fresh = self._fresh(ids, mask)
             flat = [self._finish(o, opts.stop, f) for o, f in zip(outs, fresh)]
             texts = [flat[i * n:(i + 1) * n] for i in range(len(batch))]
         result = [row if n > 1 else row[0] for row in texts]
