@@ -117,15 +117,36 @@ def test_arpa_export_scores_the_same_in_an_independent_reader(tmp_path, kind, or
         assert independent_arpa_logprob(path, pieces) == pytest.approx(ours, abs=1e-4)
 
 
-def test_arpa_round_trip_through_a_run_directory(tmp_path, corpus):
+@pytest.mark.parametrize("kind", ["char", "word", "whitespace"])
+def test_arpa_round_trip_through_a_run_directory_keeps_every_score(tmp_path, corpus, kind):
+    """The README's import command, with its default --tokenizer auto, gives back the exported run:
+    the same tokens, scores, generations and perplexity (`eval` reads an imported run's data one
+    document per line, as ARPA tools do, and the original's too when it was trained on lines)."""
     run = tmp_path / "run"
-    textmill.train({"model": {"family": "ngram", "order": 3}, "tokenizer": {"kind": "word"}, "data": {"source": str(corpus)}}, run)
+    textmill.train({"model": {"family": "ngram", "order": 3}, "tokenizer": {"kind": kind, "prefix_space": kind == "word"},
+                    "data": {"source": str(corpus), "format": "lines"}}, run)
     export_arpa(run, tmp_path / "lm.arpa")
-    imported = import_arpa(tmp_path / "lm.arpa", tmp_path / "imported", "word")
+    imported = import_arpa(tmp_path / "lm.arpa", tmp_path / "imported")
     a, b = textmill.load(run), textmill.load(imported)
-    text = "First Citizen:\nSpeak, speak.\n"
+    assert b.tokenizer.to_document() == a.tokenizer.to_document()
+    text = "First Citizen: Speak, speak."
     np.testing.assert_allclose(token_logprobs(a.model, a.tokenizer, text), token_logprobs(b.model, b.tokenizer, text), atol=1e-5)
     assert a.generate("All", strategy="greedy", max_new_tokens=8) == b.generate("All", strategy="greedy", max_new_tokens=8)
+    ours = textmill.evaluate(run, str(corpus), samples=0)
+    theirs = textmill.evaluate(imported, str(corpus), samples=0)
+    assert theirs["perplexity"] == pytest.approx(ours["perplexity"], rel=1e-4) and theirs["oov_rate"] == ours["oov_rate"] == 0
+    assert "one document per line" in theirs["data"]
+    with pytest.raises(DataError, match=f"exported from a run with a '{kind}' tokenizer"):
+        import_arpa(tmp_path / "lm.arpa", tmp_path / "other", "char" if kind != "char" else "whitespace")
+
+
+def test_bpe_ngram_models_are_refused_by_arpa_export(tmp_path, corpus):
+    run = tmp_path / "run"
+    textmill.train({"model": {"family": "ngram", "order": 2}, "tokenizer": {"kind": "bpe", "vocab_size": 300},
+                    "data": {"source": str(corpus)}}, run)
+    with pytest.raises(DataError, match="decode to the same text"):
+        export_arpa(run, tmp_path / "lm.arpa")
+    assert not (tmp_path / "lm.arpa").exists()
 
 
 def test_import_a_kenlm_style_file(tmp_path):
@@ -190,8 +211,8 @@ def test_cli_train_eval_and_arpa_commands(tmp_path, corpus):
     res = runner.invoke(app, ["info", str(run)])
     assert res.exit_code == 0 and "n-grams" in res.output
     res = runner.invoke(app, ["arpa", "export", str(run), str(tmp_path / "m.arpa")])
-    assert res.exit_code == 0 and (tmp_path / "m.arpa").read_text().startswith("\n\\data\\")
-    res = runner.invoke(app, ["arpa", "import", str(tmp_path / "m.arpa"), "--out", str(tmp_path / "imp"), "--tokenizer", "char"])
+    assert res.exit_code == 0 and "\n\n\\data\\\n" in (tmp_path / "m.arpa").read_text()
+    res = runner.invoke(app, ["arpa", "import", str(tmp_path / "m.arpa"), "--out", str(tmp_path / "imp")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["generate", str(tmp_path / "imp"), "-p", "All", "--greedy", "--max-new-tokens", "5"])
     assert res.exit_code == 0 and res.output.startswith("All")

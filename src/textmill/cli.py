@@ -367,7 +367,8 @@ def arpa_export(run: Annotated[Path, typer.Argument(help="run directory of an n-
 @arpa_app.command("import")
 def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
                 out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")],
-                tokenizer: Annotated[str, typer.Option(help="whitespace (KenLM/SRILM files), char or word")] = "whitespace") -> None:
+                tokenizer: Annotated[str, typer.Option(help="auto (the tokenizer a textmill export records, else whitespace), "
+                                                            "whitespace, char or word")] = "auto") -> None:
     """Make a run directory from an ARPA file (then generate with it or eval it with --data)."""
     from .models.arpa import import_arpa
 
@@ -383,11 +384,13 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """What a run directory holds: family, size, data, training progress and best validation loss."""
     from .models import count_parameters
     from .train import load
-    from .train.checkpoint import find_last, read_run_config
+    from .train.checkpoint import find_last, read_run_config, read_trainer_state
 
     try:
         gen = load(run)
         cfg = read_run_config(run) if (run / "train.yaml").is_file() else None
+        last = find_last(run)
+        state = read_trainer_state(last) if last else None
     except TextmillError as e:
         _fail(e)
     table = Table(title=str(run), show_header=False)
@@ -399,9 +402,7 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
         table.add_row("parameters", f"{count_parameters(gen.model):,}")
     table.add_row("tokenizer", f"{gen.tokenizer.kind}, vocabulary {gen.tokenizer.vocab_size}")
     table.add_row("data", cfg.data.source if cfg else gen.info.get("imported_from", "?"))
-    last = find_last(run)
-    if last:
-        state = json.loads((last / "trainer_state.json").read_text())
+    if state:
         table.add_row("trained", f"{state['step']} / {cfg.train.max_steps if cfg else '?'} steps, {state['elapsed_s'] / 60:.1f} min")
         table.add_row("best val loss", f"{state['best_val_loss']:.4f}")
     out.print(table)

@@ -99,10 +99,13 @@ def evaluation_documents(run_dir: Path, gen: Generator, data: str | None, data_f
                          text_field: str | None) -> tuple[list[str], list[str] | None, str]:
     """The documents to score (with their labels, for a CVAE) and a description of them."""
     labelled = bool(getattr(gen.model, "labelled", False))
-    if not (run_dir / "train.yaml").is_file():  # an imported model: plain text with the given options
+    if not (run_dir / "train.yaml").is_file():  # an imported model: one document per line, as ARPA tools score text
         if data is None:
             raise ConfigError(f"{run_dir} has no training config to take a validation split from; pass --data")
-        return read_documents(DataConfig(source=data, text_field=text_field or "text", format=data_format or "auto")), None, data
+        fmt = data_format or "lines"
+        docs = read_documents(DataConfig(source=data, text_field=text_field or "text", format=fmt))
+        how = "one document per line" if fmt == "lines" else f"format {fmt}"
+        return docs, None, f"{data} ({how}; --format to change)"
     cfg = read_run_config(run_dir).data
     if data is None:
         if labelled:

@@ -165,17 +165,13 @@ class Generator:
             raise GenerationError(f"label {label!r} is unknown to this model; {known}")
         return label_token(label)
 
-    def _fresh(self, ids: torch.Tensor, mask: torch.Tensor) -> list[bool]:
-        """Per row: whether the text is written from its start (the prompt holds only special tokens)."""
-        return ((ids < len(self.tokenizer.specials)) | ~mask).all(dim=1).tolist()
+    @staticmethod
+    def _prompt_ids(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        """Per row: the prompt's ids without padding, what the continuation is decoded after."""
+        return [row[m].tolist() for row, m in zip(ids, mask)]
 
-    def _text(self, new_ids: list[int], fresh: bool) -> str:
-        """The decoded new tokens, without the space a `prefix_space` tokenizer puts before a text's first word."""
-        text = self.tokenizer.decode(new_ids)
-        return text[1:] if fresh and self.tokenizer.prefix_space and text.startswith(" ") else text
-
-    def _finish(self, new_ids: list[int], stops: Sequence[str], fresh: bool) -> str:
-        return cut_at_stop(self._text(new_ids, fresh), stops)[0]
+    def _finish(self, new_ids: list[int], stops: Sequence[str], prompt_ids: list[int]) -> str:
+        return cut_at_stop(self.tokenizer.decode_continuation(prompt_ids, new_ids), stops)[0]
 
     # -- public API --------------------------------------------------------------------------------
     def generate(self, prompts: str | Sequence[str] = "", *, processors: Sequence[LogitsProcessor] | None = None,
@@ -191,23 +187,23 @@ class Generator:
         model: StepModel = self.model  # type: ignore[assignment]
         if opts.strategy == "beam":  # the beams of a prompt share its conditioning
             ids, mask, cond = self._prepare(batch, opts, conditioning)
-            fresh = self._fresh(ids, mask)
+            heads = self._prompt_ids(ids, mask)
             procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
             found = beam_search(model, ids, mask, procs, num_beams=opts.num_beams, max_new_tokens=opts.max_new_tokens,
                                 eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
                                 early_stopping=opts.early_stopping, num_return_sequences=n,
                                 conditioning=cond.repeat_interleave(opts.num_beams))
-            texts = [[self._finish(seq, opts.stop, fresh[i]) for _, seq in row] for i, row in enumerate(found)]
+            texts = [[self._finish(seq, opts.stop, heads[i]) for _, seq in row] for i, row in enumerate(found)]
         else:  # several samples per prompt: each is its own row (with its own prior draw, for latent models)
             expanded = [p for p in batch for _ in range(n)]
             given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n).extras
             ids, mask, cond = self._prepare(expanded, opts, given)
-            fresh = self._fresh(ids, mask)
+            heads = self._prompt_ids(ids, mask)
             outs: list[list[int]] = [[] for _ in range(ids.shape[0])]
             for tokens, active in self._loop(ids, mask, opts, processors, cond):
                 for i in torch.nonzero(active).flatten().tolist():
                     outs[i].append(int(tokens[i]))
-            flat = [self._finish(o, opts.stop, f) for o, f in zip(outs, fresh)]
+            flat = [self._finish(o, opts.stop, h) for o, h in zip(outs, heads)]
             texts = [flat[i * n:(i + 1) * n] for i in range(len(batch))]
         result = [row if n > 1 else row[0] for row in texts]
         return result[0] if single else result
@@ -222,7 +218,7 @@ class Generator:
         if opts.strategy == "beam" or opts.num_return_sequences > 1:
             raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
         ids, mask, cond = self._prepare([prompt], opts, conditioning)
-        fresh = self._fresh(ids, mask)[0]
+        head = self._prompt_ids(ids, mask)[0]
         hold = max((len(s) for s in opts.stop), default=1) - 1
         new: list[int] = []
         sent = 0
@@ -230,7 +226,7 @@ class Generator:
             if not bool(active[0]):
                 break
             new.append(int(tokens[0]))
-            text, stopped = cut_at_stop(self._text(new, fresh), opts.stop)
+            text, stopped = cut_at_stop(self.tokenizer.decode_continuation(head, new), opts.stop)
             safe = len(text) if stopped else len(text) - hold
             while safe > sent and text[safe - 1] == "\ufffd":  # a multi-byte character still arriving
                 safe -= 1
@@ -239,7 +235,7 @@ class Generator:
                 sent = safe
             if stopped:
                 return
-        text = self._finish(new, opts.stop, fresh)
+        text = self._finish(new, opts.stop, head)
         if len(text) > sent:
             yield text[sent:]
 

@@ -8,7 +8,21 @@ from collections.abc import Iterable
 
 from ..config import TokenizerConfig
 from ..registry import Registry
-from .base import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK, UNK_ID, Tokenizer, VocabTokenizer, load_tokenizer, vocab_index
+from .base import (
+    BOS,
+    BOS_ID,
+    EOS,
+    EOS_ID,
+    PAD,
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    Tokenizer,
+    VocabTokenizer,
+    load_tokenizer,
+    tokenizer_from_document,
+    vocab_index,
+)
 from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .whitespace import WhitespaceTokenizer
@@ -32,5 +46,5 @@ def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
 
 
 __all__ = ["BOS", "BOS_ID", "EOS", "EOS_ID", "PAD", "PAD_ID", "UNK", "UNK_ID", "TOKENIZERS", "Tokenizer",
-           "build_tokenizer", "load_tokenizer", "vocab_index", "CharTokenizer", "WordTokenizer", "WhitespaceTokenizer", "BPETokenizer",
-           "VocabTokenizer"]
+           "build_tokenizer", "load_tokenizer", "tokenizer_from_document", "vocab_index", "CharTokenizer", "WordTokenizer",
+           "WhitespaceTokenizer", "BPETokenizer", "VocabTokenizer"]

@@ -28,6 +28,7 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 BASE_SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)  # every tokenizer's ids for them
 FORMAT = "textmill-tokenizer"
+CONTINUATION_CONTEXT = 8  # prompt tokens decoded with a continuation (see `decode_continuation`)
 
 
 class Tokenizer:
@@ -132,6 +133,21 @@ class Tokenizer:
             out.append(self._decode_piece(run))
         return self.joiner.join(out)
 
+    def decode_continuation(self, prompt_ids: Sequence[int], new_ids: Sequence[int]) -> str:
+        """The text that `new_ids` add after `prompt_ids`, so that `prompt + continuation` reads right:
+        both are decoded together and the prompt's own text cut off, so a tokenizer that joins tokens
+        with a space (`whitespace`) puts one between the prompt and its continuation. A text written
+        from its start (the prompt decodes to nothing: only special tokens) loses the space a
+        `prefix_space` tokenizer put before its first word. The prompt's last few tokens are enough
+        context for every kind."""
+        tail = list(prompt_ids)[-CONTINUATION_CONTEXT:]
+        head = self.decode(tail)
+        if not head:
+            text = self.decode(new_ids)
+            return text[1:] if self.prefix_space and text.startswith(" ") else text
+        whole = self.decode([*tail, *new_ids])
+        return whole[len(head):] if whole.startswith(head) else self.decode(new_ids)
+
     def save(self, path: str | Path) -> None:
         """Write `tokenizer.json` atomically (a directory path gets `tokenizer.json` inside)."""
         path = Path(path)
@@ -221,10 +237,17 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         path = path / "tokenizer.json"
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; a run directory needs the tokenizer.json written by `textmill train`")
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if doc.get("format") != FORMAT:
+    damaged = f"{path} is damaged ({{}}); restore it from a copy of the run or retrain the run"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(damaged.format(f"not valid JSON: {str(e)[:100]}")) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a textmill tokenizer (no format={FORMAT!r} field)")
-    return tokenizer_from_document(doc)
+    try:
+        return tokenizer_from_document(doc)
+    except Exception as e:  # a missing or mistyped field; HF tokenizers raises plain Exceptions on a bad `hf` state
+        raise CheckpointError(damaged.format(f"{type(e).__name__}: {str(e)[:100]}")) from None
 
 
 def tokenizer_from_document(doc: dict[str, Any]) -> Tokenizer:

@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 import yaml
+from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from ..config import RunConfig, validate_config
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models import build_model, model_config_class
 from ..tokenizers import Tokenizer, load_tokenizer
 
@@ -86,8 +87,6 @@ def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, tor
 
 
 def _optimizer_from_safetensors(path: Path) -> dict[str, Any]:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -129,16 +128,59 @@ def find_last(run_dir: Path) -> Path | None:
 
 
 def load_last(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    load_model(unwrap(model), str(ckpt / "model.safetensors"))
-    optimizer.load_state_dict(_optimizer_from_safetensors(ckpt / "optimizer.safetensors"))
-    return json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    state = read_trainer_state(ckpt)
+    try:
+        load_model(unwrap(model), str(ckpt / "model.safetensors"))
+        optimizer.load_state_dict(_optimizer_from_safetensors(ckpt / "optimizer.safetensors"))
+    except Exception as e:
+        raise CheckpointError(f"the resume checkpoint {ckpt} is damaged ({str(e)[:200]}); start the run again with "
+                              "--overwrite, or fine-tune from its best weights with --init-from") from None
+    return state
+
+
+def damaged(run_dir: Path, name: str, problem: str) -> CheckpointError:
+    """The error for a run file that cannot be read: what is wrong with it and how to get a good one."""
+    fix = f"retrain it (`textmill train CONFIG --out {run_dir} --overwrite`)"
+    last = find_last(run_dir)
+    if name == "model.safetensors" and last is not None and (last / name).is_file():
+        fix = f"copy {last / name} over it (the latest weights rather than the best) or {fix}"
+    elif name != "model.safetensors":
+        fix = f"restore it from a copy of the run or {fix}"
+    return CheckpointError(f"{run_dir / name} is damaged ({problem}); {fix}")
+
+
+def read_json(run_dir: Path, name: str) -> Any:
+    """A JSON file of a run directory, or a `damaged` error naming it."""
+    try:
+        return json.loads((run_dir / name).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise damaged(run_dir, name, f"not valid JSON: {str(e)[:100]}") from None
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / "train.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} has no train.yaml; is it a directory written by `textmill train`?")
-    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise damaged(run_dir, "train.yaml", f"not valid YAML: {str(e).splitlines()[0][:100]}") from None
+    if not isinstance(data, dict):
+        raise damaged(run_dir, "train.yaml", "not a mapping of config sections")
+    return validate_config(data, str(path))
+
+
+def read_trainer_state(ckpt: Path) -> dict[str, Any]:
+    """`trainer_state.json` of a resume checkpoint (step, best validation loss, bad evaluations, elapsed seconds)."""
+    state = read_json(ckpt, "trainer_state.json")
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), (int, float)) for k in ("step", "best_val_loss", "elapsed_s")):
+        raise damaged(ckpt, "trainer_state.json", "the step, best_val_loss or elapsed_s field is missing")
+    return state
+
+
+def _non_finite(model: Any) -> bool:
+    tensors = model.state_dict().values() if isinstance(model, nn.Module) else map(torch.as_tensor, model.tables.values())
+    return any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -147,18 +189,29 @@ def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     if missing:
         hint = " (training has not finished its first evaluation yet)" if (run_dir / "config.json").is_file() else ""
         raise CheckpointError(f"{run_dir} is missing {', '.join(missing)}{hint}; train with `textmill train CONFIG --out {run_dir}`")
-    meta = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    if meta.get("format") != RUN_FORMAT:
+    meta = read_json(run_dir, "config.json")
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
         raise CheckpointError(f"{run_dir}/config.json is not a textmill run config")
-    cfg = model_config_class(meta["family"]).model_validate(meta["model"])
-    model = build_model(cfg, meta["vocab_size"], **meta.get("dims", {}))
+    try:
+        cfg = model_config_class(meta["family"]).model_validate(meta["model"])
+        model = build_model(cfg, int(meta["vocab_size"]), **meta.get("dims", {}))
+    except (KeyError, TypeError, ValueError, ConfigError) as e:  # pydantic's ValidationError is a ValueError
+        raise damaged(run_dir, "config.json", f"its model description is incomplete or invalid: {str(e)[:200]}") from None
+    weights = run_dir / "model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            f.keys()
+    except Exception as e:  # a truncated or foreign file: safetensors cannot read its header
+        raise damaged(run_dir, "model.safetensors", f"not a readable safetensors file: {str(e)[:100]}") from None
     try:
         if isinstance(model, nn.Module):
-            load_model(model, str(run_dir / "model.safetensors"))
+            load_model(model, str(weights))
         else:  # count-based: tables of data-dependent size
-            model.load(run_dir / "model.safetensors")
+            model.load(weights)
     except Exception as e:  # safetensors raises RuntimeError/SafetensorError with a long message
-        raise CheckpointError(f"{run_dir}/model.safetensors does not match config.json: {str(e)[:300]}") from None
+        raise CheckpointError(f"{weights} does not match config.json (another model's weights?): {str(e)[:300]}") from None
+    if _non_finite(model):
+        raise damaged(run_dir, "model.safetensors", "it holds NaN or infinite values: the file is corrupt or training diverged")
     return model, meta
 
 
@@ -179,9 +232,13 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     if isinstance(model, nn.Module):
         model.to(device)
     info = {"run_dir": str(run_dir), **meta}
+    tokenizer = load_tokenizer(run_dir)
+    if tokenizer.vocab_size > meta["vocab_size"]:
+        raise damaged(run_dir, "tokenizer.json", f"it has {tokenizer.vocab_size} tokens and the model {meta['vocab_size']}: "
+                                                 "it belongs to another run")
     if model.objective == "seq2seq":
         task = build_task(read_run_config(run_dir).data) if (run_dir / "train.yaml").is_file() else None
-        return Seq2SeqGenerator(model, load_tokenizer(run_dir), info, source_tokenizer=source_tokenizer(run_dir), task=task)
+        return Seq2SeqGenerator(model, tokenizer, info, source_tokenizer=source_tokenizer(run_dir), task=task)
     if model.objective == "vae_elbo":
-        return LatentGenerator(model, load_tokenizer(run_dir), info)
-    return Generator(model, load_tokenizer(run_dir), info)
+        return LatentGenerator(model, tokenizer, info)
+    return Generator(model, tokenizer, info)
