@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import textmill
 from textmill.cli import app
-from textmill.errors import ConfigError, DataError
+from textmill.errors import ConfigError, DataError, TextmillError
 from textmill.synth import classify
 from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
 from textmill.synth.classify import CNNClassifier, text_classifier
@@ -203,10 +203,40 @@ def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     for section in ("Utility", "Fidelity", "Diversity", "Privacy", "Filters", "Label balance", "Examples", "data:image/png"):
         assert section in html
-    with pytest.raises(DataError, match="--resume"):
-        textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out)
-    again = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, resume=True)
-    assert again.rows == 120 and out.read_text(encoding="utf-8").count("\n") == 120
+    written = out.read_bytes()
+    (tmp_path / "report.html").unlink()  # as if killed while reporting: the same command finishes the run
+    again = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"))
+    assert again.rows == 120 and out.read_bytes() == written and (tmp_path / "report.html").is_file()
+    assert textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, resume=True).rows == 120
+    with pytest.raises(DataError, match="other options or data; pass --overwrite"):
+        textmill.synthesize(str(labelled), generator="eda", per_label=50, out=out)
+    assert out.read_bytes() == written
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_file_synth_did_not_write_is_never_replaced(labelled, tmp_path, resume):
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"my": "data"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="not written by this synth run.*--overwrite"):
+        textmill.synthesize(str(labelled), generator="eda", per_label=10, out=mine, resume=resume)
+    assert mine.read_text(encoding="utf-8") == '{"my": "data"}\n' and not (tmp_path / "mine.jsonl.work").exists()
+    out = tmp_path / "synth.jsonl"  # a file that synth wrote and the user edited afterwards is the user's now
+    textmill.synthesize(str(labelled), generator="eda", per_label=10, out=out)
+    out.write_text(out.read_text(encoding="utf-8") + '{"text": "mine", "label": "positive"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="not written by this synth run"):
+        textmill.synthesize(str(labelled), generator="eda", per_label=10, out=out, resume=resume)
+    assert out.read_text(encoding="utf-8").endswith('"mine", "label": "positive"}\n')
+    assert textmill.synthesize(str(labelled), generator="eda", per_label=10, out=out, overwrite=True).rows == 20
+
+
+def test_a_corrected_command_starts_afresh_when_nothing_was_generated(labelled, tmp_path):
+    out = tmp_path / "s.jsonl"
+    with pytest.raises(TextmillError, match="does not exist"):
+        textmill.synthesize(str(labelled), generator=f"run:{tmp_path / 'missing'}", per_label=10, out=out)
+    assert (tmp_path / "s.jsonl.work" / "journal.jsonl").is_file()  # the failed setup left its journal
+    assert textmill.synthesize(str(labelled), generator="eda", per_label=10, out=out).rows == 20
+    with pytest.raises(DataError, match="nothing to resume"):
+        textmill.synthesize(str(labelled), generator="eda", per_label=10, out=tmp_path / "new.jsonl", resume=True)
 
 
 def test_trained_generators_condition_on_labels(labelled, tmp_path):

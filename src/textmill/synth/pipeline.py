@@ -182,8 +182,9 @@ def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filte
     return FilterChain([f for f in chosen if f.name not in cfg.skip_filters] + list(extra))
 
 
-def write_table(rows: list[dict[str, Any]], path: Path) -> None:
-    """JSONL, CSV or Parquet by the suffix, written to a temporary file and renamed into place."""
+def write_table(rows: list[dict[str, Any]], path: Path, before_rename: Callable[[Path], None] | None = None) -> None:
+    """JSONL, CSV or Parquet by the suffix, written to a temporary file and renamed into place
+    (`before_rename` sees the complete temporary file first)."""
     tmp = path.with_name(f".{path.name}.tmp")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -204,7 +205,35 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> None:
         pq.write_table(pa.Table.from_pylist(rows), tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
+    if before_rename:
+        before_rename(tmp)
     os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_existing_work(out: Path, work: Path, journal: Journal, config_hash: str, resume: bool) -> None:
+    """Refuse, before anything is touched, to replace a file that synth did not write or to mix runs;
+    clear the work of a run with other options that generated nothing (it failed while setting up)."""
+    state = journal.read() if work.exists() else None
+    if out.exists():
+        if state is None or state.output_sha256 != file_sha256(out):
+            raise DataError(f"{out} exists and was not written by this synth run (no journal in {work} records it); "
+                            "choose another --out, or pass --overwrite to replace it")
+        if state.config_hash != config_hash:
+            raise DataError(f"{out} was written by a synth run with other options or data; pass --overwrite to replace it "
+                            "and its work directory, or choose another --out")
+    elif state is not None and state.config_hash != config_hash and not state.generated:
+        log.info("starting afresh: %s holds a run with other options that generated nothing", work)
+        shutil.rmtree(work)
+    elif resume and state is None:
+        raise DataError(f"nothing to resume: {work} holds no synth journal; run the command without --resume")
 
 
 def _chunk_seed(seed: int, label: str, chunk: int) -> int:
@@ -221,7 +250,11 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
 
     Options are the fields of `SynthConfig`. `extra_filters` adds filters after the built-in ones:
     `Filter` objects, or (name, function) pairs where the function returns None to keep a text or
-    a reason to remove it. `progress(done, total)` is called after every committed chunk."""
+    a reason to remove it. `progress(done, total)` is called after every committed chunk.
+
+    Running the same call again continues an interrupted run from its journal (or re-reports a
+    finished one); `resume=True` also asserts that there is such a run. An output file that synth
+    did not write, or wrote with other options, is only replaced with `overwrite=True`."""
     try:
         cfg = SynthConfig(data=data, out=str(out) if out is not None else None, **options)
     except ValidationError as e:
@@ -231,12 +264,6 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
     if out_path.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"output {cfg.out} must end in {', '.join(OUTPUT_FORMATS)}")
     work = out_path.with_name(out_path.name + ".work")
-    if out_path.exists() or (work.exists() and overwrite):
-        if overwrite:
-            out_path.unlink(missing_ok=True)
-            shutil.rmtree(work, ignore_errors=True)
-        elif not resume:
-            raise DataError(f"{out_path} exists; pass --resume to finish or re-report that run, or --overwrite to replace it")
     generator = build_generator(cfg.generator, cfg.generator_options)
 
     rows = load_rows(cfg.data, cfg.format, cfg.text_col, cfg.label_col, cfg.max_rows)
@@ -249,6 +276,11 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
     chinese = is_chinese([t for t, _ in train])
     config_hash = _config_hash(cfg)
     journal = Journal(work / "journal.jsonl", config_hash)
+    if overwrite:
+        out_path.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        _check_existing_work(out_path, work, journal, config_hash, resume)
     state = journal.open()
     chain = _filters(cfg, train, chinese, [f if isinstance(f, Filter) else Custom(*f) for f in extra_filters])
     chain.commit([Candidate(r["text"], r["label"]) for r in state.rows])
@@ -280,7 +312,7 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
                    f"(removed: {dict(p.removed)}); loosen the filters or use a stronger generator")
             log.warning(msg)
             warnings.append(msg)
-    write_table(state.rows, out_path)
+    write_table(state.rows, out_path, lambda tmp: journal.record_output(file_sha256(tmp)))
 
     removed = Counter()
     for label in labels:
