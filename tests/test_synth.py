@@ -323,7 +323,7 @@ def test_bad_input_names_the_problem_and_the_fix(labelled, tmp_path):
     latin1.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
     with pytest.raises(DataError, match="not valid UTF-8"):
         textmill.synthesize(str(latin1), out=tmp_path / "o.jsonl")
-    with pytest.raises(ConfigError, match="unknown generator 'gpt5'.*cvae, eda, gpt"):
+    with pytest.raises(ConfigError, match=r"unknown generator 'gpt5'.*cvae\[:BASE\], eda, gpt\[:BASE\].*run:PATH"):
         textmill.synthesize(str(labelled), generator="gpt5", out=tmp_path / "o.jsonl")
     with pytest.raises(ConfigError, match="cannot condition on labels; use 'cvae'"):
         textmill.synthesize(str(labelled), generator="vae", out=tmp_path / "o.jsonl")

@@ -9,14 +9,12 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .errors import TextmillError
@@ -32,38 +30,6 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a c
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-
-class TrainProgress:
-    """A progress bar driven by trainer events: steps, or the wall-clock budget when one is set."""
-
-    def __init__(self, label: str, budget_minutes: float | None) -> None:
-        self.budget = budget_minutes * 60 if budget_minutes else None
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[what]}"),
-                                 TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not IS_MAIN)
-        self.task = self.progress.add_task(label, total=None, what="", loss=float("nan"), tps=0.0)
-        self.started = time.perf_counter()
-
-    def __enter__(self) -> TrainProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event["kind"] == "step":
-            if self.budget:
-                done = min(time.perf_counter() - self.started, self.budget)
-                self.progress.update(self.task, total=self.budget, completed=done, what=f"step {event['step']}",
-                                     loss=event["loss"], tps=event["tokens_per_sec"])
-            else:
-                self.progress.update(self.task, total=event["max_steps"], completed=event["step"],
-                                     what=f"{event['step']}/{event['max_steps']}", loss=event["loss"], tps=event["tokens_per_sec"])
-        elif event["kind"] == "eval" and IS_MAIN:
-            self.progress.console.print(f"step {event['step']}: val loss {event['val_loss']:.4f}  "
-                                        f"bpc {event['val_bpc']:.3f}  ppl {event['val_ppl']:.2f}")
 
 
 def _unescape(text: str) -> str:
@@ -95,18 +61,28 @@ def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. con
         if init_from is not None:
             cfg.train.init_from = str(init_from)
         run_dir = out_dir or Path("runs") / config.stem
-        with TrainProgress(f"train {run_dir}", cfg.train.max_minutes) as bar:
-            res = run_training(cfg, run_dir, resume=resume, overwrite=overwrite, callback=bar)
+        res = run_training(cfg, run_dir, resume=resume, overwrite=overwrite)
     except TextmillError as e:
         _fail(e)
     if IS_MAIN:
-        if res.stopped == "fitted":
-            out.print(f"fitted: {res.parameters:,} n-grams in {res.elapsed_s:.1f} s, val loss {res.val_loss:.4f} "
-                      f"({res.val_bpc:.3f} bits/char)")
-        else:
-            out.print(f"done: {res.steps} steps ({res.stopped}) in {res.elapsed_s / 60:.1f} min, "
-                      f"val loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}), {res.tokens_per_sec:,.0f} tokens/s")
+        _print_result(res, cfg.train.max_steps)
         out.print(f"run directory: {res.run_dir}   next: textmill generate {res.run_dir} --prompt '...'")
+
+
+STOPPED = {"max_steps": "reached train.max_steps", "early_stopping": "early stopping: validation loss stopped improving",
+           "time_budget": "the train.max_minutes budget ran out"}
+
+
+def _print_result(res: Any, max_steps: int) -> None:
+    if res.stopped == "fitted":
+        out.print(f"fitted: {res.parameters:,} n-grams in {res.elapsed_s:.1f} s, val loss {res.val_loss:.4f} "
+                  f"({res.val_bpc:.3f} bits/char)")
+        return
+    out.print(f"done: {res.steps:,} steps in {res.elapsed_s / 60:.1f} min ({STOPPED[res.stopped]}), val loss {res.val_loss:.4f} "
+              f"(best {res.best_val_loss:.4f}), {res.tokens_per_sec:,.0f} tokens/s")
+    if res.stopped == "time_budget" and res.steps < max_steps // 4:
+        out.print(f"note: the time budget stopped training after {res.steps:,} of {max_steps:,} steps (a busy or slow "
+                  "machine); samples may read as gibberish. Continue with --resume --set train.max_minutes=null")
 
 
 @app.command()
@@ -273,13 +249,9 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
     from .evaluate import evaluate
 
     try:
-        with Progress(TextColumn("[bold]decoding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("decode", total=None)
-            res = evaluate(run, data, target=target, text_field=text_field, data_format=data_format, samples=samples,
-                           max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, limit=limit,
-                           seed=seed, out=out_path, predictions=predictions,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+        res = evaluate(run, data, target=target, text_field=text_field, data_format=data_format, samples=samples,
+                       max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, limit=limit,
+                       seed=seed, out=out_path, predictions=predictions)
     except TextmillError as e:
         _fail(e)
     table = Table(title=f"{run} on {res['data']}")
@@ -304,7 +276,7 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
         if key.startswith(("distinct", "self_bleu")):
             table.add_row(f"samples {key}", f"{value:.4f}")
     if "samples" in res:
-        table.add_row("samples mean length (tokens)", f"{res['samples']['length']['mean_tokens']:.1f}")
+        table.add_row("samples mean length (words; CJK characters)", f"{res['samples']['length']['mean_tokens']:.1f}")
     out.print(table)
     out.print(f"perplexity is per {res['tokenization']}")
     out.print(f"written: {out_path or Path(run) / 'eval.json'}")
@@ -320,23 +292,10 @@ def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to c
     from .evaluate import compare as run_compare
 
     _setup_logging(False)
-    bars: dict[str, TrainProgress] = {}
-
-    def on_event(name: str, event: dict[str, Any]) -> None:
-        if name not in bars:
-            for bar in bars.values():
-                bar.__exit__(None, None, None)
-            bars.clear()
-            bars[name] = TrainProgress(name, minutes).__enter__()
-        bars[name](event)
-
     try:
-        rows = run_compare(configs, minutes, out_dir, data=data, overrides=set_, callback=on_event)
+        rows = run_compare(configs, minutes, out_dir, data=data, overrides=set_)
     except TextmillError as e:
         _fail(e)
-    finally:
-        for bar in bars.values():
-            bar.__exit__(None, None, None)
     table = Table(title=f"leaderboard: {minutes:g} minutes each")
     for col in ("model", "family", "params", "steps", "val bpc", "val loss", "tokens/s", "sample"):
         table.add_column(col)
@@ -409,7 +368,8 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
 
 
 @app.command()
-def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] = 2.0,
+def quickstart(steps: Annotated[int, typer.Option(help="training steps (about 2 minutes on 2 idle cores)")] = 1500,
+               minutes: Annotated[Optional[float], typer.Option(help="stop earlier when this budget runs out")] = None,
                out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/quickstart")) -> None:
     """Train a small character-level GPT on the Shakespeare shipped with the install, then sample."""
     from .config import validate_config
@@ -417,20 +377,20 @@ def quickstart(minutes: Annotated[float, typer.Option(help="training budget")] =
     from .train import train as run_training
 
     _setup_logging(False)
-    cfg = validate_config({
-        "model": {"family": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128, "context": 64},
-        "data": {"source": "embedded:shakespeare"},
-        "train": {"max_steps": 100000, "max_minutes": minutes, "batch_size": 16, "lr": 2e-3, "eval_every": 500,
-                  "warmup_steps": 50},
-    }, "quickstart")
-    out.print(f"Training a 0.8M-parameter character-level GPT on Shakespeare's plays for {minutes:g} minutes...")
     try:
-        with TrainProgress("quickstart", minutes) as bar:
-            res = run_training(cfg, out_dir, overwrite=True, callback=bar)
+        cfg = validate_config({
+            "model": {"family": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128, "context": 64},
+            "data": {"source": "embedded:shakespeare"},
+            "train": {"max_steps": steps, "max_minutes": minutes, "batch_size": 16, "lr": 2e-3, "eval_every": 500,
+                      "warmup_steps": 50},
+        }, "quickstart")
+        out.print(f"Training a 0.8M-parameter character-level GPT on Shakespeare's plays for {steps:,} steps...")
+        res = run_training(cfg, out_dir, overwrite=True)
     except TextmillError as e:
         _fail(e)
+    _print_result(res, steps)
     gen = load(out_dir)
-    out.print(f"\nvalidation loss {res.val_loss:.3f} ({res.val_bpc:.2f} bits/char) after {res.steps} steps. Samples:\n")
+    out.print(f"\nvalidation loss {res.val_loss:.3f} ({res.val_bpc:.2f} bits/char) after {res.steps:,} steps. Samples:\n")
     for seed, p in enumerate(("ROMEO:", "KING HENRY:")):
         out.print(p + gen.generate(p, max_new_tokens=200, temperature=0.8, seed=seed), highlight=False, markup=False)
         out.print("-" * 40)
@@ -494,11 +454,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
             _fail(TextmillError(f"--option {item!r} must be key=value"))
         options[key.strip()] = yaml.safe_load(value)
     try:
-        with Progress(TextColumn("[bold]synth"), BarColumn(), TextColumn("{task.completed}/{task.total} rows"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err) as bar:
-            task = bar.add_task("synth", total=None)
-            res = synthesize(data, out=out_path, resume=resume, overwrite=overwrite,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total), **options)
+        res = synthesize(data, out=out_path, resume=resume, overwrite=overwrite, **options)
     except TextmillError as e:
         _fail(e)
     table = Table(title=f"{res.rows} synthetic rows -> {res.out}")

@@ -20,10 +20,11 @@ from .metrics import perplexity
 
 def compare(configs: list[str | Path], minutes: float, out_dir: str | Path, *, data: str | None = None,
             overrides: list[str] | None = None, sample_tokens: int = 200, seed: int = 0,
-            callback: Callable[[str, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+            callback: Callable[[str, dict[str, Any]], None] | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Train each config for `minutes`; return leaderboard rows sorted by validation bits per char.
 
-    Writes `leaderboard.json` and `leaderboard.md` in `out_dir`, and one run directory per config."""
+    Writes `leaderboard.json` and `leaderboard.md` in `out_dir`, and one run directory per config.
+    `callback(name, event)` receives each run's trainer events; `progress` draws a bar per run."""
     if not configs:
         raise ConfigError("compare needs at least one config")
     extra = [*(overrides or []), f"train.max_minutes={minutes}", "train.max_steps=1000000000"]
@@ -39,7 +40,8 @@ def compare(configs: list[str | Path], minutes: float, out_dir: str | Path, *, d
     rows = []
     for name, cfg in cfgs:
         run_dir = out_dir / name
-        res = train(cfg, run_dir, overwrite=True, callback=(lambda e, n=name: callback(n, e)) if callback else None)
+        res = train(cfg, run_dir, overwrite=True, callback=(lambda e, n=name: callback(n, e)) if callback else None,
+                    progress=progress)
         sample = load(run_dir).generate("", max_new_tokens=sample_tokens, temperature=0.8, seed=seed)
         rows.append({"name": name, "family": cfg.model.family + (f"/{cfg.model.cell}" if cfg.model.family == "rnn" else ""),
                      "tokenizer": cfg.tokenizer.kind, "parameters": res.parameters, "steps": res.steps,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ from ..data.prepare import encode_pairs, paired_data
 from ..data.tasks import Pair, build_task
 from ..errors import ConfigError
 from ..generate import Seq2SeqGenerator
+from ..progress import Report
 from ..train.checkpoint import atomic_write_text, read_run_config
 from ..train.objectives import pairs_nll
 from .metrics import bits_per_char, is_chinese, perplexity, reference_scores, rouge
 
-Progress = Callable[[int, int], None]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 
 
@@ -38,7 +37,7 @@ def lead(text: str, n: int = 3) -> str:
     return joiner.join(sentences[:n])
 
 
-def decode_all(gen: Seq2SeqGenerator, sources: list[str], *, batch_size: int = 32, progress: Progress | None = None,
+def decode_all(gen: Seq2SeqGenerator, sources: list[str], *, batch_size: int = 32, progress: Report | None = None,
                **options: Any) -> list[str]:
     """The output for every source, in order (beam search with `num_beams` > 1, else greedy)."""
     lengths = [len(gen.source_tokenizer.encode(gen.format_source(s))) for s in sources]
@@ -49,13 +48,13 @@ def decode_all(gen: Seq2SeqGenerator, sources: list[str], *, batch_size: int = 3
         for i, text in zip(chunk, gen.generate([sources[i] for i in chunk], truncate_prompt=True, **options)):
             outputs[i] = text
         if progress:
-            progress(min(start + batch_size, len(order)), len(order))
+            progress("decoding", min(start + batch_size, len(order)), len(order))
     return outputs
 
 
 def score_pairs(gen: Seq2SeqGenerator, pairs: list[Pair], *, num_beams: int = 5, batch_size: int = 32,
                 max_new_tokens: int | None = None, length_penalty: float = 1.0, no_repeat_ngram_size: int | None = None,
-                progress: Progress | None = None) -> tuple[dict[str, Any], list[str]]:
+                progress: Report | None = None) -> tuple[dict[str, Any], list[str]]:
     """Scores of the model's outputs for `pairs`, and the outputs."""
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     decoding = {"strategy": "beam" if num_beams > 1 else "greedy", "num_beams": num_beams,
@@ -100,7 +99,7 @@ def evaluation_pairs(run_dir: Path, data: str | None, target: str | None, data_f
 def evaluate_pairs(gen: Seq2SeqGenerator, run_dir: Path, data: str | None = None, *, target: str | None = None,
                    data_format: str | None = None, text_field: str | None = None, limit: int | None = None,
                    out: str | Path | None = None, predictions_path: str | Path | None = None,
-                   progress: Progress | None = None, **decoding: Any) -> dict[str, Any]:
+                   progress: Report | None = None, **decoding: Any) -> dict[str, Any]:
     pairs, source = evaluation_pairs(run_dir, data, target, data_format, text_field)
     pairs = pairs[:limit] if limit else pairs
     result, predictions = score_pairs(gen, pairs, progress=progress, **decoding)

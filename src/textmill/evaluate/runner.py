@@ -7,6 +7,7 @@ with `--format` and `--text-field` to override; without data, the run's validati
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from ..data.prepare import labelled_documents, lm_documents
 from ..data.sources import read_documents, read_labelled
 from ..errors import ConfigError
 from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
+from ..progress import ProgressOption, Report, reporter
 from ..train.checkpoint import atomic_write_text, load, read_run_config
 from ..train.objectives import cross_entropy, stream_nll
 from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_bleu
-from .pairs import Progress, data_config_for, evaluate_pairs
+from .pairs import data_config_for, evaluate_pairs
 
 SENTENCE_OBJECTIVES = ("vae_elbo", "gan")  # families that model each sentence on its own
 
@@ -124,7 +126,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None
              temperature: float = 1.0, top_p: float | None = None, seed: int = 0, num_beams: int = 5,
              batch_size: int = 32, limit: int | None = None, importance_samples: int = 20,
              out: str | Path | None = None, predictions: str | Path | None = None,
-             progress: Progress | None = None) -> dict[str, Any]:
+             progress: ProgressOption = True) -> dict[str, Any]:
     """Evaluate a run on `data` (default: the run's own validation split) and write the result as
     JSON to `out` (default `RUN/eval.json`).
 
@@ -134,22 +136,35 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None
     each source is decoded (beam search with `num_beams`, greedy with 1) and scored against its
     reference (BLEU, chrF, ROUGE, exact match, distinct-n), the references' perplexity is measured,
     and the outputs go to `predictions` (default `RUN/predictions.jsonl`). `target` is the target
-    side of parallel files."""
-    run_dir = Path(run_dir)
+    side of parallel files. `progress` draws a bar on standard error (False: none; a callable
+    receives `(what, done, total)` instead)."""
+    report, bar = reporter(progress, "evaluate")
+    with bar or contextlib.nullcontext():
+        report("loading the run", 0, None)
+        return _evaluate(Path(run_dir), data, target, text_field, data_format, samples, max_new_tokens, temperature, top_p,
+                         seed, num_beams, batch_size, limit, importance_samples, out, predictions, report)
+
+
+def _evaluate(run_dir: Path, data: str | None, target: str | None, text_field: str | None, data_format: str | None,
+              samples: int, max_new_tokens: int | None, temperature: float, top_p: float | None, seed: int, num_beams: int,
+              batch_size: int, limit: int | None, importance_samples: int, out: str | Path | None,
+              predictions: str | Path | None, report: Report) -> dict[str, Any]:
     gen = load(run_dir)
     if isinstance(gen, Seq2SeqGenerator):
         return evaluate_pairs(gen, run_dir, data, target=target, data_format=data_format, text_field=text_field,
-                              limit=limit, out=out, predictions_path=predictions, progress=progress, num_beams=num_beams,
+                              limit=limit, out=out, predictions_path=predictions, progress=report, num_beams=num_beams,
                               batch_size=batch_size, max_new_tokens=max_new_tokens)
     if target is not None:
         raise ConfigError(f"--target is for encoder-decoder runs; {run_dir} is a {gen.info['family']} model")
     docs, labels, source = evaluation_documents(run_dir, gen, data, data_format, text_field)
     if limit:
         docs, labels = docs[:limit], (labels[:limit] if labels else None)
+    report(f"scoring {len(docs):,} documents", 0, None)
     result: dict[str, Any] = {"run": str(run_dir), "data": source,
                               **likelihood(gen, docs, batch_size, labels, importance_samples)}
     if samples:
         max_new_tokens = max_new_tokens or 100
+        report(f"drawing {samples:,} samples of up to {max_new_tokens} tokens", 0, None)
         texts = draw_samples(gen, samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
         result["samples"] = {"n": samples, "max_new_tokens": max_new_tokens, "temperature": temperature,
                              "top_p": top_p, **sample_metrics(texts), "examples": texts[:5]}

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..progress import Report
 from ..registry import Registry
 from .augment import EDA, build_thesaurus, eda_alpha
 
@@ -41,9 +42,12 @@ class SynthGenerator:
 
     name = "generator"
     takes_argument = False  # whether a spec `name:argument` means something
+    argument_name = "PATH"  # what the argument is, for messages
+    argument_required = False
 
     def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
         self.argument, self.options = argument, options
+        self.progress: Report = lambda what, done, total: None  # the pipeline's progress report, for a long `fit`
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         raise NotImplementedError
@@ -64,10 +68,20 @@ def build_generator(spec: str, options: dict[str, Any] | None = None) -> SynthGe
     name, _, argument = spec.partition(":")
     if name == "vae":
         raise ConfigError("generator 'vae' cannot condition on labels; use 'cvae', the label-conditioned VAE")
+    if name not in GENERATORS.names():
+        raise ConfigError(f"unknown generator {name!r}; choose one of: {', '.join(map(usage, GENERATORS.names()))}")
     cls = GENERATORS.get(name)
     if argument and not cls.takes_argument:
         raise ConfigError(f"generator {name!r} takes no argument (got {spec!r}); use --generator {name}")
     return cls(argument or None, dict(options or {}))
+
+
+def usage(name: str) -> str:
+    """How a generator is named on the command line: `eda`, `gpt[:BASE]`, `run:PATH`."""
+    cls = GENERATORS.get(name)
+    if not cls.takes_argument:
+        return name
+    return f"{name}:{cls.argument_name}" if cls.argument_required else f"{name}[:{cls.argument_name}]"
 
 
 @GENERATORS.register("eda")
@@ -157,6 +171,7 @@ class TrainedGenerator(ModelSampler):
     preset: dict[str, Any] = {}
     finetune_lr = 3e-4
     takes_argument = True
+    argument_name = "BASE"
 
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = copy.deepcopy(self.preset)
@@ -192,7 +207,15 @@ class TrainedGenerator(ModelSampler):
         data = run.parent / f"{run.name}.jsonl"
         data.write_text("".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows),
                         encoding="utf-8")
-        train(self.run_config(rows, data, chinese, seed), run, overrides=list(self.options.get("overrides", [])), overwrite=True)
+        what = f"training the {self.name} generator"
+
+        def show(event: dict[str, Any]) -> None:
+            if event["kind"] == "step":
+                self.progress(f"{what} (loss {event['loss']:.2f})", event["step"], event["max_steps"])
+
+        self.progress(what, 0, None)
+        train(self.run_config(rows, data, chinese, seed), run, overrides=list(self.options.get("overrides", [])), overwrite=True,
+              callback=show, progress=False)
         (run / "synth_done").write_text("")
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
@@ -287,6 +310,7 @@ class RunGenerator(ModelSampler):
 
     name = "run"
     takes_argument = True
+    argument_required = True
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..train import load

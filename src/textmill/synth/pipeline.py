@@ -14,6 +14,7 @@ continues from the journal.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ from ..config import DataConfig, Strict
 from ..data.sources import read_labelled, read_records, read_utf8
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import is_chinese, metric_tokens
+from ..progress import ProgressOption, Report, reporter
 from .classify import ClassifierKind
 from .filters import (
     Candidate,
@@ -242,7 +244,7 @@ def _chunk_seed(seed: int, label: str, chunk: int) -> int:
 
 def synthesize(data: str | None = None, *, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                extra_filters: Sequence[Filter | tuple[str, Callable[[str], str | None]]] = (),
-               progress: Callable[[int, int], None] | None = None, **options: Any) -> SynthResult:
+               progress: ProgressOption = True, **options: Any) -> SynthResult:
     """Generate `per_label` filtered synthetic rows for each label of `data` and write them to `out`.
 
         textmill.synthesize("data.csv", text_col="text", label_col="label", generator="gpt",
@@ -250,11 +252,20 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
 
     Options are the fields of `SynthConfig`. `extra_filters` adds filters after the built-in ones:
     `Filter` objects, or (name, function) pairs where the function returns None to keep a text or
-    a reason to remove it. `progress(done, total)` is called after every committed chunk.
+    a reason to remove it. `progress` draws a bar on standard error while the generator fits, rows
+    are generated and the report is written (False: none; a callable receives `(what, done, total)`).
 
     Running the same call again continues an interrupted run from its journal (or re-reports a
     finished one); `resume=True` also asserts that there is such a run. An output file that synth
     did not write, or wrote with other options, is only replaced with `overwrite=True`."""
+    report, bar = reporter(progress, "synth")
+    with bar or contextlib.nullcontext():
+        return _synthesize(data, out, resume, overwrite, extra_filters, report, options)
+
+
+def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrite: bool,
+                extra_filters: Sequence[Filter | tuple[str, Callable[[str], str | None]]], progress: Report,
+                options: dict[str, Any]) -> SynthResult:
     try:
         cfg = SynthConfig(data=data, out=str(out) if out is not None else None, **options)
     except ValidationError as e:
@@ -285,10 +296,13 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
     chain = _filters(cfg, train, chinese, [f if isinstance(f, Filter) else Custom(*f) for f in extra_filters])
     chain.commit([Candidate(r["text"], r["label"]) for r in state.rows])
     log.info("fitting the %s generator on %d rows (%d labels)", cfg.generator, len(train), len(labels))
+    progress(f"fitting the {cfg.generator} generator on {len(train):,} rows", 0, None)
+    generator.progress = progress
     generator.fit(train, work, chinese, cfg.seed)
 
     total = cfg.per_label * len(labels)
     done = sum(min(state.progress(label).kept, cfg.per_label) for label in labels)
+    progress("generating and filtering rows", done, total)
     for label in labels:
         p = state.progress(label)
         while p.kept < cfg.per_label and p.generated < cfg.max_attempts * cfg.per_label and p.fruitless < 5:
@@ -305,8 +319,7 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
             journal.commit(label, p.chunks, new_rows, n, removed)
             state.apply(label, p.chunks, new_rows, n, removed)
             done += len(kept)
-            if progress:
-                progress(done, total)
+            progress(f"generating and filtering rows ({label})", done, total)
         if p.kept < cfg.per_label:
             msg = (f"label {label!r}: only {p.kept} of {cfg.per_label} rows passed the filters after {p.generated} generated "
                    f"(removed: {dict(p.removed)}); loosen the filters or use a stronger generator")
@@ -320,6 +333,8 @@ def synthesize(data: str | None = None, *, out: str | Path | None = None, resume
     reasons = chain.reasons()
     report = report_path = None
     if cfg.report:
+        progress(f"report: {cfg.report_classifier} classifiers on {cfg.report_seeds} resamples, fidelity, diversity, privacy",
+                 0, None)
         synthetic = [(r["text"], r["label"]) for r in state.rows]
         report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds, cfg.report_classifier)
         report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings,

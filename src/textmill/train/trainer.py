@@ -49,7 +49,9 @@ class TrainResult:
     tokens_per_sec: float
     elapsed_s: float
     parameters: int
-    stopped: str  # "max_steps" | "time_budget" | "early_stopping"
+    stopped: str  # "max_steps" | "time_budget" | "early_stopping" | "fitted"
+    # tokens_per_sec: training tokens per second of training time (evaluations and checkpoints excluded),
+    # the figure the progress bar shows at the last step
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -69,7 +71,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: b
     is_run = (run_dir / "config.json").is_file() or (run_dir / "train.yaml").is_file()
     if resume:
         if find_last(run_dir) is None:
-            raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoints/last; start it without --resume")
+            raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoints/last; start it without --resume "
+                                  "(Python: resume=False)")
         saved = read_run_config(run_dir)
         for section in ("model", "tokenizer", "source_tokenizer", "data"):
             if getattr(saved, section) != getattr(cfg, section):
@@ -77,7 +80,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: b
                                   "only the train section may change when resuming")
     elif is_run:
         if not overwrite:
-            raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+            raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it "
+                                  "(Python: resume=True or overwrite=True)")
         if is_main:
             shutil.rmtree(run_dir)
     elif run_dir.exists() and any(run_dir.iterdir()):
@@ -112,9 +116,12 @@ class Trainer:
         optimizer = build_optimizer(model, t)
         start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
         if self.resume:
-            st = load_last(find_last(self.run_dir), model, optimizer)
+            last = find_last(self.run_dir)
+            st = load_last(last, model, optimizer)
             start_step, best, bad_evals, elapsed_before = st["step"], st["best_val_loss"], st["bad_evals"], st["elapsed_s"]
             log.info("resuming %s at step %d", self.run_dir, start_step)
+            if self.is_main:
+                self.callback({"kind": "resume", "step": start_step, "checkpoint": str(last)})
         if self.is_main:
             if not self.resume:
                 write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims, data.meta)
@@ -133,7 +140,7 @@ class Trainer:
         stopped, val_loss, done_step = "max_steps", math.nan, start_step
         window_tokens, window_start, run_tokens = 0, time.perf_counter(), 0
         window_logs: dict[str, float] = {}  # the latest value of each objective metric since the last log
-        tok_per_s = 0.0
+        eval_s, tok_per_s = 0.0, 0.0  # time spent evaluating and checkpointing is not training throughput
         net.train()
         for step in range(start_step, t.max_steps):
             elapsed = elapsed_before + time.perf_counter() - started
@@ -161,18 +168,19 @@ class Trainer:
             window_logs.update(logs)
             run_tokens += step_tokens
             done_step = step + 1
+            tok_per_s = run_tokens / max(time.perf_counter() - started - eval_s, 1e-9)  # the run's figure so far
             self.callback({"kind": "step", "step": done_step, "max_steps": t.max_steps, "loss": loss_value,
                            "tokens_per_sec": tok_per_s})
             if done_step % t.log_every == 0:
                 now = time.perf_counter()
-                tok_per_s = window_tokens / max(now - window_start, 1e-9)
-                self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr, "tokens_per_sec": tok_per_s,
-                              **window_logs})
+                self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr,
+                              "tokens_per_sec": window_tokens / max(now - window_start, 1e-9), **window_logs})
                 window_tokens, window_start, window_logs = 0, now, {}
             elapsed = elapsed_before + time.perf_counter() - started
             out_of_time = budget_s is not None and self._any_rank(elapsed >= budget_s)
             last = done_step == t.max_steps or out_of_time
             if done_step % t.eval_every == 0 or last:
+                eval_started = time.perf_counter()
                 metrics = objective.evaluate(unwrap(model), data.val, t.batch_size, t.eval_batches)
                 val_loss = metrics["val_loss"]
                 improved = val_loss < best
@@ -184,6 +192,7 @@ class Trainer:
                     save_last(self.run_dir, model, optimizer, {"step": done_step, "best_val_loss": best,
                                                                "bad_evals": bad_evals, "elapsed_s": elapsed})
                 self._barrier()
+                eval_s += time.perf_counter() - eval_started
                 if t.patience is not None and bad_evals >= t.patience:
                     stopped = "early_stopping"
                     break
@@ -192,7 +201,7 @@ class Trainer:
                 break
         elapsed = elapsed_before + time.perf_counter() - started
         result = TrainResult(self.run_dir, done_step, best, val_loss, val_loss * data.val.tokens_per_char / math.log(2),
-                             run_tokens / max(time.perf_counter() - started, 1e-9), elapsed, n_params, stopped, self.history)
+                             tok_per_s, elapsed, n_params, stopped, self.history)
         self._record({"kind": "end", "step": result.steps, "stopped": stopped, "elapsed_s": elapsed,
                       "tokens_per_sec": result.tokens_per_sec, "parameters": n_params})
         self._close_logs()
@@ -247,18 +256,38 @@ class Trainer:
 
 
 def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Path, *, overrides: list[str] | None = None,
-          resume: bool = False, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
+          resume: bool = False, overwrite: bool = False, callback: Callback | None = None,
+          progress: bool = True) -> TrainResult:
     """Train the model a config describes and write a run directory to `out`.
 
-    Count-based families (`ngram`) are fitted in one pass instead of trained by gradient descent."""
+    Count-based families (`ngram`) are fitted in one pass instead of trained by gradient descent.
+    `callback` receives every trainer event (steps, logs, evaluations, the end); `progress` draws
+    them as a bar on standard error."""
     cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
     counts = MODELS.get(cfg.model.family).objective == "counts"
     if counts and cfg.train.init_from:
         raise ConfigError(f"train.init_from: a {cfg.model.family!r} model is counted in one pass, not trained, so it "
                           "cannot start from another run; remove train.init_from")
-    if counts:
-        return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
-    return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
+    with contextlib.ExitStack() as stack:
+        if progress:
+            from ..progress import TrainBar
+
+            bar = stack.enter_context(TrainBar(f"train {out}", cfg.train.max_minutes))
+            callback = _both(bar.event, callback)
+        if counts:
+            return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
+        return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
+
+
+def _both(first: Callback, second: Callback | None) -> Callback:
+    if second is None:
+        return first
+
+    def call(event: dict[str, Any]) -> None:
+        first(event)
+        second(event)
+
+    return call
 
 
 def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
