@@ -10,6 +10,7 @@ import torch
 import textmill
 from textmill.errors import CheckpointError, ConfigError
 from textmill.train import checkpoint
+from textmill.train.checkpoint import read_run_config
 from textmill.train.optim import build_optimizer, lr_at
 
 from .conftest import tiny_config
@@ -64,9 +65,11 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, corpus):
     with pytest.raises(KeyboardInterrupt):
         textmill.train(cfg, part, callback=crash)
     assert json.loads((part / "checkpoints/last/trainer_state.json").read_text())["step"] == 10
-    with pytest.raises(CheckpointError, match="--resume"):
+    with pytest.raises(CheckpointError, match=r"--resume.*Python: resume=True or overwrite=True"):
         textmill.train(cfg, part)
-    textmill.train(cfg, part, resume=True)
+    events = []
+    textmill.train(cfg, part, resume=True, callback=events.append)
+    assert events[0] == {"kind": "resume", "step": 10, "checkpoint": str(part / "checkpoints" / "last")}
     a, b = losses(full), losses(part)
     assert sorted(a) == sorted(b) == list(range(1, 31))
     assert all(a[s] == pytest.approx(b[s], rel=1e-6) for s in a)
@@ -95,6 +98,34 @@ def test_a_failed_checkpoint_write_keeps_the_good_one(tmp_path, corpus, monkeypa
         textmill.train(tiny_config(corpus, max_steps=20), run, resume=True)
     assert (run / "checkpoints/last/trainer_state.json").read_text() == good
     assert checkpoint.find_last(run) == run / "checkpoints" / "last"
+
+
+def test_resume_records_a_changed_train_section(tmp_path, corpus):
+    run = tmp_path / "r"
+    textmill.train(tiny_config(corpus, max_steps=10, eval_every=10), run)
+    res = textmill.train(tiny_config(corpus, max_steps=20, eval_every=10), run, resume=True)
+    assert res.steps == 20 and read_run_config(run).train.max_steps == 20
+
+
+def test_the_run_figure_of_tokens_per_second_is_the_last_one_the_bar_showed(tmp_path, corpus):
+    steps = []
+    res = textmill.train(tiny_config(corpus, max_steps=12, eval_every=4), tmp_path / "r",
+                         callback=lambda e: steps.append(e) if e["kind"] == "step" else None)
+    assert [e["step"] for e in steps] == list(range(1, 13)) and res.tokens_per_sec == steps[-1]["tokens_per_sec"] > 0
+
+
+def test_progress_bars_report_what_the_work_is_doing(tmp_path, corpus, capsys):
+    textmill.train(tiny_config(corpus, max_steps=4, eval_every=4), tmp_path / "r")
+    shown = capsys.readouterr().err
+    assert "train" in shown and "step 4/4  loss" in shown
+    textmill.train({"model": {"family": "ngram", "order": 2}, "data": {"source": str(corpus)}}, tmp_path / "n")
+    shown = capsys.readouterr().err
+    assert "fitted in" in shown and "nan" not in shown
+    calls = []
+    textmill.evaluate(tmp_path / "r", samples=2, max_new_tokens=3, progress=lambda *a: calls.append(a))
+    assert [c[0].split()[0] for c in calls] == ["loading", "scoring", "drawing"]
+    textmill.train(tiny_config(corpus, max_steps=4), tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_early_stopping(tmp_path, corpus):

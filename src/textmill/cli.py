@@ -364,7 +364,7 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     if state:
         table.add_row("trained", f"{state['step']} / {cfg.train.max_steps if cfg else '?'} steps, {state['elapsed_s'] / 60:.1f} min")
         table.add_row("best val loss", f"{state['best_val_loss']:.4f}")
-    out.print(table)
+    out.print(table, soft_wrap=False)  # wrap the long model row inside the table, to the terminal's width
 
 
 @app.command()

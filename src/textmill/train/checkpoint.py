@@ -69,9 +69,13 @@ def write_run_files(run_dir: Path, cfg: RunConfig, tokenizers: dict[str, Tokeniz
     meta = {"format": RUN_FORMAT, "version": 1, "family": cfg.model.family,
             "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size, "dims": dims or {}, **(extra or {})}
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
-    atomic_write_text(run_dir / "train.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
+    write_run_config(run_dir, cfg)
     for name, tok in tokenizers.items():
         tok.save(run_dir / name)
+
+
+def write_run_config(run_dir: Path, cfg: RunConfig) -> None:
+    atomic_write_text(run_dir / "train.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
 
 
 def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

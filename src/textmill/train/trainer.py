@@ -30,7 +30,17 @@ from ..data.prepare import lm_documents, lm_tokenizer_config, prepare
 from ..errors import CheckpointError, ConfigError
 from ..models import MODELS, build_model, count_parameters
 from ..tokenizers import build_tokenizer
-from .checkpoint import atomic_write_text, find_last, load_last, read_run_config, save_last, save_weights, unwrap, write_run_files
+from .checkpoint import (
+    atomic_write_text,
+    find_last,
+    load_last,
+    read_run_config,
+    save_last,
+    save_weights,
+    unwrap,
+    write_run_config,
+    write_run_files,
+)
 from .finetune import load_base_weights, with_base_tokenizers
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
@@ -125,6 +135,8 @@ class Trainer:
         if self.is_main:
             if not self.resume:
                 write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims, data.meta)
+            else:  # the train section may change on resume (more steps, a longer budget): record what runs now
+                write_run_config(self.run_dir, c)
             self._open_logs(start_step)
             if data.stats and not self.resume:
                 self._record({"kind": "data", "step": 0, **data.stats})
