@@ -163,6 +163,8 @@ class RunConfig(Strict):
             return v
         if not isinstance(v, dict) or "family" not in v:
             raise ValueError("model needs a 'family' key, e.g. family: gpt")
+        if not isinstance(v["family"], str):
+            raise ValueError(f"model.family must be a family name such as gpt, not {v['family']!r}")
         return model_config_class(v["family"]).model_validate(v)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,8 +179,8 @@ def _allowed_fields(loc: tuple[Any, ...], data: dict[str, Any]) -> list[str]:
     for i, part in enumerate(loc[:-1]):
         if i == 0 and part == "model":
             try:
-                model = model_config_class(str(data.get("model", {}).get("family")))
-            except ConfigError:
+                model = model_config_class(str(data["model"]["family"]))
+            except (ConfigError, KeyError, TypeError):
                 return []
             continue
         ann = model.model_fields.get(str(part))
@@ -214,13 +216,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.max_steps=500")
         dotted, raw = item.split("=", 1)
         parts = dotted.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: {dotted!r} is not a section.key name, e.g. train.max_steps=500")
         node = data
         for p in parts[:-1]:
             nxt = node.setdefault(p, {})
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is a value, not a section")
             node = nxt
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}); quote it, "
+                              f"e.g. {dotted}='\"{raw}\"'") from None
     return data
 
 
@@ -243,6 +251,8 @@ def load_config(source: str | Path | dict[str, Any] | RunConfig, overrides: list
             raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/gpt/shakespeare_char.yaml")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not UTF-8 text (byte offset {e.start}); a config is a YAML text file") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from None
         if not isinstance(data, dict):

@@ -82,11 +82,14 @@ def read_records(path: Path, fmt: str, fields: list[str | int] = ()) -> list[dic
             rows.append(record)
     else:
         delimiter = "\t" if fmt == "tsv" else ","
-        text = read_utf8(path)
-        if any(isinstance(f, int) for f in fields):  # no header: columns by position
-            rows = [dict(enumerate(r)) for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
-        else:
-            rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+        text = io.StringIO(read_utf8(path), newline="")  # csv reads quoted newlines and lone carriage returns itself
+        try:
+            if any(isinstance(f, int) for f in fields):  # no header: columns by position
+                rows = [dict(enumerate(r)) for r in csv.reader(text, delimiter=delimiter) if r]
+            else:
+                rows = list(csv.DictReader(text, delimiter=delimiter))
+        except csv.Error as e:
+            raise DataError(f"{path} is not readable {fmt.upper()} ({e}); check its quoting, or set data.format") from None
     for f in fields:
         missing = next((i for i, r in enumerate(rows) if f not in r), None)
         if missing is not None:

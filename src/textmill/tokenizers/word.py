@@ -20,7 +20,7 @@ CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _PATTERN = re.compile(
     rf" ?[{CJK}]+"            # a CJK run (split further below)
     rf"| ?[^\W_{CJK}]+(?:['’][^\W_{CJK}]+)*"  # a word or number, with inner apostrophes
-    r"| ?[^\w\s]"            # one punctuation mark
+    r"| ?(?:[^\w\s]|_)"      # one punctuation mark (the underscore too: it is no letter)
     r"|\s+(?!\S)|\s+",        # whitespace not attached to the next word
 )
 _CJK_START = re.compile(rf"[{CJK}]")
