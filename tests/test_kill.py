@@ -62,8 +62,9 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint(tmp_path, corp
 
 
 SLOW_COMPARE = """
-import sys, textmill
-textmill.compare(sys.argv[1:3], 0.04, sys.argv[3], progress=False)
+import sys, time, textmill
+textmill.compare(sys.argv[1:3], 0.04, sys.argv[3], progress=False,
+                 callback=lambda name, e: time.sleep(0.05) if e["kind"] == "step" else None)
 """
 
 

@@ -9,8 +9,8 @@ import torch
 
 import textmill
 from textmill.errors import CheckpointError, ConfigError
+from textmill.rundir import find_last, read_run_config
 from textmill.train import checkpoint
-from textmill.train.checkpoint import read_run_config
 from textmill.train.optim import build_optimizer, lr_at
 
 from .conftest import tiny_config
@@ -97,7 +97,7 @@ def test_a_failed_checkpoint_write_keeps_the_good_one(tmp_path, corpus, monkeypa
     with pytest.raises(OSError, match="disk full"):
         textmill.train(tiny_config(corpus, max_steps=20), run, resume=True)
     assert (run / "checkpoints/last/trainer_state.json").read_text() == good
-    assert checkpoint.find_last(run) == run / "checkpoints" / "last"
+    assert find_last(run) == run / "checkpoints" / "last"
 
 
 def test_resume_records_a_changed_train_section(tmp_path, corpus):

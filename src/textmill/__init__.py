@@ -10,7 +10,8 @@ from .config import RunConfig, load_config
 from .errors import TextmillError
 from .evaluate import compare, evaluate
 from .generate import Generator, generate
-from .train import load, train
+from .rundir import load
+from .train import train
 
 __version__ = "0.1.0"
 

@@ -122,7 +122,7 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
     an article, dialogue turns separated by \\n, or keywords), sample a VAE (--interpolate A B walks
     between two sentences), or sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
     from .data import read_utf8
-    from .train import load
+    from .rundir import load
 
     if run.suffix in (".yaml", ".yml"):
         return _generate_from_grammar(run, num_return_sequences, seed, label, unique, enumerate_all, out_path, overwrite)
@@ -185,7 +185,7 @@ def transfer(run: Annotated[Path, typer.Argument(help="run directory of a cvae m
              as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False) -> None:
     """Style transfer: encode each sentence, change its label, decode it: `textmill transfer RUN --to positive "the food was cold"`."""
     from .generate import LatentGenerator
-    from .train import load
+    from .rundir import load
 
     try:
         gen = load(run)
@@ -211,7 +211,7 @@ def _plot_attention(gen: Any, source: str, output: str, path: Path) -> None:
 def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optional[str], unique: bool,
                            enumerate_all: bool, out_path: Optional[Path], overwrite: bool) -> None:
     from .models.template import TemplateGrammar
-    from .train.checkpoint import atomic_write_text
+    from .rundir import atomic_write_text
 
     try:
         if out_path and out_path.exists() and not overwrite:
@@ -342,8 +342,7 @@ def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
 def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """What a run directory holds: family, size, data, training progress and best validation loss."""
     from .models import count_parameters
-    from .train import load
-    from .train.checkpoint import find_last, read_run_config, read_trainer_state
+    from .rundir import find_last, load, read_run_config, read_trainer_state
 
     try:
         gen = load(run)
@@ -373,7 +372,7 @@ def quickstart(steps: Annotated[int, typer.Option(help="training steps (about 2 
                out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/quickstart")) -> None:
     """Train a small character-level GPT on the Shakespeare shipped with the install, then sample."""
     from .config import validate_config
-    from .train import load
+    from .rundir import load
     from .train import train as run_training
 
     _setup_logging(False)

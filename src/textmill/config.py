@@ -138,9 +138,10 @@ class RunConfig(Strict):
     @model_validator(mode="after")
     def _family_fits_the_task(self) -> RunConfig:
         from .models import MODELS
+        from .models.base import ENCODER_DECODER
 
         paired = self.data.task in PAIRED_TASKS
-        encoder_decoder = MODELS.get(self.model.family).objective == "seq2seq"
+        encoder_decoder = MODELS.get(self.model.family).kind == ENCODER_DECODER
         if encoder_decoder and not paired:
             raise ValueError(f"model family {self.model.family!r} maps a source text to a target text: set data.task to "
                              f"one of {', '.join(PAIRED_TASKS)}")

@@ -13,8 +13,8 @@ from typing import Any
 
 from ..config import load_config
 from ..errors import ConfigError
-from ..train import load, train
-from ..train.checkpoint import atomic_write_text
+from ..rundir import atomic_write_text, load
+from ..train import train
 from .metrics import perplexity
 
 

@@ -22,7 +22,7 @@ from ..data.tasks import Pair, build_task
 from ..errors import ConfigError
 from ..generate import Seq2SeqGenerator
 from ..progress import Report
-from ..train.checkpoint import atomic_write_text, read_run_config
+from ..rundir import atomic_write_text, read_run_config
 from ..train.objectives import pairs_nll
 from .metrics import bits_per_char, is_chinese, perplexity, reference_scores, rouge
 

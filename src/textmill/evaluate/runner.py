@@ -21,13 +21,12 @@ from ..data.prepare import labelled_documents, lm_documents
 from ..data.sources import read_documents, read_labelled
 from ..errors import ConfigError
 from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
+from ..models.base import SENTENCE
 from ..progress import ProgressOption, Report, reporter
-from ..train.checkpoint import atomic_write_text, load, read_run_config
+from ..rundir import atomic_write_text, load, read_run_config
 from ..train.objectives import cross_entropy, stream_nll
 from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_bleu
 from .pairs import data_config_for, evaluate_pairs
-
-SENTENCE_OBJECTIVES = ("vae_elbo", "gan")  # families that model each sentence on its own
 
 
 def likelihood(gen: Generator, docs: list[str], batch_size: int = 32, labels: list[str] | None = None,
@@ -40,7 +39,7 @@ def likelihood(gen: Generator, docs: list[str], batch_size: int = 32, labels: li
         tokens = torch.from_numpy(encode_stream(tok, docs)).long()
         nll = float(-gen.model.score_stream(tokens.numpy()).mean())
         how = f"every token after <bos> with up to {gen.model.n - 1} tokens of history"
-    elif gen.model.objective in SENTENCE_OBJECTIVES:
+    elif gen.model.kind == SENTENCE:
         return sentence_likelihood(gen, docs, batch_size, labels, importance_samples)
     else:
         context = gen.info["model"]["context"]
@@ -66,7 +65,7 @@ def sentence_likelihood(gen: Generator, docs: list[str], batch_size: int = 32, l
     data, _ = SentenceDataset.encode(docs, tok, max_len=model.cfg.context, labels=label_ids, what="evaluation")
     total, tokens, unknown = 0.0, 0, 0
     for batch in data.batches(batch_size):
-        if model.objective == "vae_elbo":
+        if getattr(model, "latent", False):
             total += float(model.importance_nll(batch.tokens, batch.labels if label_ids else None, importance_samples).sum())
         else:
             total += float(cross_entropy(model(batch.tgt_in), batch.tgt_out, reduction="sum"))
@@ -74,7 +73,7 @@ def sentence_likelihood(gen: Generator, docs: list[str], batch_size: int = 32, l
         unknown += int(batch.tgt_out.eq(tok.unk_id).sum())
     nll = total / max(tokens, 1)
     how = (f"an importance-weighted estimate of -log p(x) with {importance_samples} samples"
-           if model.objective == "vae_elbo" else "exact")
+           if getattr(model, "latent", False) else "exact")
     return {"nll": nll, "nll_per_sentence": total / len(docs), "perplexity": perplexity(nll),
             "bits_per_char": bits_per_char(nll, data.tokens_per_char), "tokens": tokens,
             "characters": data.n_chars, "oov_rate": unknown / max(tokens, 1),

@@ -254,6 +254,6 @@ class Generator:
 
 def generate(run_dir: str, prompts: str | Sequence[str] = "", **options: Any) -> Any:
     """Load the run in `run_dir` and continue `prompts` (options as for `Generator.generate`)."""
-    from ..train.checkpoint import load
+    from ..rundir import load
 
     return load(run_dir).generate(prompts, **options)

@@ -186,7 +186,7 @@ def arpa_to_model(arpa: ArpaFile, tokenizer: Tokenizer, path: str | Path) -> NGr
 
 def export_arpa(run_dir: str | Path, path: str | Path) -> Path:
     """Write the n-gram model of a run directory as an ARPA file."""
-    from ..train.checkpoint import load
+    from ..rundir import load
 
     gen = load(run_dir)
     if not isinstance(gen.model, NGramLM):
@@ -201,8 +201,8 @@ def import_arpa(path: str | Path, out_dir: str | Path, tokenizer_kind: str = "au
     `auto` takes the tokenizer that a textmill export records, so a round trip keeps every token and
     score; a file from KenLM or SRILM gets a `whitespace` tokenizer over its unigrams. `whitespace`,
     `char` or `word` name the tokenizer for a file without one."""
+    from ..rundir import RUN_FORMAT, atomic_write_text
     from ..tokenizers import TOKENIZERS, VocabTokenizer, tokenizer_from_document
-    from ..train.checkpoint import RUN_FORMAT, atomic_write_text
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..tokenizers import BOS_ID, EOS_ID, PAD_ID
-from .base import Conditioning, sample_tokens
+from .base import SENTENCE, Conditioning, sample_tokens
 from .rnn import RNNLM, RNNConfig
 
 
@@ -90,6 +90,7 @@ def _lm_config(cfg: GANConfig) -> RNNConfig:
 class SeqGAN(nn.Module):
     Config = GANConfig
     objective = "gan"
+    kind = SENTENCE
     max_context = None
 
     def __init__(self, cfg: GANConfig, vocab_size: int) -> None:

@@ -15,7 +15,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .base import Conditioning
+from .base import DECODER, Conditioning
 from .layers import MLP, SelfAttention, init_transformer_weights
 
 
@@ -69,6 +69,7 @@ class GPTState:
 class GPT(nn.Module):
     Config = GPTConfig
     objective = "lm"
+    kind = DECODER
 
     def __init__(self, cfg: GPTConfig, vocab_size: int) -> None:
         super().__init__()

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .base import Conditioning
+from .base import DECODER, Conditioning
 
 log = logging.getLogger(__name__)
 LOG10 = math.log(10.0)
@@ -68,6 +68,7 @@ class NGramLM:
 
     Config = NGramConfig
     objective = "counts"  # fitted in one pass by `fit_counts`, not by the gradient loop
+    kind = DECODER
     max_context = None
 
     def __init__(self, cfg: NGramConfig, vocab_size: int, bos: int = 1, eos: int = 2, pad: int = 0) -> None:

@@ -14,7 +14,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .base import Conditioning
+from .base import DECODER, Conditioning
 from .layers.recurrent import last_hidden, run_left_padded, select_rows
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -44,6 +44,7 @@ State = Tensor | tuple[Tensor, Tensor]  # (layers, B, H), or (h, c) for an LSTM
 class RNNLM(nn.Module):
     Config = RNNConfig
     objective = "lm"
+    kind = DECODER
     max_context = None  # a recurrent model has no position limit
 
     def __init__(self, cfg: RNNConfig, vocab_size: int) -> None:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .base import Conditioning
+from .base import ENCODER_DECODER, Conditioning
 from .layers.recurrent import Hidden, encode_right_padded, last_hidden, select_rows, top_layer
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -76,6 +76,7 @@ class Seq2SeqState:
 class Seq2Seq(nn.Module):
     Config = Seq2SeqConfig
     objective = "seq2seq"
+    kind = ENCODER_DECODER
     max_context = None  # a recurrent decoder has no position limit
 
     def __init__(self, cfg: Seq2SeqConfig, vocab_size: int, source_vocab_size: int | None = None) -> None:

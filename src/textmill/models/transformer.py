@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .base import Conditioning
+from .base import ENCODER_DECODER, Conditioning
 from .layers import MLP, CrossAttention, SelfAttention, init_transformer_weights
 
 
@@ -100,6 +100,7 @@ class TransformerState:
 class Transformer(nn.Module):
     Config = TransformerConfig
     objective = "seq2seq"
+    kind = ENCODER_DECODER
     max_context = None  # sinusoidal positions: targets may grow past `context` at generation time
 
     def __init__(self, cfg: TransformerConfig, vocab_size: int, source_vocab_size: int | None = None) -> None:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..tokenizers import UNK_ID
-from .base import Conditioning
+from .base import SENTENCE, Conditioning
 from .layers.recurrent import Hidden, encode_right_padded, last_hidden, run_left_padded, select_rows, top_layer
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -97,6 +97,8 @@ class VAEState:
 class VAE(nn.Module):
     Config = VAEConfig
     objective = "vae_elbo"
+    kind = SENTENCE
+    latent = True  # an encoder to a latent space: reconstruct, interpolate, transfer
     labelled = False
     max_context = None  # a recurrent decoder has no position limit
 

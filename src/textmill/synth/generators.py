@@ -176,7 +176,7 @@ class TrainedGenerator(ModelSampler):
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = copy.deepcopy(self.preset)
         if self.argument:
-            from ..train.checkpoint import read_run_config
+            from ..rundir import read_run_config
 
             base = read_run_config(Path(self.argument)).model
             if base.family != cfg["model"]["family"]:
@@ -219,7 +219,7 @@ class TrainedGenerator(ModelSampler):
         (run / "synth_done").write_text("")
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
-        from ..train import load
+        from ..rundir import load
 
         self.remember(rows, chinese)
         run = workdir / "generator"
@@ -291,7 +291,7 @@ class NGramGenerator(TrainedGenerator):
         return cfg
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
-        from ..train import load
+        from ..rundir import load
 
         self.remember(rows, chinese)
         self.gens = {}
@@ -313,7 +313,7 @@ class RunGenerator(ModelSampler):
     argument_required = True
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
-        from ..train import load
+        from ..rundir import load
 
         self.remember(rows, chinese)
         if not self.argument:

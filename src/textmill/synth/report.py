@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..train.checkpoint import atomic_write_text
+from ..rundir import atomic_write_text
 
 
 def _png(fig) -> str:

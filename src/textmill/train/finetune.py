@@ -16,8 +16,8 @@ from torch import nn
 
 from ..config import RunConfig, TokenizerConfig
 from ..errors import CheckpointError, ConfigError
+from ..rundir import load_weights, read_run_config
 from ..tokenizers import Tokenizer, load_tokenizer, vocab_index
-from .checkpoint import load_weights, read_run_config
 
 
 def base_dir(cfg: RunConfig) -> Path:

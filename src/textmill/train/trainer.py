@@ -29,18 +29,9 @@ from ..data import encode_stream
 from ..data.prepare import lm_documents, lm_tokenizer_config, prepare
 from ..errors import CheckpointError, ConfigError
 from ..models import MODELS, build_model, count_parameters
+from ..rundir import atomic_write_text, find_last, read_run_config, write_run_config, write_run_files
 from ..tokenizers import build_tokenizer
-from .checkpoint import (
-    atomic_write_text,
-    find_last,
-    load_last,
-    read_run_config,
-    save_last,
-    save_weights,
-    unwrap,
-    write_run_config,
-    write_run_files,
-)
+from .checkpoint import load_last, save_last, save_weights, unwrap
 from .finetune import load_base_weights, with_base_tokenizers
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
