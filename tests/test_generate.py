@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import textmill
 from textmill.data import encode_stream
 from textmill.errors import ConfigError, GenerationError
 from textmill.generate import Generator, beam_search, parse_options, token_loop
@@ -149,3 +150,18 @@ def test_a_text_written_from_its_start_drops_the_prefix_space():
     assert all(t and t == t.lstrip() and set(t.split()) <= {"the", "a", "cat", "dog", "sat", "ran"} for t in texts)
     assert "".join(gen.stream("", strategy="sample", seed=3)) == gen.generate("", strategy="sample", seed=3)
     assert gen.generate("the cat", strategy="greedy") in (" sat", " ran")  # a continuation keeps its space
+
+
+def test_end_of_text_stays_possible_when_bos_is_eos(tiny_run):
+    """GPT-2 style vocabularies use one <|endoftext|> as bos and eos: suppressing bos must not forbid the end."""
+    gen = textmill.load(tiny_run)
+
+    class SameBosEos(type(gen.tokenizer)):
+        @property
+        def bos_id(self):
+            return self.eos_id
+
+    gen.tokenizer.__class__ = SameBosEos
+    opts = parse_options({"strategy": "greedy"})
+    suppressed = [p for p in gen.processors(opts, 1) if type(p).__name__ == "SuppressTokens"][0]
+    assert gen.tokenizer.eos_id not in suppressed.token_ids and gen.tokenizer.pad_id in suppressed.token_ids

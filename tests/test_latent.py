@@ -71,7 +71,8 @@ def test_bag_of_words_loss_makes_z_carry_the_words():
     cfg = load_config({"model": {"family": "vae", "n_embd": 8, "hidden": 32, "latent": 4, "bow": 1.0, "word_dropout": 0.0},
                        "data": {"source": "x"}})
     model, elbo = build_model(cfg.model, 20), EvidenceLowerBound(cfg)
-    batch = SentenceBatch(tokens(), torch.full((3,), -1))
+    ids, mask = pad_right([[1, 5, 6, 7, 2], [1, 8, 2], [1, 9, 10, 11, 12, 13, 2]])
+    batch = SentenceBatch(ids, torch.full((3,), -1), mask)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     logs = []
     for step in range(150):

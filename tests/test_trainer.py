@@ -189,3 +189,17 @@ def test_torchrun_ddp_on_cpu(tmp_path, corpus):
     events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [e["step"] for e in events if e["kind"] == "eval"] == [6, 12]
     assert textmill.load(tmp_path / "run").generate("All", max_new_tokens=4, seed=0) is not None
+
+
+def test_the_loss_skips_only_padding_not_token_zero():
+    """Token 0 is a real token in a pretrained vocabulary ("!" in GPT-2's): only IGNORE targets are skipped."""
+    from textmill.data.datasets import IGNORE, PairDataset
+    from textmill.train.objectives import cross_entropy
+
+    logits = torch.zeros(1, 3, 5)
+    logits[0, :, 0] = 4.0
+    assert float(cross_entropy(logits, torch.tensor([[0, 0, 0]]))) < 0.1  # id 0 is scored
+    assert float(cross_entropy(logits, torch.tensor([[0, 1, IGNORE]]))) == pytest.approx(float(cross_entropy(
+        logits[:, :2], torch.tensor([[0, 1]]))))
+    batch = PairDataset([[1, 4, 2], [1, 5, 2]], [[1, 0, 0, 2], [1, 2]], 6, torch.arange(2)).batch([0, 1])
+    assert batch.tgt_out.tolist() == [[0, 0, 2], [2, IGNORE, IGNORE]] and batch.n_tokens == 4

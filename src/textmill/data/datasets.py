@@ -111,15 +111,18 @@ class TokenStream:
             yield LMBatch(window[:, :-1], window[:, 1:])
 
 
+IGNORE = -100  # the target id of padding positions, which the loss skips (any token id, 0 included, is real)
+
+
 class PairBatch(NamedTuple):
     src: torch.Tensor       # (B, S) source ids, right-padded
     src_mask: torch.Tensor  # (B, S) True at real source tokens
     tgt_in: torch.Tensor    # (B, T) <bos> y1 .. y(n-1), right-padded
-    tgt_out: torch.Tensor   # (B, T) y1 .. <eos>, padding (ignored by the loss) after the end
+    tgt_out: torch.Tensor   # (B, T) y1 .. <eos>, then IGNORE
 
     @property
     def n_tokens(self) -> int:
-        return int(self.tgt_out.ne(0).sum())
+        return int(self.tgt_out.ne(IGNORE).sum())
 
 
 def pad_right(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,8 +223,8 @@ class PairDataset(LengthBucketed):
 
     def batch(self, index: Sequence[int]) -> PairBatch:
         src, src_mask = pad_right([self.sources[i] for i in index])
-        tgt, _ = pad_right([self.targets[i] for i in index])
-        return PairBatch(src, src_mask, tgt[:, :-1], tgt[:, 1:])
+        tgt, tgt_mask = pad_right([self.targets[i] for i in index])
+        return PairBatch(src, src_mask, tgt[:, :-1], tgt[:, 1:].masked_fill(~tgt_mask[:, 1:], IGNORE))
 
 
 def _warn_cut(what: str, kind: str, cut: int, total: int, limit: int) -> None:
@@ -233,6 +236,7 @@ def _warn_cut(what: str, kind: str, cut: int, total: int, limit: int) -> None:
 class SentenceBatch(NamedTuple):
     tokens: torch.Tensor  # (B, T+1) <bos> text <eos>, right-padded
     labels: torch.Tensor  # (B,) label ids, -1 for unlabelled sentences
+    mask: torch.Tensor    # (B, T+1) True at real tokens
 
     @property
     def tgt_in(self) -> torch.Tensor:
@@ -240,11 +244,17 @@ class SentenceBatch(NamedTuple):
 
     @property
     def tgt_out(self) -> torch.Tensor:
+        """`text <eos>` with the padding token after it: sentences as token ids (a discriminator reads them)."""
         return self.tokens[:, 1:]
 
     @property
+    def targets(self) -> torch.Tensor:
+        """`text <eos>`, then IGNORE: what the loss predicts."""
+        return self.tgt_out.masked_fill(~self.mask[:, 1:], IGNORE)
+
+    @property
     def n_tokens(self) -> int:
-        return int(self.tgt_out.ne(0).sum())
+        return int(self.mask[:, 1:].sum())
 
 
 @dataclass
@@ -276,5 +286,5 @@ class SentenceDataset(LengthBucketed):
         return sum(len(s) - 1 for s in self.sentences) / max(self.n_chars, 1)
 
     def batch(self, index: Sequence[int]) -> SentenceBatch:
-        tokens, _ = pad_right([self.sentences[i] for i in index])
-        return SentenceBatch(tokens, torch.tensor([self.labels[i] for i in index], dtype=torch.long))
+        tokens, mask = pad_right([self.sentences[i] for i in index])
+        return SentenceBatch(tokens, torch.tensor([self.labels[i] for i in index], dtype=torch.long), mask)

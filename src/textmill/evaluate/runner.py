@@ -68,7 +68,7 @@ def sentence_likelihood(gen: Generator, docs: list[str], batch_size: int = 32, l
         if getattr(model, "latent", False):
             total += float(model.importance_nll(batch.tokens, batch.labels if label_ids else None, importance_samples).sum())
         else:
-            total += float(cross_entropy(model(batch.tgt_in), batch.tgt_out, reduction="sum"))
+            total += float(cross_entropy(model(batch.tgt_in), batch.targets, reduction="sum"))
         tokens += batch.n_tokens
         unknown += int(batch.tgt_out.eq(tok.unk_id).sum())
     nll = total / max(tokens, 1)

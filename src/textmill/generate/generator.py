@@ -111,7 +111,7 @@ class Generator:
             procs.append(BadWords(tuple(ids for ids in (tuple(tok.encode(w)) for w in opts.bad_words) if ids)))
         if opts.min_new_tokens:
             procs.append(MinNewTokens(opts.min_new_tokens, prompt_len, tok.eos_id))
-        procs.append(SuppressTokens((tok.pad_id, tok.bos_id)))
+        procs.append(SuppressTokens(tuple({tok.pad_id, tok.bos_id} - {tok.eos_id})))  # bos may be eos (GPT-2's <|endoftext|>)
         if opts.strategy == "sample":
             if opts.temperature != 1.0:
                 procs.append(Temperature(opts.temperature))

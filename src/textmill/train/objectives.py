@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..data import LMBatch, PairBatch, PairDataset, TokenStream
-from ..data.datasets import SentenceBatch, SentenceDataset
+from ..data.datasets import IGNORE, SentenceBatch, SentenceDataset
 from ..registry import Registry
 from ..tokenizers import BOS_ID, PAD_ID
 
@@ -41,8 +41,8 @@ OBJECTIVES: Registry[Callable[[RunConfig], Objective]] = Registry("objective")
 
 
 def cross_entropy(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
-    """Token cross-entropy of (B, T, V) logits; padding (id 0) is ignored."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0,
+    """Token cross-entropy of (B, T, V) logits; IGNORE targets (padding) are skipped."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
                            label_smoothing=label_smoothing, reduction=reduction)
 
 
@@ -60,7 +60,7 @@ def token_nll(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ...], Tens
     total, count = 0.0, 0
     for inputs, targets in batches:
         total += float(cross_entropy(model(*inputs), targets, reduction="sum"))
-        count += int(targets.ne(0).sum())
+        count += int(targets.ne(IGNORE).sum())
     model.train(was_training)
     return total, count
 
@@ -146,7 +146,7 @@ class EvidenceLowerBound:
 
     def loss(self, model: nn.Module, batch: SentenceBatch, step: int) -> tuple[Tensor, dict[str, float]]:
         out = model(batch.tokens, batch.labels)
-        recon = cross_entropy(out.logits, batch.tgt_out, reduction="sum")
+        recon = cross_entropy(out.logits, batch.targets, reduction="sum")
         kl = kl_per_dim(out.mu, out.logvar)  # (B, Z)
         B = kl.shape[0]
         kl_term = kl.mean(0).clamp(min=self.cfg.free_bits).sum() * B if self.cfg.free_bits > 0 else kl.sum()
@@ -171,7 +171,7 @@ class EvidenceLowerBound:
         means = []
         for batch in data.batches(batch_size, max_batches):
             out = model(batch.tokens, batch.labels)
-            recon += float(cross_entropy(out.logits, batch.tgt_out, reduction="sum"))
+            recon += float(cross_entropy(out.logits, batch.targets, reduction="sum"))
             kl += float(kl_per_dim(out.mu, out.logvar).sum())
             tokens += batch.n_tokens
             sentences += batch.tokens.shape[0]
@@ -221,7 +221,7 @@ class Adversarial:
     def loss(self, model: nn.Module, batch: SentenceBatch, step: int) -> tuple[Tensor, dict[str, float]]:
         phase = self.phase(step)
         if phase == "mle":
-            return cross_entropy(model.generator(batch.tgt_in), batch.tgt_out), {}
+            return cross_entropy(model.generator(batch.tgt_in), batch.targets), {}
         if phase == "d":
             real = batch.tgt_out
             fake = model.sample(real.shape[0])
@@ -241,7 +241,7 @@ class Adversarial:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: SentenceDataset, batch_size: int, max_batches: int | None = None) -> dict[str, Any]:
         batches = [b for b in data.batches(batch_size, max_batches)]
-        metrics = token_metrics(*token_nll(model, (((b.tgt_in,), b.tgt_out) for b in batches)), data.tokens_per_char)
+        metrics = token_metrics(*token_nll(model, (((b.tgt_in,), b.targets) for b in batches)), data.tokens_per_char)
         was_training = model.training
         model.eval()
         real = batches[0].tgt_out
