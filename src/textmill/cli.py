@@ -86,7 +86,8 @@ def _print_result(res: Any, max_steps: int) -> None:
 
 
 @app.command()
-def generate(run: Annotated[Path, typer.Argument(help="run directory, or a grammar file (.yaml)")],
+def generate(run: Annotated[Path, typer.Argument(help="run directory, grammar file (.yaml), or pretrained model "
+                                                        "(embedded:smollm2-135m-instruct, a .gguf file, a Hugging Face directory)")],
              prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="repeat for a batch")] = None,
              prompts_file: Annotated[Optional[Path], typer.Option(help="one prompt per line")] = None,
              max_new_tokens: Annotated[int, typer.Option()] = 100,
@@ -110,6 +111,7 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
              plot_attention: Annotated[Optional[Path], typer.Option(
                  help="encoder-decoder runs: draw the first output's attention over its source (png, pdf, svg)")] = None,
              label: Annotated[Optional[str], typer.Option(help="write text with this label (label-conditioned models, grammars)")] = None,
+             chat: Annotated[bool, typer.Option(help="instruct models: the prompt is a user message; print the reply")] = False,
              interpolate: Annotated[Optional[tuple[str, str]], typer.Option(
                  help="vae/cvae runs: decode points between two sentences: --interpolate A B")] = None,
              steps: Annotated[int, typer.Option(help="--interpolate: points from A to B, both included")] = 5,
@@ -136,13 +138,13 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                        min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
                        num_return_sequences=num_return_sequences, stop=[_unescape(x) for x in stop or []], seed=seed,
-                       truncate_prompt=truncate_prompt, label=label)
+                       truncate_prompt=truncate_prompt, label=label, chat=chat)
         gen = load(run)
         if interpolate:
             return _interpolate(gen, interpolate, steps, options)
         if stream:
             for p in prompts:
-                sys.stdout.write(p if gen.continues_prompt else f"{p}\n=> ")
+                sys.stdout.write(p if gen.continues_prompt and not chat else f"{p}\n=> ")
                 for piece in gen.stream(p, **options):
                     sys.stdout.write(piece)
                     sys.stdout.flush()
@@ -159,7 +161,7 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, or a gramm
             if as_json:
                 print(json.dumps({"prompt": p, "text": text}, ensure_ascii=False))
             else:
-                print(p + text if gen.continues_prompt else f"{p}\n=> {text}")
+                print(p + text if gen.continues_prompt and not chat else f"{p}\n=> {text}")
                 print("-" * 40)
     if plot_attention:
         err.print(f"attention of the first output written to {plot_attention}")

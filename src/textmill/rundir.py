@@ -152,17 +152,22 @@ def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     """A ready `Generator` for a run directory (best weights), for any token-model family; for a
-    grammar file (`.yaml`), the validated `TemplateGrammar`."""
+    grammar file (`.yaml`), the validated `TemplateGrammar`; for a pretrained source (an embedded
+    name, a GGUF file, a Hugging Face directory), the pretrained model (models/hf.py)."""
     from .data.prepare import source_tokenizer
     from .data.tasks import build_task
     from .generate import Generator, LatentGenerator, Seq2SeqGenerator
+    from .models.hf import EMBEDDED, is_pretrained_source, load_pretrained
     from .models.template import TemplateGrammar
 
     run_dir = Path(run_dir)
     if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
         return TemplateGrammar.from_file(run_dir)
+    if is_pretrained_source(run_dir):
+        return load_pretrained(run_dir, device)
     if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist")
+        raise CheckpointError(f"{str(run_dir)!r} does not exist: pass a run directory, a grammar file or a pretrained model "
+                              f"(textmill reads local files only; embedded models: {', '.join('embedded:' + n for n in EMBEDDED)})")
     model, meta = load_weights(run_dir)
     if isinstance(model, nn.Module):
         model.to(device)

