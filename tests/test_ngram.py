@@ -216,3 +216,19 @@ def test_cli_train_eval_and_arpa_commands(tmp_path, corpus):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["generate", str(tmp_path / "imp"), "-p", "All", "--greedy", "--max-new-tokens", "5"])
     assert res.exit_code == 0 and res.output.startswith("All")
+
+
+def test_a_whitespace_model_continues_a_prompt_after_a_space(tmp_path):
+    """`generate -p "A man"` on a whitespace-tokenized run printed "A manstanding in the woods."."""
+    from typer.testing import CliRunner
+
+    from textmill.cli import app
+
+    data = tmp_path / "d.txt"
+    data.write_text("A man standing in the woods .\nA dog running in the park .\n" * 20, encoding="utf-8")
+    run = tmp_path / "run"
+    textmill.train({"model": {"family": "ngram", "order": 3}, "tokenizer": {"kind": "whitespace"},
+                    "data": {"source": str(data), "format": "lines"}}, run, progress=False)
+    res = CliRunner().invoke(app, ["generate", str(run), "-p", "A man", "--greedy", "--max-new-tokens", "6"])
+    assert res.exit_code == 0 and res.output.startswith("A man standing in the "), res.output
+    assert textmill.load(run).generate("", strategy="greedy", max_new_tokens=3).startswith("A ")

@@ -229,6 +229,18 @@ def test_a_file_synth_did_not_write_is_never_replaced(labelled, tmp_path, resume
     assert textmill.synthesize(str(labelled), generator="eda", per_label=10, out=out, overwrite=True).rows == 20
 
 
+def test_synth_reports_what_it_is_doing(labelled, tmp_path):
+    calls = []
+    textmill.synthesize(str(labelled), generator="gpt", per_label=5, out=tmp_path / "s.jsonl", report=str(tmp_path / "r.html"),
+                        skip_filters=["label"], progress=lambda *a: calls.append(a),
+                        generator_options={"overrides": ["train.max_steps=6", "train.max_minutes=null", "train.eval_every=3",
+                                                         "model.n_layer=1", "model.n_embd=32"]})
+    assert calls[0][0].startswith("fitting the gpt generator") and calls[-1][0].startswith("report")
+    training = [c for c in calls if c[0].startswith("training the gpt generator")]
+    assert training and training[-1][1:] == (6, 6)  # steps of the generator's training, not "0/None rows"
+    assert all(c[2] == 10 for c in calls if c[0].startswith("generating"))  # rows of the 10 asked for
+
+
 def test_a_corrected_command_starts_afresh_when_nothing_was_generated(labelled, tmp_path):
     out = tmp_path / "s.jsonl"
     with pytest.raises(TextmillError, match="does not exist"):

@@ -396,6 +396,22 @@ def quickstart(steps: Annotated[int, typer.Option(help="training steps (about 2 
         out.print(p + gen.generate(p, max_new_tokens=200, temperature=0.8, seed=seed), highlight=False, markup=False)
         out.print("-" * 40)
     out.print(f"next: textmill generate {out_dir} --prompt 'JULIET:' --top-p 0.9 --temperature 0.8")
+    _pretrained_demo()
+
+
+def _pretrained_demo() -> None:
+    """The embedded pretrained model answering a question, with no training (when its package is installed)."""
+    from .rundir import load
+
+    question = "Write one sentence about the sea."
+    out.print(f"\nA pretrained model, no training: textmill generate embedded:smollm2-135m-instruct --chat -p {question!r}")
+    try:
+        gen = load("embedded:smollm2-135m-instruct")
+    except TextmillError as e:
+        out.print(f"(skipped: {e})", highlight=False, markup=False)
+        return
+    out.print(gen.chat([{"role": "user", "content": question}], strategy="greedy", max_new_tokens=60), highlight=False,
+              markup=False)
 
 
 DEMO = {"data": "embedded:chinese_reviews", "max_rows": 3000, "holdout": 0.2, "generator": "gpt", "per_label": 500,

@@ -14,6 +14,8 @@ processor, stop string and `eval` works on it unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import logging
@@ -121,6 +123,11 @@ def load_transformers(source: Source, dtype: torch.dtype = torch.float32) -> tup
         import transformers
     except ImportError:
         raise ConfigError(f"pretrained models need transformers: {HF_EXTRA}") from None
+    with _quiet_tqdm():
+        return _load_transformers(transformers, source, dtype)
+
+
+def _load_transformers(transformers: Any, source: Source, dtype: torch.dtype) -> tuple[Any, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kwargs: dict[str, Any] = {"local_files_only": True}
     if source.gguf_file:
@@ -129,6 +136,8 @@ def load_transformers(source: Source, dtype: torch.dtype = torch.float32) -> tup
         kwargs["gguf_file"] = source.gguf_file
     where = source.directory / (source.gguf_file or "")
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # its per-tensor bars flood logs; loading takes seconds
+    log.info("loading %s with transformers%s", source.spec, " (dequantizing GGUF weights)" if source.gguf_file else "")
     try:
         config = transformers.AutoConfig.from_pretrained(str(source.directory), **kwargs)
     except Exception as e:  # a damaged or foreign file raises anything from struct.error to KeyError
@@ -149,6 +158,19 @@ def load_transformers(source: Source, dtype: torch.dtype = torch.float32) -> tup
         raise CheckpointError(f"{where}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]} "
                               f"(architecture {', '.join(architectures)})") from None
     return model.eval(), tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_tqdm():
+    """transformers' GGUF reader draws a raw tqdm bar (no logging switch turns it off): disable it."""
+    from transformers import modeling_gguf_pytorch_utils as reader
+
+    original = reader.tqdm
+    reader.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        reader.tqdm = original
 
 
 @dataclass
