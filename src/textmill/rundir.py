@@ -150,10 +150,11 @@ def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     return model, meta
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu"):
+def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = "auto"):
     """A ready `Generator` for a run directory (best weights), for any token-model family; for a
     grammar file (`.yaml`), the validated `TemplateGrammar`; for a pretrained source (an embedded
-    name, a GGUF file, a Hugging Face directory), the pretrained model (models/hf.py)."""
+    name, a GGUF file, a Hugging Face directory), the pretrained model (models/hf.py; `engine` chooses
+    textmill's GPT or transformers for it)."""
     from .data.prepare import source_tokenizer
     from .data.tasks import build_task
     from .generate import Generator, LatentGenerator, Seq2SeqGenerator
@@ -164,7 +165,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu"):
     if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
         return TemplateGrammar.from_file(run_dir)
     if is_pretrained_source(run_dir):
-        return load_pretrained(run_dir, device)
+        return load_pretrained(run_dir, device, engine)
     if not run_dir.is_dir():
         raise CheckpointError(f"{str(run_dir)!r} does not exist: pass a run directory, a grammar file or a pretrained model "
                               f"(textmill reads local files only; embedded models: {', '.join('embedded:' + n for n in EMBEDDED)})")

@@ -1,8 +1,13 @@
-"""GPT: a decoder-only Transformer (pre-LayerNorm, learned positions, tied embeddings, KV cache).
+"""GPT: a decoder-only Transformer (pre-norm, tied embeddings, KV cache).
 
 Read top to bottom like nanoGPT's model.py. Training runs `forward` over whole windows with a causal
 mask; generation runs `step` over a key/value cache. Left-padded prompts get position ids counted
 from each row's first real token, and padding is masked out of every attention.
+
+GPT-2's layout is the default (LayerNorm, learned positions, GELU MLP, biases). The options that
+Llama-style weights need make the same model modern: `norm: rmsnorm`, `positions: rope` (rotary,
+`rope_theta`), `n_kv_head` (grouped-query attention), `mlp: swiglu` with its `ffn` width, `bias:
+false`; models/hf.py imports Llama checkpoints (SmolLM2) into it.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from ..config import ModelConfig
@@ -27,6 +32,13 @@ class GPTConfig(ModelConfig):
     dropout: float = 0.0
     bias: bool = True
     tie_weights: bool = True
+    n_kv_head: int | None = Field(None, description="key/value heads (grouped-query attention); default n_head")
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = Field(1e-5, gt=0)
+    positions: Literal["learned", "rope"] = "learned"
+    rope_theta: float = Field(10000.0, gt=0)
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    ffn: int | None = Field(None, ge=1, description="MLP hidden width; default 4 * n_embd")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> GPTConfig:
@@ -34,25 +46,47 @@ class GPTConfig(ModelConfig):
             raise ValueError("n_layer, n_head and n_embd must be positive")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if self.n_kv_head is not None and (self.n_kv_head < 1 or self.n_head % self.n_kv_head):
+            raise ValueError(f"n_kv_head ({self.n_kv_head}) must divide n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         return self
 
 
+def norm(cfg: GPTConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.n_embd, eps=cfg.norm_eps)
+    return nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = SelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias)
-        self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.mlp = MLP(cfg.n_embd, 4 * cfg.n_embd, cfg.dropout, cfg.bias)
+        self.ln1 = norm(cfg)
+        self.attn = SelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias, n_kv_head=cfg.n_kv_head)
+        self.ln2 = norm(cfg)
+        self.mlp = MLP(cfg.n_embd, cfg.ffn or 4 * cfg.n_embd, cfg.dropout, cfg.bias, gated=cfg.mlp == "swiglu")
 
-    def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None,
+                rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Training: `cache` is None and attention is causal. Generation: keys and values go into the
         preallocated `cache` at `start`, and `attn_mask` (B, 1, T, start+T) says what each query sees
-        (None: everything cached)."""
-        x = x + self.attn(self.ln1(x), attn_mask, is_causal=cache is None, cache=cache, start=start)
+        (None: everything cached). `rotary` is the (cos, sin) of each position (rope models)."""
+        x = x + self.attn(self.ln1(x), attn_mask, is_causal=cache is None, cache=cache, start=start, rotary=rotary)
         return x + self.mlp(self.ln2(x))
+
+
+class Rotary(nn.Module):
+    """cos and sin of rotary position embeddings for given positions: (B, T) -> 2 x (B, 1, T, D)."""
+
+    def __init__(self, head_dim: int, theta: float) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", theta ** (-torch.arange(0, head_dim, 2).float() / head_dim), persistent=False)
+
+    def forward(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        angles = positions[..., None].float() * self.inv_freq  # (B, T, D/2)
+        angles = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
+        return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 @dataclass
@@ -77,10 +111,13 @@ class GPT(nn.Module):
         self.vocab_size = vocab_size
         self.max_context = cfg.context
         self.wte = nn.Embedding(vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.context, cfg.n_embd)
+        if cfg.positions == "learned":
+            self.wpe = nn.Embedding(cfg.context, cfg.n_embd)
+        else:
+            self.rotary = Rotary(cfg.n_embd // cfg.n_head, cfg.rope_theta)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_f = norm(cfg)
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight
@@ -91,17 +128,27 @@ class GPT(nn.Module):
         B, T = idx.shape
         if T > self.max_context:
             raise ValueError(f"sequence of {T} tokens is longer than the context ({self.max_context})")
-        x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # (B, T, C)
+        x, rotary = self.embed(idx, torch.arange(T, device=idx.device)[None])  # (B, T, C)
+        x = self.drop(x)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, rotary=rotary)
         return self.lm_head(self.ln_f(x))  # (B, T, V)
+
+    def embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """Token embeddings (plus learned position embeddings), and the rotary (cos, sin) of rope models."""
+        x = self.wte(idx)  # (B, T, C)
+        if self.cfg.positions == "learned":
+            return x + self.wpe(positions), None
+        return x, self.rotary(positions.expand(idx.shape[0], -1), x.dtype)
 
     # -- the step interface ------------------------------------------------------------------------
     def start(self, cond: Conditioning) -> GPTState:
         B, dev, C = cond.batch_size, cond.device, self.max_context
-        shape = (B, self.cfg.n_head, C, self.cfg.n_embd // self.cfg.n_head)
+        shape = (B, self.cfg.n_kv_head or self.cfg.n_head, C, self.cfg.n_embd // self.cfg.n_head)
+        dtype = self.wte.weight.dtype  # the cache holds what the weights compute in (bf16 weights: bf16 keys)
         return GPTState(
-            kv=[(torch.empty(shape, device=dev), torch.empty(shape, device=dev)) for _ in range(self.cfg.n_layer)],
+            kv=[(torch.empty(shape, device=dev, dtype=dtype), torch.empty(shape, device=dev, dtype=dtype))
+                for _ in range(self.cfg.n_layer)],
             tokens=torch.zeros(B, C, dtype=torch.long, device=dev),
             mask=torch.zeros(B, C, dtype=torch.bool, device=dev),
             pos=torch.zeros(B, dtype=torch.long, device=dev),
@@ -128,12 +175,12 @@ class GPT(nn.Module):
             k_idx = torch.arange(L + T, device=tokens.device)[None, :]
             allowed = (k_idx <= q_idx)[None] & key_mask[:, None, :]  # (B, T, L+T) causal and not padding
             attn_mask = (allowed | (k_idx == q_idx)[None])[:, None]   # a padding query sees itself (no empty rows)
-        x = self.wte(tokens) + self.wpe(positions)  # (B, T, C)
+        x, rotary = self.embed(tokens, positions)  # (B, T, C)
         for block, cache in zip(self.blocks, state.kv):
-            x = block(x, cache, L, attn_mask)
+            x = block(x, cache, L, attn_mask, rotary)
         state.pos = state.pos + real.sum(1)
         state.length = L + T
-        return self.lm_head(self.ln_f(x[:, -1])), state  # (B, V)
+        return self.lm_head(self.ln_f(x[:, -1])).float(), state  # (B, V)
 
     def reorder(self, state: GPTState, index: Tensor) -> GPTState:
         if len(index) != state.pos.shape[0]:  # a different batch size: new buffers
@@ -151,6 +198,6 @@ class GPT(nn.Module):
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L H Q T."""
-        n = sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
+        n = sum(p.numel() for p in self.parameters()) - (self.wpe.weight.numel() if self.cfg.positions == "learned" else 0)
         c = self.cfg
         return 6 * n + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.context

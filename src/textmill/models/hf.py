@@ -7,9 +7,12 @@ A pretrained source is one of
 - a local Hugging Face directory (`config.json`, safetensors weights, tokenizer files).
 Nothing is downloaded: a hub name such as `gpt2` is refused with the embedded defaults named.
 
-`HFCausalLM` implements start/step/reorder over the model's own KV cache, with left padding handled
-by an attention mask and position ids that count only real tokens, so every decoding strategy,
-processor, stop string and `eval` works on it unchanged.
+Llama-architecture weights (SmolLM2) are imported into textmill's own GPT (`native_gpt`: RMSNorm,
+rotary positions, grouped-query attention, SwiGLU), which runs them on its preallocated KV cache
+with the same logits. Other architectures run through `HFCausalLM`: start/step/reorder over the
+model's own KV cache, with left padding handled by an attention mask and position ids that count
+only real tokens. Either way every decoding strategy, processor, stop string and `eval` works on
+them unchanged.
 """
 
 from __future__ import annotations
@@ -222,20 +225,68 @@ class HFCausalLM(nn.Module):
                        None if state.mask is None else state.mask[index])
 
 
-def load_pretrained(spec: str | Path, device: str | torch.device = "cpu"):
-    """A ready `Generator` for a pretrained source (see the module docstring)."""
+def native_gpt(hf: nn.Module, context: int) -> nn.Module | None:
+    """A textmill GPT holding the weights of a Llama-architecture model (SmolLM2, TinyLlama, ...), or None
+    for architectures or options it does not implement (they run through transformers)."""
+    from .gpt import GPT, GPTConfig
+
+    c = hf.config
+    rope = getattr(c, "rope_parameters", None) or {"rope_type": "default", "rope_theta": getattr(c, "rope_theta", 10000.0)}
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    if (c.model_type != "llama" or rope.get("rope_type", "default") != "default" or c.attention_bias or c.mlp_bias
+            or c.hidden_act != "silu" or head_dim * c.num_attention_heads != c.hidden_size):
+        return None
+    cfg = GPTConfig(n_layer=c.num_hidden_layers, n_head=c.num_attention_heads, n_kv_head=c.num_key_value_heads,
+                    n_embd=c.hidden_size, context=context, bias=False, tie_weights=bool(c.tie_word_embeddings), norm="rmsnorm",
+                    norm_eps=c.rms_norm_eps, positions="rope", rope_theta=rope["rope_theta"], mlp="swiglu",
+                    ffn=c.intermediate_size)
+    gpt = GPT(cfg, c.vocab_size)
+    w = {k.removeprefix("model."): v for k, v in hf.state_dict().items()}
+    ours = {"wte.weight": w["embed_tokens.weight"], "ln_f.weight": w["norm.weight"]}
+    if not cfg.tie_weights:
+        ours["lm_head.weight"] = w["lm_head.weight"]
+    for i in range(cfg.n_layer):
+        a, m = f"layers.{i}.self_attn.", f"layers.{i}.mlp."
+        ours.update({
+            f"blocks.{i}.ln1.weight": w[f"layers.{i}.input_layernorm.weight"],
+            f"blocks.{i}.attn.qkv.weight": torch.cat([w[a + "q_proj.weight"], w[a + "k_proj.weight"], w[a + "v_proj.weight"]]),
+            f"blocks.{i}.attn.proj.weight": w[a + "o_proj.weight"],
+            f"blocks.{i}.ln2.weight": w[f"layers.{i}.post_attention_layernorm.weight"],
+            f"blocks.{i}.mlp.fc.weight": torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]]),
+            f"blocks.{i}.mlp.proj.weight": w[m + "down_proj.weight"],
+        })
+    missing, unexpected = gpt.load_state_dict(ours, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # tied: lm_head is wte
+    return gpt.eval()
+
+
+NATIVE_CONTEXT = 2048  # the native GPT preallocates its KV cache to this many positions
+
+
+def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine: str = "auto"):
+    """A ready `Generator` for a pretrained source (see the module docstring). `engine`: `native` runs
+    the weights in textmill's GPT (Llama architectures), `transformers` through transformers' own
+    model, `auto` the native one where it exists."""
     from ..generate import Generator
     from ..tokenizers.hf import HFTokenizer
 
+    if engine not in ("auto", "native", "transformers"):
+        raise ConfigError(f"engine {engine!r} is not one of auto, native, transformers")
     source = resolve(spec)
     hf_model, hf_tokenizer = load_transformers(source)
-    model = HFCausalLM(hf_model).to(device)
-    tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
     config = hf_model.config
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or NATIVE_CONTEXT
+    model = native_gpt(hf_model, min(limit, NATIVE_CONTEXT)) if engine != "transformers" else None
+    if engine == "native" and model is None:
+        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models (it imports Llama "
+                          "architectures); use engine='transformers'")
+    model = (model or HFCausalLM(hf_model)).to(device)
+    tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
     info = {"run_dir": source.spec, "family": "pretrained", "source": source.spec,
             "architecture": (config.architectures or [type(hf_model).__name__])[0],
+            "engine": "textmill gpt" if not isinstance(model, HFCausalLM) else "transformers",
             "model": {"context": min(model.max_context or 1024, 1024), "model_type": config.model_type,
-                      "max_position_embeddings": model.max_context}}
+                      "max_context": model.max_context}}
     if tokenizer.chat_template:
         info["chat"] = True
     return Generator(model, tokenizer, info)

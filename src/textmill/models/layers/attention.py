@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -33,34 +34,51 @@ def attention_weights(q: Tensor, k: Tensor, attn_mask: Tensor | None) -> Tensor:
     return scores.softmax(-1)
 
 
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary position embedding (RoFormer), in the half-split layout Llama checkpoints use:
+    x (B, H, T, D), cos and sin (B, 1, T, D)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused q/k/v projection and an optional KV cache.
 
     Training passes `is_causal=True` (decoders) or a padding `attn_mask` (encoders). Generation passes
-    `cache=(keys, values)`, buffers of shape (B, H, capacity, D): this call's keys and values are
-    written at `start` and the queries attend to every cached position that `attn_mask` allows."""
+    `cache=(keys, values)`, buffers of shape (B, H_kv, capacity, D): this call's keys and values are
+    written at `start` and the queries attend to every cached position that `attn_mask` allows.
+    `n_kv_head` < `n_head` is grouped-query attention (each key/value head serves n_head / n_kv_head
+    query heads); `rotary=(cos, sin)` rotates queries and keys by their positions first."""
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True, n_kv_head: int | None = None,
+                 head_dim: int | None = None) -> None:
         super().__init__()
-        if n_embd % n_head:
+        if head_dim is None and n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
-        self.n_head = n_head
-        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.n_head, self.n_kv_head = n_head, n_kv_head or n_head
+        self.head_dim = head_dim or n_embd // n_head
+        self.qkv = nn.Linear(n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_dim, bias=bias)
+        self.proj = nn.Linear(self.n_head * self.head_dim, n_embd, bias=bias)
         self.dropout = dropout
         self.resid_drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
-                cache: tuple[Tensor, Tensor] | None = None, start: int = 0) -> Tensor:
-        C = x.shape[-1]
-        q, k, v = (split_heads(t, self.n_head) for t in self.qkv(x).split(C, dim=2))  # (B, H, T, D)
+                cache: tuple[Tensor, Tensor] | None = None, start: int = 0,
+                rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        D = self.head_dim
+        q, k, v = self.qkv(x).split([self.n_head * D, self.n_kv_head * D, self.n_kv_head * D], dim=2)
+        q, k, v = split_heads(q, self.n_head), split_heads(k, self.n_kv_head), split_heads(v, self.n_kv_head)  # (B, H, T, D)
+        if rotary is not None:
+            q, k = rotate(q, *rotary), rotate(k, *rotary)
         if cache is not None:
             T = x.shape[1]
             cache[0][:, :, start:start + T] = k
             cache[1][:, :, start:start + T] = v
-            k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H, start+T, D)
+            k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H_kv, start+T, D)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
+                                           dropout_p=self.dropout if self.training else 0.0,
+                                           enable_gqa=self.n_kv_head != self.n_head)  # (B, H, T, D)
         return self.resid_drop(self.proj(merge_heads(y)))
 
 
@@ -99,13 +117,19 @@ class CrossAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True) -> None:
+    """GELU MLP, or with `gated` the SwiGLU of Llama: proj(silu(gate(x)) * up(x)), gate and up fused."""
+
+    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True, gated: bool = False) -> None:
         super().__init__()
-        self.fc = nn.Linear(n_embd, hidden, bias=bias)
+        self.gated = gated
+        self.fc = nn.Linear(n_embd, 2 * hidden if gated else hidden, bias=bias)
         self.proj = nn.Linear(hidden, n_embd, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.gated:
+            gate, up = self.fc(x).chunk(2, dim=-1)
+            return self.drop(self.proj(F.silu(gate) * up))
         return self.drop(self.proj(F.gelu(self.fc(x))))
 
 
