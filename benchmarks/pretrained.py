@@ -101,7 +101,7 @@ def main() -> None:
             row["greedy text identical"] = agree
             rows.append(row)
             print(row, flush=True)
-    print(f"\nSmolLM2-135M-Instruct float32 through transformers: {weights_gb:.2f} GB of weights, load {load_s:.1f} s; "
+    print(f"\nSmolLM2-135M-Instruct, float32: {weights_gb:.2f} GB of weights, load {load_s:.1f} s; "
           f"copy bandwidth {bandwidth:.1f} GB/s -> batch-1 bound {bound:.0f} tokens/s")
     print_table(rows, ["batch", "decoding", "textmill tokens/s", "textmill loop on transformers tokens/s", "transformers tokens/s",
                        "ratio", "greedy text identical"])
