@@ -1,4 +1,4 @@
-"""The `textmill` command line: train | generate | transfer | eval | compare | synth | info | arpa | quickstart.
+"""The `textmill` command line: train | generate | transfer | eval | compare | synth | export | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
 """
@@ -338,6 +338,23 @@ def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
     except TextmillError as e:
         _fail(e)
     out.print(f"run directory: {out_dir}   next: textmill generate {out_dir}")
+
+
+@app.command()
+def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Llama-architecture pretrained source")],
+           out_dir: Annotated[Path, typer.Argument(help="directory to write")],
+           fmt: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model directory (GPT-2 or Llama)")] = "hf",
+           overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False) -> None:
+    """Export a GPT run as a Hugging Face model directory that transformers loads with the same logits."""
+    from .export import export_hf
+
+    try:
+        if fmt != "hf":
+            raise TextmillError(f"--format {fmt!r}: the one export format is hf (ARPA files: textmill arpa export)")
+        export_hf(run, out_dir, overwrite=overwrite)
+    except TextmillError as e:
+        _fail(e)
+    out.print(f"written: {out_dir}   load it with transformers.AutoModelForCausalLM.from_pretrained({str(out_dir)!r})")
 
 
 @app.command()

@@ -1,0 +1,151 @@
+"""`textmill export RUN OUT --format hf`: a GPT run as a Hugging Face model directory.
+
+The bridge to the engines users outgrow textmill into (vLLM, TGI, llama.cpp's converters): a `gpt`
+run in GPT-2's layout (LayerNorm, learned positions, GELU) becomes a `GPT2LMHeadModel`, one with the
+Llama options (RMSNorm, rotary positions, SwiGLU, optionally grouped-query attention) a
+`LlamaForCausalLM`; transformers loads either with the same logits. A pretrained model loaded into
+textmill's GPT exports the same way. The tokenizer goes along where Hugging Face `tokenizers`
+represents it exactly (bpe, char and pretrained tokenizers), its bos added as textmill adds it;
+word and whitespace tokenizers have no exact equivalent, so their textmill `tokenizer.json` is kept
+as `textmill_tokenizer.json` beside the model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConfigError, DataError
+from .models.hf import HF_EXTRA
+from .tokenizers import Tokenizer
+
+
+def export_hf(run: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Write the model (and, where it can, the tokenizer) of `run` to `out` in the Hugging Face format."""
+    from .models import GPT
+    from .rundir import load
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} exists; choose another directory or pass --overwrite")
+    gen = load(run)
+    if not isinstance(getattr(gen, "model", None), GPT):
+        raise ConfigError(f"{run} is a {getattr(gen, 'info', {}).get('family', 'grammar')} model; --format hf exports gpt runs "
+                          "(and Llama-architecture pretrained models, which textmill runs as gpt)")
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError(f"exporting to the Hugging Face format needs transformers: {HF_EXTRA}") from None
+    transformers.utils.logging.disable_progress_bar()
+    model = _hf_model(transformers, gen.model, gen.tokenizer)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    _save_tokenizer(transformers, gen.tokenizer, tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)  # the directory appears whole or not at all
+    return out
+
+
+def _hf_model(transformers: Any, gpt: Any, tok: Tokenizer) -> Any:
+    c = gpt.cfg
+    special = {"bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id,
+               "tie_word_embeddings": c.tie_weights}
+    sd = {k: v.detach().float().clone() for k, v in gpt.state_dict().items()}
+    if (c.norm, c.positions, c.mlp) == ("layernorm", "learned", "gelu") and (c.n_kv_head or c.n_head) == c.n_head:
+        config = transformers.GPT2Config(vocab_size=gpt.vocab_size, n_positions=c.context, n_embd=c.n_embd, n_layer=c.n_layer,
+                                         n_head=c.n_head, n_inner=c.ffn or 4 * c.n_embd, activation_function="gelu",
+                                         layer_norm_epsilon=c.norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                         **special)
+        return _load(transformers.GPT2LMHeadModel(config), _gpt2_weights(sd, c))
+    if (c.norm, c.positions, c.mlp) == ("rmsnorm", "rope", "swiglu"):
+        config = transformers.LlamaConfig(vocab_size=gpt.vocab_size, hidden_size=c.n_embd, intermediate_size=c.ffn or 4 * c.n_embd,
+                                          num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
+                                          num_key_value_heads=c.n_kv_head or c.n_head, max_position_embeddings=c.context,
+                                          rms_norm_eps=c.norm_eps, attention_bias=c.bias, mlp_bias=c.bias,
+                                          rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta}, **special)
+        return _load(transformers.LlamaForCausalLM(config), _llama_weights(sd, c))
+    raise ConfigError(f"no Hugging Face architecture has this gpt's layout (norm {c.norm}, positions {c.positions}, mlp {c.mlp}); "
+                      "export takes GPT-2's (layernorm, learned, gelu) or Llama's (rmsnorm, rope, swiglu)")
+
+
+def _load(model: Any, weights: dict[str, torch.Tensor]) -> Any:
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+    left = [k for k in missing if k not in tied and not k.endswith(".attn.bias") and not k.endswith(".attn.masked_bias")]
+    if left or unexpected:
+        raise RuntimeError(f"export mapping is incomplete: missing {left}, unexpected {unexpected}")
+    return model.eval()
+
+
+def _bias(sd: dict[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
+    return sd.get(name, torch.zeros(size))
+
+
+def _gpt2_weights(sd: dict[str, torch.Tensor], c: Any) -> dict[str, torch.Tensor]:
+    """GPT-2 keeps Conv1D weights as (in, out): our Linear weights transposed."""
+    C = c.n_embd
+    w = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
+         "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": _bias(sd, "ln_f.bias", C)}
+    if not c.tie_weights:
+        w["lm_head.weight"] = sd["lm_head.weight"]
+    for i in range(c.n_layer):
+        ours, theirs = f"blocks.{i}.", f"transformer.h.{i}."
+        for a, b in (("ln1", "ln_1"), ("ln2", "ln_2")):
+            w[f"{theirs}{b}.weight"] = sd[f"{ours}{a}.weight"]
+            w[f"{theirs}{b}.bias"] = _bias(sd, f"{ours}{a}.bias", C)
+        for a, b in (("attn.qkv", "attn.c_attn"), ("attn.proj", "attn.c_proj"), ("mlp.fc", "mlp.c_fc"), ("mlp.proj", "mlp.c_proj")):
+            weight = sd[f"{ours}{a}.weight"]
+            w[f"{theirs}{b}.weight"] = weight.t().contiguous()
+            w[f"{theirs}{b}.bias"] = _bias(sd, f"{ours}{a}.bias", weight.shape[0])
+    return w
+
+
+def _llama_weights(sd: dict[str, torch.Tensor], c: Any) -> dict[str, torch.Tensor]:
+    D = c.n_embd // c.n_head
+    q, kv = c.n_head * D, (c.n_kv_head or c.n_head) * D
+    w = {"model.embed_tokens.weight": sd["wte.weight"], "model.norm.weight": sd["ln_f.weight"]}
+    if not c.tie_weights:
+        w["lm_head.weight"] = sd["lm_head.weight"]
+    for i in range(c.n_layer):
+        ours, attn, mlp = f"blocks.{i}.", f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
+        w[f"model.layers.{i}.input_layernorm.weight"] = sd[ours + "ln1.weight"]
+        w[f"model.layers.{i}.post_attention_layernorm.weight"] = sd[ours + "ln2.weight"]
+        for kind in ("weight", "bias") if c.bias else ("weight",):
+            qw, kw, vw = sd[f"{ours}attn.qkv.{kind}"].split([q, kv, kv])
+            gate, up = sd[f"{ours}mlp.fc.{kind}"].chunk(2)
+            w.update({f"{attn}q_proj.{kind}": qw, f"{attn}k_proj.{kind}": kw, f"{attn}v_proj.{kind}": vw,
+                      f"{attn}o_proj.{kind}": sd[f"{ours}attn.proj.{kind}"], f"{mlp}gate_proj.{kind}": gate,
+                      f"{mlp}up_proj.{kind}": up, f"{mlp}down_proj.{kind}": sd[f"{ours}mlp.proj.{kind}"]})
+    return w
+
+
+def _save_tokenizer(transformers: Any, tok: Tokenizer, out: Path) -> None:
+    """tokenizer.json and its config for the kinds `tokenizers` represents exactly; else textmill's own."""
+    from tokenizers import Regex, decoders, models, pre_tokenizers, processors
+    from tokenizers import Tokenizer as Backend
+
+    if tok.kind == "hf":
+        backend = Backend.from_str(tok.backend.to_str())
+    elif tok.kind == "bpe":
+        backend = Backend.from_str(tok.hf.to_str())
+    elif tok.kind == "char":
+        backend = Backend(models.WordLevel({t: i for i, t in enumerate(tok.itos)}, unk_token=tok.specials[tok.unk_id]))
+        backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # every character
+        backend.decoder = decoders.Fuse()
+    else:
+        tok.save(out / "textmill_tokenizer.json")
+        return
+    if tok.kind != "hf":  # textmill's specials are whole tokens, and <bos> starts a text as textmill encodes it
+        backend.add_special_tokens(list(tok.specials))
+        bos = tok.specials[tok.bos_id]
+        backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.bos_id)])
+    names = {f"{n}_token": backend.id_to_token(i) for n, i in
+             (("bos", tok.bos_id), ("eos", tok.eos_id), ("pad", tok.pad_id), ("unk", tok.unk_id)) if i is not None and i >= 0}
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=getattr(tok, "chat_template", None),
+                                                **names)
+    fast.save_pretrained(out)
