@@ -20,6 +20,7 @@ from textmill.cli import app  # noqa: E402
 from textmill.errors import TextmillError  # noqa: E402
 from textmill.models import GPT, Conditioning  # noqa: E402
 from textmill.models.hf import HFCausalLM  # noqa: E402
+from textmill.models.hf import import_run as textmill_import  # noqa: E402
 
 WORDS = "the a cat dog sat ran on in mat park and then it was happy sad big small red blue".split()
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
@@ -185,6 +186,32 @@ def test_bad_sources_say_what_to_do(tmp_path, hf_dir):
         assert gen.generate("the cat " * 20, truncate_prompt=True, max_new_tokens=2, strategy="greedy") is not None
     with pytest.raises(TextmillError, match="chat messages take no label|unknown to this model"):
         gen.generate("the cat", label="positive")
+
+
+def test_import_then_fine_tune_in_the_one_trainer(hf_dir, tmp_path, corpus):
+    """A Llama source becomes a gpt run (the same logits), which train.init_from fine-tunes."""
+    if "llama" not in hf_dir.name:
+        with pytest.raises(TextmillError, match="cannot become a textmill run"):
+            textmill_import(hf_dir, tmp_path / "run")
+        return
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["import", str(hf_dir), "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    ours, theirs = textmill.load(run), textmill.load(hf_dir)
+    assert ours.info["family"] == "gpt" and ours.tokenizer.kind == "hf"
+    ids = torch.tensor([ours.tokenizer.encode("the cat sat on the mat", add_bos=True)])
+    with torch.no_grad():
+        torch.testing.assert_close(ours.model(ids), theirs.model(ids))
+    data = tmp_path / "d.txt"
+    data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")
+    cfg = {"model": textmill.rundir.read_run_config(run).model.model_dump(), "data": {"source": str(data), "format": "lines"},
+           "train": {"init_from": str(run), "max_steps": 30, "batch_size": 4, "lr": 3e-3, "eval_every": 10, "warmup_steps": 0}}
+    cfg["model"]["context"] = 16
+    tuned = textmill.train(cfg, tmp_path / "tuned", progress=False)
+    losses = [e["val_loss"] for e in tuned.history if e["kind"] == "eval"]
+    assert losses[-1] < losses[0] and textmill.load(tmp_path / "tuned").tokenizer.kind == "hf"
+    with pytest.raises(TextmillError, match="not empty"):
+        textmill_import(hf_dir, run)
 
 
 def smollm2_installed() -> bool:

@@ -1,4 +1,4 @@
-"""The `textmill` command line: train | generate | transfer | eval | compare | synth | export | info | arpa | quickstart.
+"""The `textmill` command line: train | generate | transfer | eval | compare | synth | import | export | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
 """
@@ -355,6 +355,20 @@ def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Lla
     except TextmillError as e:
         _fail(e)
     out.print(f"written: {out_dir}   load it with transformers.AutoModelForCausalLM.from_pretrained({str(out_dir)!r})")
+
+
+@app.command("import")
+def import_(source: Annotated[str, typer.Argument(help="a Llama-architecture pretrained source: embedded:smollm2-135m-instruct, "
+                                                      "a .gguf file or a Hugging Face directory")],
+            out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")]) -> None:
+    """Make a textmill run directory from a pretrained model, to fine-tune (--init-from RUN) or evaluate like any run."""
+    from .models.hf import import_run
+
+    try:
+        import_run(source, out_dir)
+    except TextmillError as e:
+        _fail(e)
+    out.print(f"run directory: {out_dir}   next: textmill train CONFIG --init-from {out_dir}")
 
 
 @app.command()

@@ -80,7 +80,8 @@ class DataConfig(Strict):
 
 
 class TokenizerConfig(Strict):
-    kind: Literal["char", "word", "whitespace", "bpe"] = "char"
+    kind: Literal["char", "word", "whitespace", "bpe", "hf"] = Field(
+        "char", description="hf: a pretrained model's own tokenizer (a run imported with `textmill import`), never trained")
     vocab_size: int = Field(8000, ge=16, description="upper bound for word and bpe vocabularies")
     min_frequency: int = Field(1, ge=1)
     segmenter: Literal["none", "jieba"] = "none"

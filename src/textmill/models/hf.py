@@ -290,3 +290,34 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
     if tokenizer.chat_template:
         info["chat"] = True
     return Generator(model, tokenizer, info)
+
+
+def import_run(spec: str | Path, out: str | Path) -> Path:
+    """Write a Llama-architecture pretrained source as a textmill `gpt` run directory (its GPT weights
+    and its own tokenizer), which `train.init_from` fine-tunes and `load` reads like any run."""
+    from safetensors.torch import save_model
+
+    from ..config import validate_config
+    from ..rundir import write_run_files
+    from ..tokenizers.hf import HFTokenizer
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise CheckpointError(f"{out} exists and is not empty; choose a new --out directory")
+    source = resolve(spec)
+    hf_model, hf_tokenizer = load_transformers(source)
+    limit = getattr(hf_model.config, "max_position_embeddings", None) or NATIVE_CONTEXT
+    gpt = native_gpt(hf_model, min(limit, NATIVE_CONTEXT))
+    if gpt is None:
+        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models, so it "
+                          "cannot become a textmill run (Llama architectures can); generate with it as a pretrained source")
+    cfg = validate_config({"model": gpt.cfg.model_dump(mode="json"), "tokenizer": {"kind": "hf"},
+                           "data": {"source": source.spec}}, f"import of {source.spec}")
+    tmp = out.with_name(f".{out.name}.tmp")
+    write_run_files(tmp, cfg, {"tokenizer.json": HFTokenizer.from_transformers(hf_tokenizer)}, gpt.vocab_size,
+                    extra={"imported_from": source.spec})
+    save_model(gpt, str(tmp / "model.safetensors"))  # tied weights once
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return out
