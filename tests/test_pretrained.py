@@ -5,6 +5,7 @@ batch; bad sources are clear errors; the real embedded SmolLM2 runs when its pac
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 from pathlib import Path
 
@@ -212,6 +213,26 @@ def test_import_then_fine_tune_in_the_one_trainer(hf_dir, tmp_path, corpus):
     assert losses[-1] < losses[0] and textmill.load(tmp_path / "tuned").tokenizer.kind == "hf"
     with pytest.raises(TextmillError, match="not empty"):
         textmill_import(hf_dir, run)
+
+
+def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
+    if "llama" not in hf_dir.name:
+        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+    run = textmill_import(hf_dir, tmp_path / "run")
+    base = textmill.load(run)
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": "the cat sat on the mat", "label": "cat"}, {"text": "a dog ran in the park", "label": "dog"}] * 40
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = {"model": {**textmill.rundir.read_run_config(run).model.model_dump(), "context": 16},
+           "data": {"source": str(data), "text_field": "text", "label_field": "label"},
+           "train": {"init_from": str(run), "max_steps": 60, "batch_size": 8, "lr": 5e-3, "eval_every": 20, "warmup_steps": 0}}
+    textmill.train(cfg, tmp_path / "tuned", progress=False)
+    tuned = textmill.load(tmp_path / "tuned")
+    V = base.tokenizer.vocab_size
+    assert tuned.labels == ["cat", "dog"] and tuned.tokenizer.vocab_size == V + 2
+    assert tuned.tokenizer.encode("<label=dog>the") == [V + 1, base.tokenizer.encode("the")[0]]  # pretrained ids kept
+    assert tuned.generate("", label="dog", strategy="greedy", max_new_tokens=6).split()[:2] == ["a", "dog"]
+    assert tuned.generate("", label="cat", strategy="greedy", max_new_tokens=6).split()[:2] == ["the", "cat"]
 
 
 def smollm2_installed() -> bool:

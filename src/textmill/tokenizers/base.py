@@ -260,8 +260,11 @@ def tokenizer_from_document(doc: dict[str, Any]) -> Tokenizer:
 
 def vocab_index(base: Tokenizer, extended: Tokenizer) -> list[int]:
     """For each id of `extended` (`base.with_control_tokens(...)`), the id of the same token in
-    `base`, or -1 for a token `base` lacks."""
+    `base`, or -1 for a token `base` lacks (textmill's kinds put control tokens right after their
+    special tokens; a pretrained vocabulary appends them)."""
     n_base, n_ext = len(base.specials), len(extended.specials)
     if extended.specials[:n_base] != base.specials or extended.vocab_size - n_ext != base.vocab_size - n_base:
         raise ConfigError("the tokenizer is not the base tokenizer with control tokens added")
+    if base.kind == "hf":  # a pretrained vocabulary keeps its ids; control tokens come after it
+        return [*range(base.vocab_size), *[-1] * (extended.vocab_size - base.vocab_size)]
     return [*range(n_base), *[-1] * (n_ext - n_base), *range(n_base, base.vocab_size)]

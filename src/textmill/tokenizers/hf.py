@@ -8,8 +8,12 @@ post-processor adds (Llama and Gemma a `<bos>`, GPT-2 and SmolLM2 nothing), and 
 the bos (or eos) token so that a model can write from nothing. An instruct model's chat template
 (Jinja, rendered as transformers renders it) turns messages into the prompt it was trained on.
 
-`tokenizer.json` holds the backend's own JSON, the special ids and the chat template, so a run
-directory loads without transformers.
+Control tokens (`<label=pos>`, for label-conditioned fine-tuning) are appended after the pretrained
+vocabulary as special tokens: every pretrained id keeps its meaning, and `vocab_index` maps the new
+ones to -1 (their embedding rows start at the mean of the base's).
+
+`tokenizer.json` holds the backend's own JSON, the special ids, the chat template and the control
+tokens, so a run directory loads without transformers.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class HFTokenizer(Tokenizer):
         self.backend: Backend | None = None
         self.ids: dict[str, int | None] = {}
         self.chat_template: str | None = None
+        self.controls: list[str] = []  # control tokens appended after the pretrained vocabulary
 
     @classmethod
     def from_transformers(cls, hf: Any) -> HFTokenizer:
@@ -55,7 +60,7 @@ class HFTokenizer(Tokenizer):
 
     @property
     def specials(self) -> list[str]:  # type: ignore[override]
-        return [t.content for t in self.backend.get_added_tokens_decoder().values() if t.special]
+        return [t.content for _, t in sorted(self.backend.get_added_tokens_decoder().items()) if t.special]
 
     @property
     def bos_id(self) -> int:
@@ -102,17 +107,25 @@ class HFTokenizer(Tokenizer):
         return {"format": "textmill-tokenizer", "version": 1, "kind": self.kind, "specials": [], **self._state()}
 
     def _state(self) -> dict[str, Any]:
-        return {"backend": self.backend.to_str(), "ids": self.ids, "chat_template": self.chat_template}
+        return {"backend": self.backend.to_str(), "ids": self.ids, "chat_template": self.chat_template,
+                "controls": self.controls}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.backend = Backend.from_str(state["backend"])
+        self.backend = Backend.from_str(state["backend"])  # holds the control tokens as added special tokens
         self.ids = dict(state["ids"])
         self.chat_template = state.get("chat_template")
+        self.controls = list(state.get("controls", []))
 
-    def with_control_tokens(self, tokens: Sequence[str]) -> Tokenizer:
-        if not tokens:
+    def with_control_tokens(self, tokens: Sequence[str]) -> HFTokenizer:
+        """A copy that also knows `tokens` (those it lacks), appended after the vocabulary."""
+        added = [t for t in dict.fromkeys(tokens) if t not in self.specials]
+        if not added:
             return self
-        raise ConfigError("control tokens on a pretrained tokenizer are not supported yet; write labels as text instead")
+        copy = HFTokenizer()
+        copy._load_state(self._state())
+        copy.backend.add_special_tokens(added)
+        copy.controls = [*self.controls, *added]
+        return copy
 
     # -- chat ------------------------------------------------------------------------------------
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
