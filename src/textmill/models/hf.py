@@ -120,17 +120,17 @@ def _embedded(name: str) -> Source:
     return Source(f"embedded:{name}", path.parent, path.name)
 
 
-def load_transformers(source: Source, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """(model, tokenizer) of a source through transformers, from local files only."""
+def load_transformers(source: Source) -> tuple[Any, Any]:
+    """(model, tokenizer) of a source through transformers, from local files only, in float32."""
     try:
         import transformers
     except ImportError:
         raise ConfigError(f"pretrained models need transformers: {HF_EXTRA}") from None
     with _quiet_tqdm():
-        return _load_transformers(transformers, source, dtype)
+        return _load_transformers(transformers, source)
 
 
-def _load_transformers(transformers: Any, source: Source, dtype: torch.dtype) -> tuple[Any, Any]:
+def _load_transformers(transformers: Any, source: Source) -> tuple[Any, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kwargs: dict[str, Any] = {"local_files_only": True}
     if source.gguf_file:
@@ -152,7 +152,7 @@ def _load_transformers(transformers: Any, source: Source, dtype: torch.dtype) ->
         raise CheckpointError(f"{where}: {', '.join(architectures)} is not a causal language model; textmill runs the causal "
                               "LMs that transformers implements (Llama, Gemma 3, GPT-2, Qwen2, Mistral, Phi, ...)")
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(source.directory), dtype=dtype, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(source.directory), dtype=torch.float32, **kwargs)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
     except OSError as e:
         raise CheckpointError(f"{where}: {str(e).splitlines()[0][:300]}; the directory needs the model's weights and "
@@ -161,6 +161,11 @@ def _load_transformers(transformers: Any, source: Source, dtype: torch.dtype) ->
         raise CheckpointError(f"{where}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]} "
                               f"(architecture {', '.join(architectures)})") from None
     return model.eval(), tokenizer
+
+
+def positions(config: Any) -> int | None:
+    """The longest sequence a transformers model's positions cover (None: not stated)."""
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
 @contextlib.contextmanager
@@ -191,11 +196,10 @@ class HFCausalLM(nn.Module):
     objective = "lm"
     kind = DECODER
 
-    def __init__(self, hf: nn.Module, max_context: int | None = None) -> None:
+    def __init__(self, hf: nn.Module) -> None:
         super().__init__()
         self.hf = hf
-        limit = getattr(hf.config, "max_position_embeddings", None) or getattr(hf.config, "n_positions", None)
-        self.max_context = max_context or limit
+        self.max_context = positions(hf.config)
 
     def forward(self, idx: Tensor) -> Tensor:
         """(B, T) ids -> (B, T, V) next-token logits."""
@@ -275,8 +279,7 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
     source = resolve(spec)
     hf_model, hf_tokenizer = load_transformers(source)
     config = hf_model.config
-    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or NATIVE_CONTEXT
-    model = native_gpt(hf_model, min(limit, NATIVE_CONTEXT)) if engine != "transformers" else None
+    model = native_gpt(hf_model, min(positions(config) or NATIVE_CONTEXT, NATIVE_CONTEXT)) if engine != "transformers" else None
     if engine == "native" and model is None:
         raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models (it imports Llama "
                           "architectures); use engine='transformers'")
@@ -306,8 +309,7 @@ def import_run(spec: str | Path, out: str | Path) -> Path:
         raise CheckpointError(f"{out} exists and is not empty; choose a new --out directory")
     source = resolve(spec)
     hf_model, hf_tokenizer = load_transformers(source)
-    limit = getattr(hf_model.config, "max_position_embeddings", None) or NATIVE_CONTEXT
-    gpt = native_gpt(hf_model, min(limit, NATIVE_CONTEXT))
+    gpt = native_gpt(hf_model, min(positions(hf_model.config) or NATIVE_CONTEXT, NATIVE_CONTEXT))
     if gpt is None:
         raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models, so it "
                           "cannot become a textmill run (Llama architectures can); generate with it as a pretrained source")
