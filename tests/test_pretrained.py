@@ -18,10 +18,14 @@ from typer.testing import CliRunner  # noqa: E402
 
 import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
+from textmill.data.prepare import lm_documents  # noqa: E402
 from textmill.errors import TextmillError  # noqa: E402
+from textmill.evaluate.runner import likelihood  # noqa: E402
 from textmill.models import GPT, Conditioning  # noqa: E402
 from textmill.models.hf import HFCausalLM  # noqa: E402
 from textmill.models.hf import import_run as textmill_import  # noqa: E402
+
+from .conftest import tiny_config  # noqa: E402
 
 WORDS = "the a cat dog sat ran on in mat park and then it was happy sad big small red blue".split()
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
@@ -233,6 +237,23 @@ def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
     assert tuned.tokenizer.encode("<label=dog>the") == [V + 1, base.tokenizer.encode("the")[0]]  # pretrained ids kept
     assert tuned.generate("", label="dog", strategy="greedy", max_new_tokens=6).split()[:2] == ["a", "dog"]
     assert tuned.generate("", label="cat", strategy="greedy", max_new_tokens=6).split()[:2] == ["the", "cat"]
+
+
+def test_compare_scores_a_pretrained_model_beside_a_trained_one(hf_dir, tmp_path, corpus):
+    import yaml
+
+    config = tmp_path / "tiny_gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(corpus, max_steps=4, eval_every=4)))
+    res = CliRunner().invoke(app, ["compare", str(config), str(hf_dir), "--minutes", "0.05", "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads((tmp_path / "cmp" / "leaderboard.json").read_text())}
+    assert set(rows) == {"tiny_gpt", hf_dir.name} and rows[hf_dir.name]["family"] == "pretrained (zero-shot)"
+    assert rows[hf_dir.name]["steps"] is None and rows["tiny_gpt"]["steps"] > 0
+    val = lm_documents(textmill.load_config(str(config)).data)[1]
+    expected = likelihood(textmill.load(hf_dir), val)["bits_per_char"]
+    assert rows[hf_dir.name]["val_bpc"] == pytest.approx(expected)
+    with pytest.raises(TextmillError, match="need --data"):
+        textmill.compare([str(hf_dir)], 0.01, tmp_path / "x", progress=False)
 
 
 def smollm2_installed() -> bool:

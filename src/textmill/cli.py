@@ -285,12 +285,15 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
 
 
 @app.command()
-def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to compare")],
+def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to train, and models to score as they are "
+                                                              "(pretrained sources such as embedded:smollm2-135m-instruct, run "
+                                                              "directories)")],
             minutes: Annotated[float, typer.Option(help="training budget per config")] = 10.0,
             out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/compare"),
             data: Annotated[Optional[str], typer.Option(help="train all configs on this corpus")] = None,
             set_: SetOpt = None) -> None:
-    """Train each config for the same wall-clock budget and print a leaderboard (by bits per char)."""
+    """Train each config for the same wall-clock budget, score each model beside them on the same validation
+    split, and print a leaderboard (by bits per char)."""
     from .evaluate import compare as run_compare
 
     _setup_logging(False)
@@ -302,8 +305,9 @@ def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to c
     for col in ("model", "family", "params", "steps", "val bpc", "val loss", "tokens/s", "sample"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["family"], f"{r['parameters'] / 1e6:.2f}M", str(r["steps"]), f"{r['val_bpc']:.3f}",
-                      f"{r['val_loss']:.3f}", f"{r['tokens_per_sec']:,.0f}", " ".join(r["sample"].split())[:50])
+        table.add_row(r["name"], r["family"], f"{r['parameters'] / 1e6:.2f}M", str(r["steps"] or "-"), f"{r['val_bpc']:.3f}",
+                      f"{r['val_loss']:.3f}", f"{r['tokens_per_sec']:,.0f}" if r["tokens_per_sec"] else "-",
+                      " ".join(r["sample"].split())[:50])
     out.print(table)
     out.print(f"written: {out_dir / 'leaderboard.json'} and leaderboard.md")
 
