@@ -239,6 +239,33 @@ def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
     assert tuned.generate("", label="cat", strategy="greedy", max_new_tokens=6).split()[:2] == ["the", "cat"]
 
 
+def test_lora_trains_adapters_only_and_merges(hf_dir, tmp_path):
+    if "llama" not in hf_dir.name:
+        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+    run = textmill_import(hf_dir, tmp_path / "run")
+    data = tmp_path / "d.txt"
+    data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")
+    cfg = {"model": {**textmill.rundir.read_run_config(run).model.model_dump(), "context": 16},
+           "data": {"source": str(data), "format": "lines"},
+           "train": {"init_from": str(run), "max_steps": 20, "batch_size": 8, "lr": 1e-2, "eval_every": 10, "warmup_steps": 0,
+                     "lora": {"rank": 4, "alpha": 8}}}
+    events = []
+    res = textmill.train(cfg, tmp_path / "lora", progress=False, callback=events.append)
+    losses = [e["val_loss"] for e in res.history if e["kind"] == "eval"]
+    assert losses[-1] < losses[0]
+    base, tuned = textmill.load(run).model.state_dict(), textmill.load(tmp_path / "lora").model.state_dict()
+    assert set(tuned) == set(base)  # merged: the plain model's weights, no adapter keys
+    changed = {k for k in base if not torch.equal(base[k], tuned[k])}
+    assert changed and all(k.endswith(("qkv.weight", "proj.weight", "fc.weight")) for k in changed)
+    resumed = textmill.train({**cfg, "train": {**cfg["train"], "max_steps": 30}}, tmp_path / "lora", resume=True, progress=False)
+    assert resumed.steps == 30
+    with pytest.raises(TextmillError, match="name no linear layer.*qkv"):
+        textmill.train({**cfg, "train": {**cfg["train"], "lora": {"targets": ["q_proj"]}}}, tmp_path / "bad", progress=False)
+    with pytest.raises(TextmillError, match="set train.init_from"):
+        textmill.train({**cfg, "train": {**cfg["train"], "init_from": None}}, tmp_path / "bad2", progress=False)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
 def test_compare_scores_a_pretrained_model_beside_a_trained_one(hf_dir, tmp_path, corpus):
     import yaml
 

@@ -97,6 +97,13 @@ class TokenizerConfig(Strict):
         return self
 
 
+class LoRAConfig(Strict):
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0, description="the update is scaled by alpha / rank")
+    targets: list[str] = Field(default_factory=lambda: ["qkv", "proj", "fc"],
+                               description="names of the linear layers that get adapters (gpt: qkv, proj, fc)")
+
+
 class TrainConfig(Strict):
     max_steps: int = Field(2000, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget; stops early when spent")
@@ -119,6 +126,7 @@ class TrainConfig(Strict):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
     init_from: str | None = Field(None, description="fine-tune: a run directory whose weights and tokenizer this run "
                                                       "starts from (same family and sizes; labels it lacks are added)")
+    lora: LoRAConfig | None = Field(None, description="fine-tune low-rank adapters only (train/lora.py); needs init_from")
 
     @field_validator("betas")
     @classmethod

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..rundir import LAST, atomic_write_text, read_trainer_state
+from .lora import has_lora, merged_copy
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -30,8 +31,13 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
+    """The model's weights as a run's `model.safetensors`; low-rank adapters are merged in, so the file
+    loads as the plain model its config.json describes."""
+    model = unwrap(model)
+    if has_lora(model):
+        model = merged_copy(model)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_model(unwrap(model), str(tmp))  # handles tied weights
+    save_model(model, str(tmp))  # handles tied weights
     os.replace(tmp, path)
 
 

@@ -33,6 +33,7 @@ from ..rundir import atomic_write_text, find_last, read_run_config, write_run_co
 from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
 from .finetune import load_base_weights, with_base_tokenizers
+from .lora import apply_lora
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
 
@@ -113,6 +114,8 @@ class Trainer:
         model = build_model(c.model, data.tokenizer.vocab_size, **data.dims)
         if t.init_from and not self.resume:
             load_base_weights(model, c, data.tokenizers)
+        if t.lora:
+            apply_lora(model, t.lora)
         n_params = count_parameters(model)
         optimizer = build_optimizer(model, t)
         start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
@@ -268,6 +271,8 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Pat
     them as a bar on standard error."""
     cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
     counts = MODELS.get(cfg.model.family).objective == "counts"
+    if cfg.train.lora and not cfg.train.init_from:
+        raise ConfigError("train.lora adapts a pretrained model: set train.init_from (--init-from) to the run it starts from")
     if counts and cfg.train.init_from:
         raise ConfigError(f"train.init_from: a {cfg.model.family!r} model is counted in one pass, not trained, so it "
                           "cannot start from another run; remove train.init_from")
