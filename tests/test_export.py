@@ -1,5 +1,5 @@
 """`textmill export RUN OUT --format hf`: transformers loads the directory with the same logits and,
-for bpe and char tokenizers, the same token ids; Llama-layout runs come back through the pretrained path."""
+for bpe and char tokenizers, the same token ids; both layouts come back through the pretrained path."""
 
 from __future__ import annotations
 
@@ -39,11 +39,10 @@ def test_transformers_loads_an_export_with_the_same_logits(tmp_path, corpus, lay
     assert hf_tok(TEXT).input_ids == ids and hf_tok.decode(ids, skip_special_tokens=True) == TEXT
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=torch.tensor([ids])).logits, gen.model(torch.tensor([ids])), atol=1e-5, rtol=1e-5)
-    if layout == "llama":  # back through the pretrained path: imported into textmill's GPT again
-        again = textmill.load(out)
-        assert again.info["engine"] == "textmill gpt"
-        assert again.generate("First", strategy="greedy", max_new_tokens=10) == gen.generate("First", strategy="greedy",
-                                                                                           max_new_tokens=10)
+    again = textmill.load(out)  # back through the pretrained path: imported into textmill's GPT again
+    assert again.info["engine"] == "textmill gpt"
+    assert again.generate("First", strategy="greedy", max_new_tokens=10) == gen.generate("First", strategy="greedy",
+                                                                                       max_new_tokens=10)
 
 
 def test_export_refuses_what_it_cannot_write(tmp_path, corpus, tiny_run):

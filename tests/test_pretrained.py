@@ -41,6 +41,7 @@ def tiny_tokenizer(chat: bool = False):
                                                 pad_token="<pad>", chat_template=CHAT if chat else None)
 
 
+NATIVE = ("llama", "gpt2")  # the architectures textmill imports into its own GPT
 PEAKED = 0.3  # larger random weights than the default 0.02: logits far apart, so no greedy step is a near-tie
 
 
@@ -73,8 +74,8 @@ def hf_dir(request, tmp_path_factory) -> Path:
 
 @pytest.fixture(params=["auto", "transformers"])
 def gen(request, hf_dir):
-    """The model of `hf_dir` on each engine: textmill's GPT for Llama (auto), transformers' model otherwise."""
-    if request.param == "transformers" and "llama" not in hf_dir.name:
+    """The model of `hf_dir` on each engine: textmill's GPT for Llama and GPT-2 (auto), transformers' model otherwise."""
+    if request.param == "transformers" and not hf_dir.name.startswith(NATIVE):
         pytest.skip("auto already runs this architecture through transformers")
     return textmill.load(hf_dir, engine=request.param)
 
@@ -85,7 +86,7 @@ def reference(path: Path):
 
 
 def test_step_logits_equal_the_transformers_forward(hf_dir, gen):
-    native = "llama" in hf_dir.name and gen.info["engine"] == "textmill gpt"
+    native = gen.info["engine"] == "textmill gpt"
     assert isinstance(gen.model, GPT if native else HFCausalLM) and gen.info["family"] == "pretrained"
     ref, _ = reference(hf_dir)
     ids = torch.tensor([gen.tokenizer.encode("the cat sat on the mat and then it ran", add_bos=True)])
@@ -155,8 +156,8 @@ def test_chat_template_renders_messages(hf_dir, gen):
     assert res.exit_code == 0 and f"=> {reply}" in res.output, res.output
 
 
-def test_llama_runs_natively_only_where_textmill_implements_it(hf_dir):
-    if "llama" in hf_dir.name:
+def test_llama_and_gpt2_run_natively_only_where_textmill_implements_it(hf_dir):
+    if hf_dir.name.startswith(NATIVE):
         assert textmill.load(hf_dir).info["engine"] == "textmill gpt"
     else:
         assert textmill.load(hf_dir).info["engine"] == "transformers"
@@ -194,8 +195,8 @@ def test_bad_sources_say_what_to_do(tmp_path, hf_dir):
 
 
 def test_import_then_fine_tune_in_the_one_trainer(hf_dir, tmp_path, corpus):
-    """A Llama source becomes a gpt run (the same logits), which train.init_from fine-tunes."""
-    if "llama" not in hf_dir.name:
+    """A Llama or GPT-2 source becomes a gpt run (the same logits), which train.init_from fine-tunes."""
+    if not hf_dir.name.startswith(NATIVE):
         with pytest.raises(TextmillError, match="cannot become a textmill run"):
             textmill_import(hf_dir, tmp_path / "run")
         return

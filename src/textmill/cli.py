@@ -345,7 +345,7 @@ def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
 
 
 @app.command()
-def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Llama-architecture pretrained source")],
+def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Llama or GPT-2 pretrained source")],
            out_dir: Annotated[Path, typer.Argument(help="directory to write")],
            fmt: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model directory (GPT-2 or Llama)")] = "hf",
            overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False) -> None:
@@ -362,7 +362,7 @@ def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Lla
 
 
 @app.command("import")
-def import_(source: Annotated[str, typer.Argument(help="a Llama-architecture pretrained source: embedded:smollm2-135m-instruct, "
+def import_(source: Annotated[str, typer.Argument(help="a Llama or GPT-2 pretrained source: embedded:smollm2-135m-instruct, "
                                                       "a .gguf file or a Hugging Face directory")],
             out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")]) -> None:
     """Make a textmill run directory from a pretrained model, to fine-tune (--init-from RUN) or evaluate like any run."""

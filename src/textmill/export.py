@@ -34,7 +34,7 @@ def export_hf(run: str | Path, out: str | Path, overwrite: bool = False) -> Path
     gen = load(run)
     if not isinstance(getattr(gen, "model", None), GPT):
         raise ConfigError(f"{run} is a {getattr(gen, 'info', {}).get('family', 'grammar')} model; --format hf exports gpt runs "
-                          "(and Llama-architecture pretrained models, which textmill runs as gpt)")
+                          "(and Llama or GPT-2 pretrained models, which textmill runs as gpt)")
     try:
         import transformers
     except ImportError:

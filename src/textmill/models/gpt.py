@@ -37,7 +37,7 @@ class GPTConfig(ModelConfig):
     norm_eps: float = Field(1e-5, gt=0)
     positions: Literal["learned", "rope"] = "learned"
     rope_theta: float = Field(10000.0, gt=0)
-    mlp: Literal["gelu", "swiglu"] = "gelu"
+    mlp: Literal["gelu", "gelu_tanh", "swiglu"] = Field("gelu", description="gelu_tanh: GPT-2's tanh approximation")
     ffn: int | None = Field(None, ge=1, description="MLP hidden width; default 4 * n_embd")
 
     @model_validator(mode="after")
@@ -65,7 +65,8 @@ class Block(nn.Module):
         self.ln1 = norm(cfg)
         self.attn = SelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias, n_kv_head=cfg.n_kv_head)
         self.ln2 = norm(cfg)
-        self.mlp = MLP(cfg.n_embd, cfg.ffn or 4 * cfg.n_embd, cfg.dropout, cfg.bias, gated=cfg.mlp == "swiglu")
+        self.mlp = MLP(cfg.n_embd, cfg.ffn or 4 * cfg.n_embd, cfg.dropout, cfg.bias, gated=cfg.mlp == "swiglu",
+                       tanh=cfg.mlp == "gelu_tanh")
 
     def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:

@@ -8,8 +8,8 @@ A pretrained source is one of
 Nothing is downloaded: a hub name such as `gpt2` is refused with the embedded defaults named.
 
 Llama-architecture weights (SmolLM2) are imported into textmill's own GPT (`native_gpt`: RMSNorm,
-rotary positions, grouped-query attention, SwiGLU), which runs them on its preallocated KV cache
-with the same logits. Other architectures run through `HFCausalLM`: start/step/reorder over the
+rotary positions, grouped-query attention, SwiGLU), as are GPT-2's (its own layout), and run on
+textmill's preallocated KV cache with the same logits. Other architectures run through `HFCausalLM`: start/step/reorder over the
 model's own KV cache, with left padding handled by an attention mask and position ids that count
 only real tokens. Either way every decoding strategy, processor, stop string and `eval` works on
 them unchanged.
@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
 from .base import DECODER, Conditioning
+from .gpt import GPT, GPTConfig
 
 log = logging.getLogger(__name__)
 
@@ -230,21 +231,27 @@ class HFCausalLM(nn.Module):
 
 
 def native_gpt(hf: nn.Module, context: int) -> nn.Module | None:
-    """A textmill GPT holding the weights of a Llama-architecture model (SmolLM2, TinyLlama, ...), or None
-    for architectures or options it does not implement (they run through transformers)."""
-    from .gpt import GPT, GPTConfig
+    """A textmill GPT holding the weights of a Llama-architecture model (SmolLM2, TinyLlama, ...) or a
+    GPT-2, or None for architectures or options it does not implement (they run through transformers)."""
+    c = hf.config
+    if c.model_type == "llama":
+        return _from_llama(hf, context)
+    if c.model_type == "gpt2":
+        return _from_gpt2(hf, context)
+    return None
 
+
+def _from_llama(hf: nn.Module, context: int) -> nn.Module | None:
     c = hf.config
     rope = getattr(c, "rope_parameters", None) or {"rope_type": "default", "rope_theta": getattr(c, "rope_theta", 10000.0)}
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    if (c.model_type != "llama" or rope.get("rope_type", "default") != "default" or c.attention_bias or c.mlp_bias
-            or c.hidden_act != "silu" or head_dim * c.num_attention_heads != c.hidden_size):
+    if (rope.get("rope_type", "default") != "default" or c.attention_bias or c.mlp_bias or c.hidden_act != "silu"
+            or head_dim * c.num_attention_heads != c.hidden_size):
         return None
     cfg = GPTConfig(n_layer=c.num_hidden_layers, n_head=c.num_attention_heads, n_kv_head=c.num_key_value_heads,
                     n_embd=c.hidden_size, context=context, bias=False, tie_weights=bool(c.tie_word_embeddings), norm="rmsnorm",
                     norm_eps=c.rms_norm_eps, positions="rope", rope_theta=rope["rope_theta"], mlp="swiglu",
                     ffn=c.intermediate_size)
-    gpt = GPT(cfg, c.vocab_size)
     w = {k.removeprefix("model."): v for k, v in hf.state_dict().items()}
     ours = {"wte.weight": w["embed_tokens.weight"], "ln_f.weight": w["norm.weight"]}
     if not cfg.tie_weights:
@@ -259,7 +266,38 @@ def native_gpt(hf: nn.Module, context: int) -> nn.Module | None:
             f"blocks.{i}.mlp.fc.weight": torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]]),
             f"blocks.{i}.mlp.proj.weight": w[m + "down_proj.weight"],
         })
-    missing, unexpected = gpt.load_state_dict(ours, strict=False)
+    return _filled(GPT(cfg, c.vocab_size), ours)
+
+
+GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+
+
+def _from_gpt2(hf: nn.Module, context: int) -> nn.Module | None:
+    """GPT-2 keeps its Conv1D weights as (in, out): transposed into textmill's Linear layout."""
+    c = hf.config
+    if c.activation_function not in GPT2_ACTIVATIONS or c.scale_attn_by_inverse_layer_idx or c.reorder_and_upcast_attn:
+        return None
+    cfg = GPTConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, context=min(context, c.n_positions), bias=True,
+                    tie_weights=bool(c.tie_word_embeddings), norm_eps=c.layer_norm_epsilon,
+                    mlp=GPT2_ACTIVATIONS[c.activation_function], ffn=c.n_inner or 4 * c.n_embd)
+    w = {k.removeprefix("transformer."): v for k, v in hf.state_dict().items()}
+    ours = {"wte.weight": w["wte.weight"], "wpe.weight": w["wpe.weight"][:cfg.context], "ln_f.weight": w["ln_f.weight"],
+            "ln_f.bias": w["ln_f.bias"]}
+    if not cfg.tie_weights:
+        ours["lm_head.weight"] = w["lm_head.weight"]
+    for i in range(cfg.n_layer):
+        h, b = f"h.{i}.", f"blocks.{i}."
+        for theirs, mine in (("ln_1", "ln1"), ("ln_2", "ln2")):
+            ours[f"{b}{mine}.weight"], ours[f"{b}{mine}.bias"] = w[f"{h}{theirs}.weight"], w[f"{h}{theirs}.bias"]
+        for theirs, mine in (("attn.c_attn", "attn.qkv"), ("attn.c_proj", "attn.proj"), ("mlp.c_fc", "mlp.fc"),
+                             ("mlp.c_proj", "mlp.proj")):
+            ours[f"{b}{mine}.weight"] = w[f"{h}{theirs}.weight"].t()
+            ours[f"{b}{mine}.bias"] = w[f"{h}{theirs}.bias"]
+    return _filled(GPT(cfg, c.vocab_size), ours)
+
+
+def _filled(gpt: nn.Module, weights: dict[str, Tensor]) -> nn.Module:
+    missing, unexpected = gpt.load_state_dict(weights, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # tied: lm_head is wte
     return gpt.eval()
 
@@ -282,7 +320,7 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
     model = native_gpt(hf_model, min(positions(config) or NATIVE_CONTEXT, NATIVE_CONTEXT)) if engine != "transformers" else None
     if engine == "native" and model is None:
         raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models (it imports Llama "
-                          "architectures); use engine='transformers'")
+                          "and GPT-2 architectures); use engine='transformers'")
     model = (model or HFCausalLM(hf_model)).to(device)
     tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
     info = {"run_dir": source.spec, "family": "pretrained", "source": source.spec,
@@ -296,7 +334,7 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
 
 
 def import_run(spec: str | Path, out: str | Path) -> Path:
-    """Write a Llama-architecture pretrained source as a textmill `gpt` run directory (its GPT weights
+    """Write a Llama or GPT-2 pretrained source as a textmill `gpt` run directory (its GPT weights
     and its own tokenizer), which `train.init_from` fine-tunes and `load` reads like any run."""
     from safetensors.torch import save_model
 
@@ -312,7 +350,7 @@ def import_run(spec: str | Path, out: str | Path) -> Path:
     gpt = native_gpt(hf_model, min(positions(hf_model.config) or NATIVE_CONTEXT, NATIVE_CONTEXT))
     if gpt is None:
         raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models, so it "
-                          "cannot become a textmill run (Llama architectures can); generate with it as a pretrained source")
+                          "cannot become a textmill run (Llama and GPT-2 architectures can); generate with it as a pretrained source")
     cfg = validate_config({"model": gpt.cfg.model_dump(mode="json"), "tokenizer": {"kind": "hf"},
                            "data": {"source": source.spec}}, f"import of {source.spec}")
     tmp = out.with_name(f".{out.name}.tmp")

@@ -117,11 +117,13 @@ class CrossAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """GELU MLP, or with `gated` the SwiGLU of Llama: proj(silu(gate(x)) * up(x)), gate and up fused."""
+    """GELU MLP (`tanh`: GPT-2's approximation of it), or with `gated` the SwiGLU of Llama:
+    proj(silu(gate(x)) * up(x)), gate and up fused."""
 
-    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True, gated: bool = False) -> None:
+    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True, gated: bool = False,
+                 tanh: bool = False) -> None:
         super().__init__()
-        self.gated = gated
+        self.gated, self.approximate = gated, "tanh" if tanh else "none"
         self.fc = nn.Linear(n_embd, 2 * hidden if gated else hidden, bias=bias)
         self.proj = nn.Linear(hidden, n_embd, bias=bias)
         self.drop = nn.Dropout(dropout)
@@ -130,7 +132,7 @@ class MLP(nn.Module):
         if self.gated:
             gate, up = self.fc(x).chunk(2, dim=-1)
             return self.drop(self.proj(F.silu(gate) * up))
-        return self.drop(self.proj(F.gelu(self.fc(x))))
+        return self.drop(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
 
 
 def init_transformer_weights(model: nn.Module, n_layer: int) -> None:
