@@ -1,0 +1,142 @@
+"""Fine-tuning SmolLM2-135M on a CPU: textmill's trainer (full and LoRA, fp32 and bf16 autocast)
+against transformers' `Trainer` (full; LoRA there needs peft, which textmill does not depend on) on
+the same model, rows, batch and precision.
+
+Each configuration runs in a process of its own, so its peak resident memory is its own: `--steps`
+optimizer steps of `--batch` windows of `--context` tokens of the embedded Shakespeare. Training
+tokens per second: textmill's run figure (evaluation excluded); transformers' from the wall time of
+`Trainer.train()`. Run with `--repeats` > 1 to report medians.
+
+    python benchmarks/pretrained_finetune.py [--steps 8] [--batch 4] [--context 128] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import print_table, save  # noqa: E402
+
+SOURCE = "embedded:smollm2-135m-instruct"
+CONFIGS = [("textmill", "full", "fp32"), ("textmill", "full", "bf16"), ("textmill", "lora", "fp32"),
+           ("textmill", "lora", "bf16"), ("transformers", "full", "fp32"), ("transformers", "full", "bf16")]
+
+
+def windows(tokenizer, context: int, n: int) -> list[list[int]]:
+    from textmill.data.embedded import embedded_documents
+
+    text = "\n".join(embedded_documents("shakespeare")[:3])
+    ids = tokenizer.encode(text)
+    return [ids[i * (context + 1):(i + 1) * (context + 1)] for i in range(n)]
+
+
+def run_textmill(base: Path, kind: str, precision: str, args: argparse.Namespace, work: Path) -> float:
+    import textmill
+    from textmill.rundir import read_run_config
+
+    data = work / "rows.txt"
+    gen = textmill.load(base)
+    rows = windows(gen.tokenizer, args.context, max(args.batch * (args.steps + 2), 100))  # 10% validation: 10 windows at least
+    data.write_text("\n".join(gen.tokenizer.decode(r).replace("\n", " ") for r in rows), encoding="utf-8")
+    model = {**read_run_config(base).model.model_dump(), "context": args.context}
+    train = {"init_from": str(base), "max_steps": args.steps, "batch_size": args.batch, "lr": 1e-4, "warmup_steps": 0,
+             "eval_every": 10**6, "eval_batches": 1, "precision": precision, "log_every": 1}
+    if kind == "lora":
+        train["lora"] = {"rank": 8, "alpha": 16}
+    res = textmill.train({"model": model, "data": {"source": str(data), "format": "lines"}, "train": train}, work / "run",
+                         progress=False)
+    return res.tokens_per_sec
+
+
+def run_transformers(base: Path, precision: str, args: argparse.Namespace, work: Path) -> float:
+    import torch
+    import transformers
+
+    import textmill
+    from textmill.export import export_hf
+
+    # transformers' Trainer refuses a model loaded from GGUF ("purely quantized"): the same weights,
+    # exported from the textmill run as a float32 Llama directory, load as a plain model
+    model = transformers.AutoModelForCausalLM.from_pretrained(export_hf(base, work / "llama"), dtype=torch.float32)
+    rows = windows(textmill.load(base).tokenizer, args.context, args.batch * args.steps)
+
+    class Windows(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(rows)
+
+        def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+            ids = torch.tensor(rows[i][:args.context])
+            return {"input_ids": ids, "labels": ids}
+
+    targs = transformers.TrainingArguments(output_dir=str(work / "hf"), per_device_train_batch_size=args.batch,
+                                           max_steps=args.steps, learning_rate=1e-4, use_cpu=True, bf16=precision == "bf16",
+                                           report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True,
+                                           dataloader_num_workers=0)
+    trainer = transformers.Trainer(model=model, args=targs, train_dataset=Windows())
+    started = time.perf_counter()
+    trainer.train()
+    return args.batch * args.context * args.steps / (time.perf_counter() - started)
+
+
+def one(args: argparse.Namespace) -> None:
+    """One configuration, in this process: prints its JSON row."""
+    engine, kind, precision = args.one.split("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base = Path(args.base)
+        tps = (run_textmill(base, kind, precision, args, work) if engine == "textmill"
+               else run_transformers(base, precision, args, work))
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"engine": engine, "method": kind, "precision": precision, "tokens_per_s": tps, "peak_rss_gb": peak_gb}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--context", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--base", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        return one(args)
+    import textmill
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "smollm2"
+        started = time.perf_counter()
+        textmill.models.hf.import_run(SOURCE, base)
+        import_s = time.perf_counter() - started
+        results: dict[tuple[str, str, str], list[dict]] = {c: [] for c in CONFIGS}
+        for _ in range(args.repeats):
+            for c in CONFIGS:
+                cmd = [sys.executable, __file__, "--one", "/".join(c), "--base", str(base), "--steps", str(args.steps),
+                       "--batch", str(args.batch), "--context", str(args.context)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                results[c].append(json.loads(out))
+                print(out, flush=True)
+    rows = []
+    for (engine, method, precision), runs in results.items():
+        rows.append({"engine": engine, "method": method, "precision": precision,
+                     "tokens/s": statistics.median(r["tokens_per_s"] for r in runs),
+                     "peak memory GB": statistics.median(r["peak_rss_gb"] for r in runs)})
+    for r in rows:
+        ref = next(x for x in rows if x["engine"] == "transformers" and x["method"] == "full" and x["precision"] == r["precision"])
+        r["vs transformers full"] = r["tokens/s"] / ref["tokens/s"]
+    print(f"\nimport of {SOURCE} into a textmill run: {import_s:.1f} s; {args.steps} steps of {args.batch} x {args.context} tokens")
+    print_table(rows, ["engine", "method", "precision", "tokens/s", "vs transformers full", "peak memory GB"])
+    save("pretrained_finetune", {"source": SOURCE, "steps": args.steps, "batch": args.batch, "context": args.context,
+                                 "repeats": args.repeats, "import_s": import_s, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
