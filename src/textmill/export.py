@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, DataError
-from .models.hf import HF_EXTRA
+from .models.hf import HF_EXTRA, to_checkpoint
 from .tokenizers import Tokenizer
 
 
@@ -55,73 +55,33 @@ def _hf_model(transformers: Any, gpt: Any, tok: Tokenizer) -> Any:
     c = gpt.cfg
     special = {"bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id,
                "tie_word_embeddings": c.tie_weights}
-    sd = {k: v.detach().float().clone() for k, v in gpt.state_dict().items()}
     if (c.norm, c.positions, c.mlp) == ("layernorm", "learned", "gelu") and (c.n_kv_head or c.n_head) == c.n_head:
         config = transformers.GPT2Config(vocab_size=gpt.vocab_size, n_positions=c.context, n_embd=c.n_embd, n_layer=c.n_layer,
                                          n_head=c.n_head, n_inner=c.ffn or 4 * c.n_embd, activation_function="gelu",
                                          layer_norm_epsilon=c.norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                                          **special)
-        return _load(transformers.GPT2LMHeadModel(config), _gpt2_weights(sd, c))
+        return _load(transformers.GPT2LMHeadModel(config), gpt, "gpt2")
     if (c.norm, c.positions, c.mlp) == ("rmsnorm", "rope", "swiglu"):
         config = transformers.LlamaConfig(vocab_size=gpt.vocab_size, hidden_size=c.n_embd, intermediate_size=c.ffn or 4 * c.n_embd,
                                           num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
                                           num_key_value_heads=c.n_kv_head or c.n_head, max_position_embeddings=c.context,
                                           rms_norm_eps=c.norm_eps, attention_bias=c.bias, mlp_bias=c.bias,
                                           rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta}, **special)
-        return _load(transformers.LlamaForCausalLM(config), _llama_weights(sd, c))
+        return _load(transformers.LlamaForCausalLM(config), gpt, "llama")
     raise ConfigError(f"no Hugging Face architecture has this gpt's layout (norm {c.norm}, positions {c.positions}, mlp {c.mlp}); "
                       "export takes GPT-2's (layernorm, learned, gelu) or Llama's (rmsnorm, rope, swiglu)")
 
 
-def _load(model: Any, weights: dict[str, torch.Tensor]) -> Any:
+def _load(model: Any, gpt: Any, layout: str) -> Any:
+    """`model` holding `gpt`'s weights (models/hf.py names them); a gpt without biases gets zero biases."""
+    weights = {n: torch.zeros_like(p) for n, p in model.named_parameters() if n.endswith(".bias")}
+    weights.update(to_checkpoint(gpt, layout))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
-    left = [k for k in missing if k not in tied and not k.endswith(".attn.bias") and not k.endswith(".attn.masked_bias")]
+    left = [k for k in missing if k not in tied]
     if left or unexpected:
         raise RuntimeError(f"export mapping is incomplete: missing {left}, unexpected {unexpected}")
     return model.eval()
-
-
-def _bias(sd: dict[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
-    return sd.get(name, torch.zeros(size))
-
-
-def _gpt2_weights(sd: dict[str, torch.Tensor], c: Any) -> dict[str, torch.Tensor]:
-    """GPT-2 keeps Conv1D weights as (in, out): our Linear weights transposed."""
-    C = c.n_embd
-    w = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
-         "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": _bias(sd, "ln_f.bias", C)}
-    if not c.tie_weights:
-        w["lm_head.weight"] = sd["lm_head.weight"]
-    for i in range(c.n_layer):
-        ours, theirs = f"blocks.{i}.", f"transformer.h.{i}."
-        for a, b in (("ln1", "ln_1"), ("ln2", "ln_2")):
-            w[f"{theirs}{b}.weight"] = sd[f"{ours}{a}.weight"]
-            w[f"{theirs}{b}.bias"] = _bias(sd, f"{ours}{a}.bias", C)
-        for a, b in (("attn.qkv", "attn.c_attn"), ("attn.proj", "attn.c_proj"), ("mlp.fc", "mlp.c_fc"), ("mlp.proj", "mlp.c_proj")):
-            weight = sd[f"{ours}{a}.weight"]
-            w[f"{theirs}{b}.weight"] = weight.t().contiguous()
-            w[f"{theirs}{b}.bias"] = _bias(sd, f"{ours}{a}.bias", weight.shape[0])
-    return w
-
-
-def _llama_weights(sd: dict[str, torch.Tensor], c: Any) -> dict[str, torch.Tensor]:
-    D = c.n_embd // c.n_head
-    q, kv = c.n_head * D, (c.n_kv_head or c.n_head) * D
-    w = {"model.embed_tokens.weight": sd["wte.weight"], "model.norm.weight": sd["ln_f.weight"]}
-    if not c.tie_weights:
-        w["lm_head.weight"] = sd["lm_head.weight"]
-    for i in range(c.n_layer):
-        ours, attn, mlp = f"blocks.{i}.", f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
-        w[f"model.layers.{i}.input_layernorm.weight"] = sd[ours + "ln1.weight"]
-        w[f"model.layers.{i}.post_attention_layernorm.weight"] = sd[ours + "ln2.weight"]
-        for kind in ("weight", "bias") if c.bias else ("weight",):
-            qw, kw, vw = sd[f"{ours}attn.qkv.{kind}"].split([q, kv, kv])
-            gate, up = sd[f"{ours}mlp.fc.{kind}"].chunk(2)
-            w.update({f"{attn}q_proj.{kind}": qw, f"{attn}k_proj.{kind}": kw, f"{attn}v_proj.{kind}": vw,
-                      f"{attn}o_proj.{kind}": sd[f"{ours}attn.proj.{kind}"], f"{mlp}gate_proj.{kind}": gate,
-                      f"{mlp}up_proj.{kind}": up, f"{mlp}down_proj.{kind}": sd[f"{ours}mlp.proj.{kind}"]})
-    return w
 
 
 def _save_tokenizer(transformers: Any, tok: Tokenizer, out: Path) -> None:

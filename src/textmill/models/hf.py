@@ -252,21 +252,7 @@ def _from_llama(hf: nn.Module, context: int) -> nn.Module | None:
                     n_embd=c.hidden_size, context=context, bias=False, tie_weights=bool(c.tie_word_embeddings), norm="rmsnorm",
                     norm_eps=c.rms_norm_eps, positions="rope", rope_theta=rope["rope_theta"], mlp="swiglu",
                     ffn=c.intermediate_size)
-    w = {k.removeprefix("model."): v for k, v in hf.state_dict().items()}
-    ours = {"wte.weight": w["embed_tokens.weight"], "ln_f.weight": w["norm.weight"]}
-    if not cfg.tie_weights:
-        ours["lm_head.weight"] = w["lm_head.weight"]
-    for i in range(cfg.n_layer):
-        a, m = f"layers.{i}.self_attn.", f"layers.{i}.mlp."
-        ours.update({
-            f"blocks.{i}.ln1.weight": w[f"layers.{i}.input_layernorm.weight"],
-            f"blocks.{i}.attn.qkv.weight": torch.cat([w[a + "q_proj.weight"], w[a + "k_proj.weight"], w[a + "v_proj.weight"]]),
-            f"blocks.{i}.attn.proj.weight": w[a + "o_proj.weight"],
-            f"blocks.{i}.ln2.weight": w[f"layers.{i}.post_attention_layernorm.weight"],
-            f"blocks.{i}.mlp.fc.weight": torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]]),
-            f"blocks.{i}.mlp.proj.weight": w[m + "down_proj.weight"],
-        })
-    return _filled(GPT(cfg, c.vocab_size), ours)
+    return _filled(GPT(cfg, c.vocab_size), hf.state_dict(), "llama")
 
 
 GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
@@ -280,25 +266,64 @@ def _from_gpt2(hf: nn.Module, context: int) -> nn.Module | None:
     cfg = GPTConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, context=min(context, c.n_positions), bias=True,
                     tie_weights=bool(c.tie_word_embeddings), norm_eps=c.layer_norm_epsilon,
                     mlp=GPT2_ACTIVATIONS[c.activation_function], ffn=c.n_inner or 4 * c.n_embd)
-    w = {k.removeprefix("transformer."): v for k, v in hf.state_dict().items()}
-    ours = {"wte.weight": w["wte.weight"], "wpe.weight": w["wpe.weight"][:cfg.context], "ln_f.weight": w["ln_f.weight"],
-            "ln_f.bias": w["ln_f.bias"]}
-    if not cfg.tie_weights:
-        ours["lm_head.weight"] = w["lm_head.weight"]
-    for i in range(cfg.n_layer):
-        h, b = f"h.{i}.", f"blocks.{i}."
-        for theirs, mine in (("ln_1", "ln1"), ("ln_2", "ln2")):
-            ours[f"{b}{mine}.weight"], ours[f"{b}{mine}.bias"] = w[f"{h}{theirs}.weight"], w[f"{h}{theirs}.bias"]
-        for theirs, mine in (("attn.c_attn", "attn.qkv"), ("attn.c_proj", "attn.proj"), ("mlp.c_fc", "mlp.fc"),
-                             ("mlp.c_proj", "mlp.proj")):
-            ours[f"{b}{mine}.weight"] = w[f"{h}{theirs}.weight"].t()
-            ours[f"{b}{mine}.bias"] = w[f"{h}{theirs}.bias"]
-    return _filled(GPT(cfg, c.vocab_size), ours)
+    return _filled(GPT(cfg, c.vocab_size), hf.state_dict(), "gpt2")
 
 
-def _filled(gpt: nn.Module, weights: dict[str, Tensor]) -> nn.Module:
-    missing, unexpected = gpt.load_state_dict(weights, strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # tied: lm_head is wte
+# textmill's GPT weight names in the two transformers layouts that hold it: per layer, textmill's name ->
+# the checkpoint's (a fused textmill weight lists its parts in order); outside the layers, name -> name.
+LAYOUTS: dict[str, tuple[dict[str, list[str]], dict[str, str], str]] = {
+    "llama": ({"ln1": ["input_layernorm"], "attn.qkv": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+               "attn.proj": ["self_attn.o_proj"], "ln2": ["post_attention_layernorm"],
+               "mlp.fc": ["mlp.gate_proj", "mlp.up_proj"], "mlp.proj": ["mlp.down_proj"]},
+              {"wte": "model.embed_tokens", "ln_f": "model.norm", "lm_head": "lm_head"}, "model.layers"),
+    "gpt2": ({"ln1": ["ln_1"], "attn.qkv": ["attn.c_attn"], "attn.proj": ["attn.c_proj"], "ln2": ["ln_2"],
+              "mlp.fc": ["mlp.c_fc"], "mlp.proj": ["mlp.c_proj"]},
+             {"wte": "transformer.wte", "wpe": "transformer.wpe", "ln_f": "transformer.ln_f", "lm_head": "lm_head"},
+             "transformer.h"),
+}
+CONV1D = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # GPT-2 keeps these weights as (in, out)
+
+
+def checkpoint_names(key: str, layout: str) -> tuple[list[str], bool]:
+    """The checkpoint names of textmill weight `key` (several for a fused weight), and whether it is transposed."""
+    layer, top, prefix = LAYOUTS[layout]
+    name, kind = key.rsplit(".", 1)
+    if not name.startswith("blocks."):
+        return [f"{top[name]}.{kind}"], False
+    _, i, part = name.split(".", 2)
+    return [f"{prefix}.{i}.{n}.{kind}" for n in layer[part]], layout == "gpt2" and part in CONV1D and kind == "weight"
+
+
+def to_checkpoint(gpt: GPT, layout: str) -> dict[str, Tensor]:
+    """textmill GPT weights under a transformers layout's names (export)."""
+    out = {}
+    for key, value in gpt.state_dict().items():
+        if key == "lm_head.weight" and gpt.cfg.tie_weights:
+            continue
+        names, transposed = checkpoint_names(key, layout)
+        value = value.detach().float()
+        sizes = _qkv_rows(gpt.cfg) if len(names) == 3 else [value.shape[0] // len(names)] * len(names)
+        parts = value.split(sizes)  # a fused weight into its parts (q, k, v; gate, up)
+        out.update({n: (t.t() if transposed else t).contiguous() for n, t in zip(names, parts)})
+    return out
+
+
+def _qkv_rows(cfg: GPTConfig) -> list[int]:
+    D, kv = cfg.n_embd // cfg.n_head, cfg.n_kv_head or cfg.n_head
+    return [cfg.n_head * D, kv * D, kv * D]
+
+
+def _filled(gpt: GPT, theirs: dict[str, Tensor], layout: str) -> GPT:
+    """`gpt` holding a transformers checkpoint's weights (import); learned positions are cut to its context."""
+    ours = {}
+    for key, target in gpt.state_dict().items():
+        if key == "lm_head.weight" and gpt.cfg.tie_weights:
+            continue  # tied: lm_head is wte
+        names, transposed = checkpoint_names(key, layout)
+        value = torch.cat([theirs[n].t() if transposed else theirs[n] for n in names])
+        ours[key] = value[:target.shape[0]] if key == "wpe.weight" else value
+    missing, unexpected = gpt.load_state_dict(ours, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
     return gpt.eval()
 
 
