@@ -145,6 +145,27 @@ def test_existing_non_run_directory_is_refused(tmp_path, corpus):
     assert (tmp_path / "keep.txt").read_text() == "user data"
 
 
+def test_a_run_killed_while_starting_is_a_run_that_overwrite_replaces(tmp_path, corpus, monkeypatch):
+    """The first file a fresh run writes marks its directory, so a kill before config.json lands (here:
+    an interrupt while writing it) leaves a run that `overwrite` replaces, not a stray directory."""
+    import textmill.rundir
+
+    def killed(path, text):
+        path.with_name(f".{path.name}.tmp").write_text(text[:5])
+        raise KeyboardInterrupt
+
+    run = tmp_path / "r"
+    with monkeypatch.context() as m:
+        m.setattr(textmill.rundir, "atomic_write_text", killed)
+        with pytest.raises(KeyboardInterrupt):
+            textmill.train(tiny_config(corpus, max_steps=2), run, progress=False)
+    assert (run / ".config.json.tmp").exists()
+    with pytest.raises(CheckpointError, match="already holds a run.*--overwrite"):
+        textmill.train(tiny_config(corpus, max_steps=2), run, progress=False)
+    assert textmill.train(tiny_config(corpus, max_steps=2), run, overwrite=True, progress=False).steps == 2
+    assert not (run / ".config.json.tmp").exists()
+
+
 def test_load_reports_missing_files(tmp_path, tiny_run):
     with pytest.raises(CheckpointError, match="does not exist"):
         textmill.load(tmp_path / "nope")

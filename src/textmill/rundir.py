@@ -47,11 +47,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+RUN_MARKERS = ("config.json", "train.yaml")  # a directory holding either is a run (whole or not)
+
+
 def write_run_files(run_dir: Path, cfg: RunConfig, tokenizers: dict[str, Tokenizer], vocab_size: int,
                     dims: dict[str, int] | None = None, extra: dict[str, Any] | None = None) -> None:
     """config.json (family, hyper-parameters, vocab_size, any other `dims` the model is built with and
     `extra` facts such as the label names), train.yaml and the tokenizers (file name -> tokenizer)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "train.yaml").touch()  # marks the directory as a run first: a kill from here on leaves one that --overwrite replaces
     meta = {"format": RUN_FORMAT, "version": 1, "family": cfg.model.family,
             "model": cfg.model.model_dump(mode="json"), "vocab_size": vocab_size, "dims": dims or {}, **(extra or {})}
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))

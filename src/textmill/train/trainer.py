@@ -29,7 +29,7 @@ from ..data import encode_stream
 from ..data.prepare import lm_documents, lm_tokenizer_config, prepare
 from ..errors import CheckpointError, ConfigError
 from ..models import MODELS, build_model, count_parameters
-from ..rundir import atomic_write_text, find_last, read_run_config, write_run_config, write_run_files
+from ..rundir import RUN_MARKERS, atomic_write_text, find_last, read_run_config, write_run_config, write_run_files
 from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
 from .finetune import load_base_weights, with_base_tokenizers
@@ -70,7 +70,7 @@ def _dist_info() -> tuple[int, int]:
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: bool, is_main: bool = True) -> None:
     """Refuse to clobber anything a user did not ask to replace; check a resumed run's config."""
-    is_run = (run_dir / "config.json").is_file() or (run_dir / "train.yaml").is_file()
+    is_run = any((run_dir / name).is_file() for name in RUN_MARKERS)
     if resume:
         if find_last(run_dir) is None:
             raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoints/last; start it without --resume "
@@ -85,9 +85,20 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, *, resume: bool, overwrite: b
             raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it "
                                   "(Python: resume=True or overwrite=True)")
         if is_main:
-            shutil.rmtree(run_dir)
+            _remove_run(run_dir)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise CheckpointError(f"{run_dir} exists and is not empty; choose a new --out directory")
+
+
+def _remove_run(run_dir: Path) -> None:
+    """Delete a run with the files that mark it as one last, so that a kill midway still leaves a run
+    that `--overwrite` replaces, never a directory that is neither a run nor empty."""
+    for entry in run_dir.iterdir():
+        if entry.name not in RUN_MARKERS:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    for name in RUN_MARKERS:
+        (run_dir / name).unlink(missing_ok=True)
+    run_dir.rmdir()
 
 
 class Trainer:
