@@ -112,6 +112,10 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, grammar fi
                  help="encoder-decoder runs: draw the first output's attention over its source (png, pdf, svg)")] = None,
              label: Annotated[Optional[str], typer.Option(help="write text with this label (label-conditioned models, grammars)")] = None,
              chat: Annotated[bool, typer.Option(help="instruct models: the prompt is a user message; print the reply")] = False,
+             quantize: Annotated[Optional[str], typer.Option(
+                 help="gpt runs and pretrained models: int4 (fastest one prompt at a time) or bf16 (fastest in batches)")] = None,
+             compile: Annotated[bool, typer.Option(
+                 help="gpt runs and pretrained models: compile the model's blocks (about 20 s once, then faster)")] = False,
              interpolate: Annotated[Optional[tuple[str, str]], typer.Option(
                  help="vae/cvae runs: decode points between two sentences: --interpolate A B")] = None,
              steps: Annotated[int, typer.Option(help="--interpolate: points from A to B, both included")] = 5,
@@ -139,7 +143,7 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, grammar fi
                        min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
                        num_return_sequences=num_return_sequences, stop=[_unescape(x) for x in stop or []], seed=seed,
                        truncate_prompt=truncate_prompt, label=label, chat=chat)
-        gen = load(run)
+        gen = load(run, quantize=quantize, compile=compile)
         if interpolate:
             return _interpolate(gen, interpolate, steps, options)
         if stream:
@@ -244,6 +248,7 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
           limit: Annotated[Optional[int], typer.Option(help="score only the first N documents or pairs")] = None,
           seed: Annotated[int, typer.Option()] = 0,
           predictions: Annotated[Optional[Path], typer.Option(help="outputs JSONL (default RUN/predictions.jsonl)")] = None,
+          quantize: Annotated[Optional[str], typer.Option(help="gpt runs and pretrained models: score with int4 or bf16 weights")] = None,
           out_path: Annotated[Optional[Path], typer.Option("--out", help="JSON path (default RUN/eval.json)")] = None) -> None:
     """Language models: perplexity and bits per character on a corpus; distinct-n, self-BLEU and
     lengths of samples. Encoder-decoder models: BLEU, chrF, ROUGE-1/2/L, exact match and distinct-n of
@@ -253,7 +258,7 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
     try:
         res = evaluate(run, data, target=target, text_field=text_field, data_format=data_format, samples=samples,
                        max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, limit=limit,
-                       seed=seed, out=out_path, predictions=predictions)
+                       seed=seed, out=out_path, predictions=predictions, quantize=quantize)
     except TextmillError as e:
         _fail(e)
     table = Table(title=f"{run} on {res['data']}")
@@ -460,7 +465,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           text_col: Annotated[str, typer.Option(help="column or field of the text (a 0-based index for header-less files)")] = "text",
           label_col: Annotated[str, typer.Option(help="column or field of the label")] = "label",
           data_format: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl | parquet | eda (label<TAB>text)")] = "auto",
-          generator: Annotated[str, typer.Option(help="eda | ngram | rnn | lstm | gru | gpt | cvae | run:PATH")] = "gpt",
+          generator: Annotated[str, typer.Option(
+              help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE]")] = "gpt",
           per_label: Annotated[int, typer.Option(help="synthetic rows to produce for each label")] = 500,
           out_path: Annotated[Optional[Path], typer.Option("--out", help="output .jsonl, .csv or .parquet")] = None,
           report: Annotated[Optional[Path], typer.Option(help="quality report .html (and .json beside it)")] = None,
@@ -470,6 +476,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           report_classifier: Annotated[str, typer.Option(help="utility classifier of the report: tfidf | cnn")] = "tfidf",
           temperature: Annotated[float, typer.Option(help="sampling temperature of trained generators")] = 1.0,
           top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling for trained generators")] = None,
+          describe: Annotated[Optional[list[str]], typer.Option(
+              help="prompt generator: what a label means, LABEL=TEXT (repeat), e.g. pos='a positive movie review'")] = None,
           set_: SetOpt = None,
           option: Annotated[Optional[list[str]], typer.Option(help="a synth option: key=value (e.g. max_train_overlap=0.8)")] = None,
           seed: Annotated[int, typer.Option()] = 0,
@@ -506,6 +514,11 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
         if not sep:
             _fail(TextmillError(f"--option {item!r} must be key=value"))
         options[key.strip()] = yaml.safe_load(value)
+    for item in describe or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            _fail(TextmillError(f"--describe {item!r} must be LABEL=TEXT, e.g. --describe pos='a positive movie review'"))
+        options.setdefault("generator_options", {}).setdefault("descriptions", {})[name.strip()] = text.strip()
     try:
         res = synthesize(data, out=out_path, resume=resume, overwrite=overwrite, **options)
     except TextmillError as e:

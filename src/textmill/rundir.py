@@ -154,22 +154,27 @@ def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     return model, meta
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = "auto"):
+def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = "auto", quantize: str | None = None,
+         compile: bool = False):
     """A ready `Generator` for a run directory (best weights), for any token-model family; for a
     grammar file (`.yaml`), the validated `TemplateGrammar`; for a pretrained source (an embedded
     name, a GGUF file, a Hugging Face directory), the pretrained model (models/hf.py; `engine` chooses
-    textmill's GPT or transformers for it)."""
+    textmill's GPT or transformers for it). `quantize` ("bf16" or "int4") and `compile` make GPT runs
+    and pretrained models generate faster (models/inference.py)."""
     from .data.prepare import source_tokenizer
     from .data.tasks import build_task
     from .generate import Generator, LatentGenerator, Seq2SeqGenerator
     from .models.hf import EMBEDDED, is_pretrained_source, load_pretrained
+    from .models.inference import optimize
     from .models.template import TemplateGrammar
 
     run_dir = Path(run_dir)
     if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
+        if quantize or compile:
+            raise ConfigError(f"{run_dir} is a grammar: quantize and compile apply to gpt runs and pretrained models")
         return TemplateGrammar.from_file(run_dir)
     if is_pretrained_source(run_dir):
-        return load_pretrained(run_dir, device, engine)
+        return load_pretrained(run_dir, device, engine, quantize, compile)
     if not run_dir.is_dir():
         raise CheckpointError(f"{str(run_dir)!r} does not exist: pass a run directory, a grammar file or a pretrained model "
                               f"(textmill reads local files only; embedded models: {', '.join('embedded:' + n for n in EMBEDDED)})")
@@ -181,6 +186,9 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = 
     if tokenizer.vocab_size > meta["vocab_size"]:
         raise damaged(run_dir, "tokenizer.json", f"it has {tokenizer.vocab_size} tokens and the model {meta['vocab_size']}: "
                                                  "it belongs to another run")
+    if quantize or compile:
+        optimize(model, quantize, compile)
+        info["inference"] = {"quantize": quantize, "compile": compile}
     if model.kind == ENCODER_DECODER:
         task = build_task(read_run_config(run_dir).data) if (run_dir / "train.yaml").is_file() else None
         return Seq2SeqGenerator(model, tokenizer, info, source_tokenizer=source_tokenizer(run_dir), task=task)

@@ -126,7 +126,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None
              data_format: str | None = None, samples: int = 100, max_new_tokens: int | None = None,
              temperature: float = 1.0, top_p: float | None = None, seed: int = 0, num_beams: int = 5,
              batch_size: int = 32, limit: int | None = None, importance_samples: int = 20,
-             out: str | Path | None = None, predictions: str | Path | None = None,
+             out: str | Path | None = None, predictions: str | Path | None = None, quantize: str | None = None,
              progress: ProgressOption = True) -> dict[str, Any]:
     """Evaluate a run on `data` (default: the run's own validation split) and write the result as
     JSON to `out` (default `RUN/eval.json`).
@@ -137,20 +137,21 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None
     each source is decoded (beam search with `num_beams`, greedy with 1) and scored against its
     reference (BLEU, chrF, ROUGE, exact match, distinct-n), the references' perplexity is measured,
     and the outputs go to `predictions` (default `RUN/predictions.jsonl`). `target` is the target
-    side of parallel files. `progress` draws a bar on standard error (False: none; a callable
+    side of parallel files. `quantize` scores a GPT run or pretrained model with quantized weights
+    (see `load`), to measure what quantizing costs. `progress` draws a bar on standard error (False: none; a callable
     receives `(what, done, total)` instead)."""
     report, bar = reporter(progress, "evaluate")
     with bar or contextlib.nullcontext():
         report("loading the run", 0, None)
         return _evaluate(Path(run_dir), data, target, text_field, data_format, samples, max_new_tokens, temperature, top_p,
-                         seed, num_beams, batch_size, limit, importance_samples, out, predictions, report)
+                         seed, num_beams, batch_size, limit, importance_samples, out, predictions, report, quantize)
 
 
 def _evaluate(run_dir: Path, data: str | None, target: str | None, text_field: str | None, data_format: str | None,
               samples: int, max_new_tokens: int | None, temperature: float, top_p: float | None, seed: int, num_beams: int,
               batch_size: int, limit: int | None, importance_samples: int, out: str | Path | None,
-              predictions: str | Path | None, report: Report) -> dict[str, Any]:
-    gen = load(run_dir)
+              predictions: str | Path | None, report: Report, quantize: str | None) -> dict[str, Any]:
+    gen = load(run_dir, quantize=quantize)
     if isinstance(gen, Seq2SeqGenerator):
         return evaluate_pairs(gen, run_dir, data, target=target, data_format=data_format, text_field=text_field,
                               limit=limit, out=out, predictions_path=predictions, progress=report, num_beams=num_beams,
@@ -161,7 +162,7 @@ def _evaluate(run_dir: Path, data: str | None, target: str | None, text_field: s
     if limit:
         docs, labels = docs[:limit], (labels[:limit] if labels else None)
     report(f"scoring {len(docs):,} documents", 0, None)
-    result: dict[str, Any] = {"run": str(run_dir), "data": source,
+    result: dict[str, Any] = {"run": str(run_dir), "data": source, **({"quantize": quantize} if quantize else {}),
                               **likelihood(gen, docs, batch_size, labels, importance_samples)}
     if samples:
         max_new_tokens = max_new_tokens or 100

@@ -330,12 +330,14 @@ def _filled(gpt: GPT, theirs: dict[str, Tensor], layout: str) -> GPT:
 NATIVE_CONTEXT = 2048  # the native GPT preallocates its KV cache to this many positions
 
 
-def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine: str = "auto"):
+def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine: str = "auto", quantize: str | None = None,
+                    compile: bool = False):
     """A ready `Generator` for a pretrained source (see the module docstring). `engine`: `native` runs
     the weights in textmill's GPT (Llama architectures), `transformers` through transformers' own
-    model, `auto` the native one where it exists."""
+    model, `auto` the native one where it exists. `quantize` and `compile`: models/inference.py."""
     from ..generate import Generator
     from ..tokenizers.hf import HFTokenizer
+    from .inference import optimize
 
     if engine not in ("auto", "native", "transformers"):
         raise ConfigError(f"engine {engine!r} is not one of auto, native, transformers")
@@ -346,13 +348,15 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
     if engine == "native" and model is None:
         raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models (it imports Llama "
                           "and GPT-2 architectures); use engine='transformers'")
-    model = (model or HFCausalLM(hf_model)).to(device)
+    model = optimize((model or HFCausalLM(hf_model)).to(device), quantize, compile)
     tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
     info = {"run_dir": source.spec, "family": "pretrained", "source": source.spec,
             "architecture": (config.architectures or [type(hf_model).__name__])[0],
             "engine": "textmill gpt" if not isinstance(model, HFCausalLM) else "transformers",
             "model": {"context": min(model.max_context or 1024, 1024), "model_type": config.model_type,
                       "max_context": model.max_context}}
+    if quantize or compile:
+        info["inference"] = {"quantize": quantize, "compile": compile}
     if tokenizer.chat_template:
         info["chat"] = True
     return Generator(model, tokenizer, info)

@@ -1,0 +1,101 @@
+"""Faster generation for decoder-only transformers: smaller weights and compiled blocks.
+
+Decoding one token reads every weight once, so at batch 1 its speed is set by the bytes of weights
+(memory traffic) and by the number of small operations (overhead); at batch 32 and beyond by
+arithmetic. Each option attacks one of them, measured in benchmarks/pretrained.py:
+
+- `quantize="int4"`: every linear layer (the output layer too, which gets its own copy when tied to
+  the embedding) keeps 4-bit weights in groups of 32 along the input, each group with a bfloat16 scale
+  and offset, and multiplies through PyTorch's packed int4 CPU kernel (activations in bfloat16). An
+  eighth of float32's bytes: the fastest for one prompt at a time (chat, a single user).
+- `quantize="bf16"`: bfloat16 weights and cache; the CPU's bf16 matrix units make it the fastest
+  for batches (synth), and it changes the logits least.
+- `compile=True`: `torch.compile` each block of a textmill GPT (one graph serves every layer), which
+  removes most of the per-operation overhead; the first calls compile (about 20 s).
+
+Both change the numbers a model computes, within a row only: a prompt gets the same tokens in any
+batch. The float32 default stays the reference that equals transformers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+QUANTIZE = ("bf16", "int4")
+GROUP = 32      # input features that share one scale and offset
+N_MULTIPLE = 16  # the packed kernel's output features come in multiples of 16 (padded, then cut off)
+
+
+class Int4Linear(nn.Module):
+    """A linear layer with 4-bit weights: w ~ q * scale + low, q in 0..15, per group of `GROUP` inputs."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().float()
+        self.in_features, self.out_features = w.shape[1], w.shape[0]
+        padded = -self.out_features % N_MULTIPLE
+        w = F.pad(w, (0, 0, 0, padded)).reshape(self.out_features + padded, -1, GROUP)  # (N, K / GROUP, GROUP)
+        low, high = w.amin(-1), w.amax(-1)
+        scale = ((high - low) / 15).clamp(min=1e-8)
+        q = ((w - low[..., None]) / scale[..., None]).round().clamp(0, 15).to(torch.int32).flatten(1)
+        self.register_buffer("packed", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1))
+        # the kernel computes (q - 8) * scale + zero, so zero = low + 8 * scale; layout (K / GROUP, N, 2)
+        self.register_buffer("scale_zero", torch.stack([scale, low + 8 * scale], -1).transpose(0, 1).contiguous()
+                             .to(torch.bfloat16))
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    @staticmethod
+    def fits(linear: nn.Linear) -> bool:
+        return linear.in_features % GROUP == 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scale_zero)
+        y = y[:, :self.out_features].to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group={GROUP}"
+
+
+def optimize(model: nn.Module, quantize: str | None = None, compile: bool = False) -> nn.Module:
+    """`model` (a textmill GPT or a transformers causal LM wrapper) in place, with its weights
+    quantized and/or its blocks compiled; see the module docstring."""
+    from .gpt import GPT
+    from .hf import HFCausalLM
+
+    if quantize is None and not compile:
+        return model
+    if not isinstance(model, (GPT, HFCausalLM)):
+        raise ConfigError(f"quantize and compile apply to decoder-only transformers (gpt runs and pretrained models), "
+                          f"not to a {type(model).__name__}; load it without them")
+    if quantize not in (None, *QUANTIZE):
+        raise ConfigError(f"quantize {quantize!r} is not one of {', '.join(QUANTIZE)} (or none for float32)")
+    if next(model.parameters()).device.type != "cpu" and quantize == "int4":
+        raise ConfigError("quantize='int4' runs on the CPU kernel; use bf16 on an accelerator")
+    model.eval().requires_grad_(False)
+    if quantize == "bf16":
+        model.to(torch.bfloat16)
+    elif quantize == "int4":
+        _to_int4(model)
+    if compile:
+        if not isinstance(model, GPT):
+            raise ConfigError("compile applies to textmill's GPT (runs, and Llama or GPT-2 sources on the native engine)")
+        # Compiled graphs are cached per code object: every compiled model, weight format and kind of
+        # call (prefill, one token, scoring) is another entry of Block.forward's cache, beyond the default 8.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        for block in model.blocks:
+            block.compile(dynamic=True)
+    return model
+
+
+def _to_int4(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear) and Int4Linear.fits(child):
+            setattr(module, name, Int4Linear(child))
+        else:
+            _to_int4(child)
