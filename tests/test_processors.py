@@ -46,6 +46,27 @@ def test_top_p_keeps_smallest_set_reaching_p():
     assert torch.isfinite(TopP(1.0)(ids([0]), scores)).all()
 
 
+def test_top_p_over_a_large_vocabulary_keeps_what_a_full_sort_keeps():
+    """Peaked rows take the 256-candidate path, broader ones 4,096, flat ones the full sort; a batch
+    mixing them keeps, in every row, the set that sorting the whole vocabulary gives."""
+    V = 10_000
+    torch.manual_seed(0)
+    rows = [-torch.arange(V, dtype=torch.float) * slope for slope in (1.0, 0.002, 0.0001)]
+    scores = torch.stack([r[torch.randperm(V)] for r in rows])
+
+    def by_sorting(row, p):
+        s, order = row.sort(descending=True)
+        probs = s.softmax(-1)
+        kept = order[(probs.cumsum(-1) - probs) < p]
+        return set(kept.tolist())
+
+    for batch in (scores[:1], scores[:2], scores):
+        out = TopP(0.9)(ids([0] * len(batch)), batch)
+        for row, o in zip(batch, out):
+            assert set(torch.isfinite(o).nonzero().flatten().tolist()) == by_sorting(row, 0.9)
+    assert [int(torch.isfinite(o).sum()) for o in TopP(0.9)(ids([0] * 3), scores)][:2] == [3, 1152]
+
+
 def test_min_p_scales_with_top_probability():
     probs = torch.tensor([[0.04, 0.16, 0.3, 0.5]])
     out = check_pure(MinP(0.3), ids([0]), probs.log())  # threshold 0.15
