@@ -154,6 +154,10 @@ def test_chat_template_renders_messages(hf_dir, gen):
     assert reply == gen.generate("the cat", chat=True, strategy="greedy", max_new_tokens=5)
     res = CliRunner().invoke(app, ["generate", str(hf_dir), "-p", "the cat", "--chat", "--greedy", "--max-new-tokens", "5"])
     assert res.exit_code == 0 and f"=> {reply}" in res.output, res.output
+    prefilled = [*messages, {"role": "assistant", "content": "a dog"}]  # the reply starts with "a dog": it continues
+    assert gen.tokenizer.chat_prompt(prefilled) == "<s>user: the cat</s><s>assistant:a dog"
+    assert gen.chat(prefilled, strategy="greedy", max_new_tokens=3) == gen.generate(
+        "<s>user: the cat</s><s>assistant:a dog", strategy="greedy", max_new_tokens=3)
 
 
 def test_llama_and_gpt2_run_natively_only_where_textmill_implements_it(hf_dir):

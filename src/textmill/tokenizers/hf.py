@@ -130,7 +130,8 @@ class HFTokenizer(Tokenizer):
     # -- chat ------------------------------------------------------------------------------------
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt an instruct model was trained on for `messages` ({"role", "content"} each),
-        ending where the assistant's reply starts."""
+        ending where the assistant's reply starts. A last message of the assistant is the start of its
+        reply, which the model continues (a prefilled answer, e.g. the first items of a list)."""
         if not self.chat_template:
             raise ConfigError("this model has no chat template (it is not an instruct model); pass a plain prompt "
                               "without --chat / messages")
@@ -139,9 +140,11 @@ class HFTokenizer(Tokenizer):
                 raise ConfigError(f"a chat message is {{'role': ..., 'content': ...}} with text values, not {m!r}")
         from transformers.utils.chat_template_utils import render_jinja_template
 
-        rendered, _ = render_jinja_template(conversations=[list(messages)], chat_template=self.chat_template,
+        prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+        asked = list(messages[:-1] if prefill else messages)
+        rendered, _ = render_jinja_template(conversations=[asked], chat_template=self.chat_template,
                                             add_generation_prompt=True, **self._template_tokens())
-        return rendered[0]
+        return rendered[0] + prefill
 
     def _template_tokens(self) -> dict[str, str]:
         """The special tokens a chat template may name (`{{ bos_token }}`)."""
