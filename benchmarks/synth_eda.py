@@ -15,7 +15,12 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
   label (`generator_options={"prefix": 2}`); `ngram (prefix 2, T 0.7)` samples it at temperature 0.7,
   the best of T = 1, T = 0.7 and top-p 0.9 on training rows outside the draws (CNN, 2 draws per set);
 - `gpt (base_en)`: the base GPT of `benchmarks/pretrain_base.py` (run it first), pretrained on
-  unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`).
+  unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`);
+- `prompt`: no training: SmolLM2-135M-Instruct (bf16 weights, compiled) writes each row from a chat
+  prompt holding 5 real rows of the label, drawn afresh per row.
+
+A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
+kept apart, and it is compared with real only as any other.
 
 Times are wall seconds per run for fitting, generating and filtering. Synthetic rows are kept under
 `runs/bench_synth_eda/` and reused by later invocations (another classifier scores the same rows).
@@ -57,7 +62,8 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "ngram (prefix 2)": {"generator": "ngram", "generator_options": {"prefix": 2}},
               "ngram (prefix 2, T 0.7)": {"generator": "ngram", "generator_options": {"prefix": 2, "temperature": 0.7}},
               "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"},
-              "gpt (base_en)": {"generator": f"gpt:{BASE}"}}
+              "gpt (base_en)": {"generator": f"gpt:{BASE}"},
+              "prompt": {"generator": "prompt"}}
 
 
 def draw(rows: list[tuple[str, str]], n: int | None, per_class: int | None, seed: int) -> list[tuple[str, str]]:
@@ -96,13 +102,14 @@ def main() -> None:
             real = draw(train_all, args.n, args.per_class, seed)
             labels = sorted({y for _, y in real})
             per_label = max(1, args.aug * len(real) // len(labels))
-            for gen in ["real", *args.generators]:
+            for spec in ["real", *args.generators]:
+                gen = spec if spec == "real" or args.aug == 16 else f"{spec} (aug {args.aug})"
                 todo = {clf: f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{clf}") for clf in args.classifiers}
                 todo = {clf: run_id for clf, run_id in todo.items() if run_id not in done}
                 if not todo:
                     continue
                 synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
-                    generate(real, name, size, gen, seed, per_label, DATASETS[name] / "test.txt")
+                    generate(real, name, size, gen, GENERATORS[spec], seed, per_label, DATASETS[name] / "test.txt")
                 for clf, run_id in todo.items():
                     a, f = classifier_scores(real + synthetic, test, chinese=False, seed=seed, classifier=clf)
                     runs.append({"id": run_id, "dataset": name,
@@ -116,7 +123,7 @@ def main() -> None:
     print_table(summarize(merge_rows("synth_eda", [], "id")), columns)
 
 
-def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, seed: int, per_label: int,
+def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, options: dict, seed: int, per_label: int,
              eval_data: Path) -> tuple[list[tuple[str, str]], dict]:
     """Synthetic rows of one generator for one draw, kept under runs/ so another classifier reuses them."""
     stem = f"{name}_{size.replace('/', '-')}_{gen.replace(' ', '_')}_{seed}"
@@ -127,7 +134,7 @@ def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, seed: 
             data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
             started = time.perf_counter()
             res = textmill.synthesize(str(data), out=Path(tmp) / "synth.jsonl", eval_data=str(eval_data), per_label=per_label,
-                                      seed=seed, overwrite=True, **GENERATORS[gen])
+                                      seed=seed, overwrite=True, **options)
             seconds = time.perf_counter() - started
             CACHE.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(res.out, rows_file)

@@ -474,8 +474,9 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           eval_data: Annotated[Optional[str], typer.Option(help="real test set for the report (else a held-out share)")] = None,
           holdout: Annotated[float, typer.Option(help="share of each label held out for the report")] = 0.2,
           report_classifier: Annotated[str, typer.Option(help="utility classifier of the report: tfidf | cnn")] = "tfidf",
-          temperature: Annotated[float, typer.Option(help="sampling temperature of trained generators")] = 1.0,
-          top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling for trained generators")] = None,
+          temperature: Annotated[Optional[float], typer.Option(
+              help="sampling temperature of model generators (default 1.0; prompt: 0.9)")] = None,
+          top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling of model generators (default none; prompt: 0.95)")] = None,
           describe: Annotated[Optional[list[str]], typer.Option(
               help="prompt generator: what a label means, LABEL=TEXT (repeat), e.g. pos='a positive movie review'")] = None,
           set_: SetOpt = None,
@@ -506,7 +507,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
                    report=str(report) if report else None, report_classifier=report_classifier, seed=seed)
     gen_options = options.setdefault("generator_options", {})
-    gen_options.update(temperature=temperature, top_p=top_p)
+    gen_options.update({k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None})
     if set_:
         gen_options["overrides"] = [*gen_options.get("overrides", []), *set_]
     for item in option or []:

@@ -153,7 +153,8 @@ def _check_labels(rows: Rows, wanted: Sequence[str] | None, path: str) -> tuple[
     for label, n in sorted(counts.items()):
         if n < FEW_EXAMPLES:
             warnings.append(f"label {label!r} has only {n} examples: trained generators will mostly copy or garble them; "
-                            "expect little gain, prefer eda or ngram, and read the privacy section of the report")
+                            "expect little gain, prefer prompt (a pretrained model, no training), eda or ngram, and read the "
+                            "privacy section of the report")
     for w in warnings:
         log.warning(w)
     return rows, sorted(counts), warnings

@@ -1,0 +1,113 @@
+"""The prompted synth generator: each row's few-shot prompt shows fresh real texts of its label only,
+as a chat message to an instruct model or a list for a base model; rows are reproducible from the
+seed and reach the output through the filters; bad options are clear errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+from typer.testing import CliRunner  # noqa: E402
+
+from textmill.cli import app  # noqa: E402
+from textmill.errors import ConfigError  # noqa: E402
+from textmill.synth.generators import build_generator, clean_reply  # noqa: E402
+
+from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+
+ROWS = [(f"the {a} {b} sat on the mat", "happy") for a in ("big", "small", "red") for b in ("cat", "dog")] + \
+       [(f"a {a} {b} ran in the park", "sad") for a in ("blue", "red") for b in ("cat", "dog")]
+FAST = {"compile": False, "max_new_tokens": 10}
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", params=["instruct", "base"])
+def source(request, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp(request.param)
+    tok = tiny_tokenizer(chat=request.param == "instruct")
+    model = tiny_model("llama", len(tok))
+    model.config.max_position_embeddings = 512  # room for few-shot prompts (rotary positions do not depend on it)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def fitted(source: Path, tmp_path: Path, **options):
+    gen = build_generator(f"prompt:{source}", {**FAST, **options})
+    gen.fit(ROWS, tmp_path, chinese=False, seed=0)
+    return gen
+
+
+def test_each_row_shows_fresh_real_texts_of_its_label_only(source, tmp_path, monkeypatch):
+    gen = fitted(source, tmp_path, shots=3, descriptions={"happy": "calm sentences about a mat"})
+    seen = []
+    monkeypatch.setattr(gen.gen, "generate", lambda prompts, **kw: seen.extend(prompts) or ["x"] * len(prompts))
+    gen.sample("happy", 8, seed=1)
+    instruct = source.name.startswith("instruct")
+    assert gen.chat == instruct
+    texts = ["".join(m["content"] for m in p) if instruct else p for p in seen]
+    if instruct:
+        assert all(p[-1]["role"] == "assistant" and p[-1]["content"].endswith("\n4.") for p in seen)  # continue the list
+    happy, sad = [t for t, x in ROWS if x == "happy"], [t for t, x in ROWS if x == "sad"]
+    shown = [[t for t in happy if t in text] for text in texts]
+    assert all(len(s) == 3 for s in shown) and not any(t in text for t in sad for text in texts)
+    assert len({tuple(s) for s in shown}) > 1  # drawn afresh for each row
+    assert all("calm sentences about a mat" in t for t in texts)
+    if not instruct:
+        assert all(t.endswith("Label: happy\nText:") for t in texts)
+    seen.clear()
+    gen.sample("sad", 2, seed=1)
+    assert all('examples of texts labelled "sad"' in p[0]["content"] for p in seen) if instruct else \
+        all("Label: sad" in p for p in seen)
+
+
+def test_samples_are_reproducible_from_the_seed(source, tmp_path):
+    gen = fitted(source, tmp_path)
+    a = gen.sample("happy", 5, seed=3)
+    assert len(a) == 5 and all(isinstance(t, str) and "\n" not in t for t in a)
+    assert gen.sample("happy", 5, seed=3) == a
+    assert gen.describe()["source"] == str(source) and gen.describe()["shots"] == 5
+
+
+def test_synth_writes_prompted_rows_through_its_filters(source, tmp_path):
+    out = tmp_path / "synth.jsonl"
+    data = tmp_path / "rows.txt"
+    data.write_text("".join(f"{label}\t{text}\n" for text, label in ROWS * 2), encoding="utf-8")
+    res = runner.invoke(app, ["synth", str(data), "--generator", f"prompt:{source}", "--per-label", "4", "--out", str(out),
+                              "--describe", "happy=calm sentences", "--option",
+                              "skip_filters=[length, charset, label, near_duplicate, training_copy]",
+                              "--option", f"generator_options={json.dumps({**FAST, 'temperature': 1.0})}"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 8 and {r["label"] for r in rows} == {"happy", "sad"} and {r["generator"] for r in rows} == {f"prompt:{source}"}
+
+
+def test_bad_options_name_the_problem(source, tmp_path, caplog):
+    with pytest.raises(ConfigError, match="shots=0 must be a whole number"):
+        fitted(source, tmp_path, shots=0)
+    with pytest.raises(ConfigError, match=r"descriptions name labels the data does not have: \['angry'\]"):
+        fitted(source, tmp_path, descriptions={"angry": "x"})
+    gen = fitted(source, tmp_path, shots=4)
+    gen.gen.model.max_context = 60  # a short context: prompts keep fewer examples, and none too many is an error
+    assert 1 <= sum(t in str(gen.fitting_prompt("happy", [t for t, x in ROWS if x == "happy"][:4])) for t, _ in ROWS) < 4
+    gen.gen.model.max_context = 20
+    with pytest.raises(ConfigError, match="beyond the model's context of 20; lower the generator option max_new_tokens"):
+        gen.sample("happy", 1, seed=0)
+    with caplog.at_level(logging.WARNING):
+        fitted(source, tmp_path, shots=5)
+    assert "label 'sad' has 4 examples, fewer than shots=5" in caplog.text
+    with pytest.raises(ConfigError, match="takes no argument|unknown generator") as e:
+        build_generator("promptx")
+    assert "prompt[:SOURCE]" in str(e.value)
+
+
+def test_replies_become_rows_without_list_marks_or_quotes():
+    assert clean_reply(' 6. "A great film."\nmore') == "A great film."
+    assert clean_reply("Text: a fine movie") == "a fine movie"
+    assert clean_reply("\u201cQuoted\u201d") == "Quoted"
+    assert clean_reply("2001: a space odyssey") == "2001: a space odyssey"
+
