@@ -473,7 +473,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           label: Annotated[Optional[list[str]], typer.Option(help="only these labels (repeat)")] = None,
           eval_data: Annotated[Optional[str], typer.Option(help="real test set for the report (else a held-out share)")] = None,
           holdout: Annotated[float, typer.Option(help="share of each label held out for the report")] = 0.2,
-          report_classifier: Annotated[str, typer.Option(help="utility classifier of the report: tfidf | cnn")] = "tfidf",
+          report_classifier: Annotated[str, typer.Option(help="utility classifier of the report: tfidf | cnn | pretrained")] = "tfidf",
           temperature: Annotated[Optional[float], typer.Option(
               help="sampling temperature of model generators (default 1.0; prompt: 0.9)")] = None,
           top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling of model generators (default none; prompt: 0.95)")] = None,

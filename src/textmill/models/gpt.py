@@ -126,6 +126,11 @@ class GPT(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         """(B, T) token ids -> (B, T, V) logits, causal, no padding (the training path)."""
+        return self.lm_head(self.features(idx))  # (B, T, V)
+
+    def features(self, idx: Tensor) -> Tensor:
+        """(B, T) token ids -> (B, T, C) the final hidden states, causal: padding on the right never
+        changes the states of the tokens before it."""
         B, T = idx.shape
         if T > self.max_context:
             raise ValueError(f"sequence of {T} tokens is longer than the context ({self.max_context})")
@@ -133,7 +138,7 @@ class GPT(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, rotary=rotary)
-        return self.lm_head(self.ln_f(x))  # (B, T, V)
+        return self.ln_f(x)
 
     def embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """Token embeddings (plus learned position embeddings), and the rotary (cos, sin) of rope models."""

@@ -1,6 +1,8 @@
-"""The prompted synth generator: each row's few-shot prompt shows fresh real texts of its label only,
-as a chat message to an instruct model or a list for a base model; rows are reproducible from the
-seed and reach the output through the filters; bad options are clear errors."""
+"""synth with pretrained models. The prompted generator: each row's few-shot prompt shows fresh real
+texts of its label only, as a chat reply to continue for an instruct model or a list for a base
+model; rows are reproducible from the seed and reach the output through the filters; bad options
+are clear errors. The pretrained-feature classifier: a text's features are the mean of the model's
+final hidden states over its tokens, whatever its batch."""
 
 from __future__ import annotations
 
@@ -8,13 +10,16 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("transformers")
 from typer.testing import CliRunner  # noqa: E402
 
 from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
+from textmill.synth.classify import PretrainedFeatures, text_classifier  # noqa: E402
 from textmill.synth.generators import build_generator, clean_reply  # noqa: E402
 
 from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
@@ -111,3 +116,20 @@ def test_replies_become_rows_without_list_marks_or_quotes():
     assert clean_reply("\u201cQuoted\u201d") == "Quoted"
     assert clean_reply("2001: a space odyssey") == "2001: a space odyssey"
 
+
+
+def test_pretrained_features_are_the_mean_hidden_state_of_each_text_in_any_batch(source):
+    from textmill.synth.classify import _feature_encoder
+
+    texts = [t for t, _ in ROWS]
+    together = PretrainedFeatures(str(source), batch_size=4).transform(texts)
+    encoder = _feature_encoder(str(source))
+    encoder.cache.clear()  # embed again, one text per batch
+    alone = np.stack([PretrainedFeatures(str(source), batch_size=1).transform([t])[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=2e-2, rtol=2e-2)  # bf16 weights: close, not equal
+    ids = torch.tensor([encoder.gen.tokenizer.encode(texts[0], add_bos=True)])
+    with torch.no_grad():
+        by_hand = encoder.gen.model.features(ids)[0].float().mean(0).numpy()
+    np.testing.assert_allclose(together[0], by_hand, atol=1e-5, rtol=1e-5)
+    assert together.shape == (len(texts), 32)
+    assert text_classifier(False, kind="pretrained").steps[0][1].source == "embedded:smollm2-135m-instruct"
