@@ -133,3 +133,20 @@ def test_pretrained_features_are_the_mean_hidden_state_of_each_text_in_any_batch
     np.testing.assert_allclose(together[0], by_hand, atol=1e-5, rtol=1e-5)
     assert together.shape == (len(texts), 32)
     assert text_classifier(False, kind="pretrained").steps[0][1].source == "embedded:smollm2-135m-instruct"
+
+
+def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_label(tmp_path):
+    src = tmp_path / "llama"
+    tok = tiny_tokenizer()
+    tiny_model("llama", len(tok)).save_pretrained(src)
+    tok.save_pretrained(src)
+    gen = build_generator(f"pretrained:{src}", {"overrides": ["train.max_steps=6", "train.eval_every=3"]})
+    gen.fit(ROWS * 4, tmp_path / "work", chinese=False, seed=0)
+    from textmill.rundir import read_run_config
+
+    cfg = read_run_config(tmp_path / "work" / "generator")
+    assert cfg.train.lora is not None and cfg.train.init_from == str((tmp_path / "work" / "base").resolve())
+    assert sorted(gen.gen.labels) == ["happy", "sad"]
+    rows = gen.sample("sad", 4, seed=1)
+    assert len(rows) == 4 and rows == gen.sample("sad", 4, seed=1)
+    assert gen.describe()["source"] == str(src)

@@ -11,7 +11,8 @@ A generator is named by a spec `name` or `name:argument`:
   conditional VAE trained before);
 - `run:PATH`: a run trained before (any label-conditioned family), used as it is;
 - `prompt`, `prompt:SOURCE`: no training: a pretrained model (SmolLM2-Instruct by default) writes new
-  rows of a label from a few-shot prompt of real ones.
+  rows of a label from a few-shot prompt of real ones;
+- `pretrained`, `pretrained:SOURCE`: that model fine-tuned (LoRA) on the labelled rows, as `gpt:BASE`.
 New kinds (an OpenAI-compatible endpoint) register a class here; the pipeline only calls `fit` and
 `sample`.
 
@@ -26,6 +27,7 @@ import json
 import logging
 import random
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from .augment import EDA, build_thesaurus, eda_alpha
 log = logging.getLogger(__name__)
 
 Rows = Sequence[tuple[str, str]]  # (text, label)
+DEFAULT_PROMPT_SOURCE = "embedded:smollm2-135m-instruct"  # the pretrained generators' default model
 
 
 class SynthGenerator:
@@ -258,6 +261,47 @@ class GPTGenerator(TrainedGenerator):
     preset = _preset("gpt", {"lr": 1e-3, "weight_decay": 0.1}, n_layer=3, n_head=4, n_embd=128, dropout=0.2)
 
 
+@GENERATORS.register("pretrained")
+class PretrainedGenerator(GPTGenerator):
+    """LAMBADA (Anaby-Tavor et al. 2020) on a pretrained language model: SOURCE (default
+    SmolLM2-135M-Instruct; any Llama or GPT-2 source textmill's GPT imports) becomes a textmill gpt
+    run, its LoRA adapters (rank 16, bf16 autocast) are fine-tuned on the `<label=X> text` rows with
+    a context of 128, and it is sampled after each label's token with bf16 weights and compiled blocks.
+
+    Options: those of `TrainedGenerator`."""
+
+    name = "pretrained"
+    argument_name = "SOURCE"
+
+    def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
+        super().__init__(argument, options)
+        self.source = argument or DEFAULT_PROMPT_SOURCE
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        from ..models.hf import import_run
+        from ..models.inference import optimize
+
+        base = workdir / "base"
+        if not (base / "model.safetensors").is_file():
+            self.progress(f"importing {self.source}", 0, None)
+            if base.exists():
+                shutil.rmtree(base)
+            import_run(self.source, base)
+        self.argument = str(base)  # the run that TrainedGenerator fine-tunes, as for gpt:BASE
+        super().fit(rows, workdir, chinese, seed)
+        optimize(self.gen.model, "bf16", compile=True)
+
+    def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
+        cfg = super().run_config(rows, data, chinese, seed)
+        cfg["model"]["context"] = min(cfg["model"]["context"], 128)
+        cfg["train"].update(lora={"rank": 16, "alpha": 32}, precision="bf16", batch_size=16, lr=1e-3, min_lr=1e-4,
+                            warmup_steps=10, weight_decay=0.0, eval_batches=5)
+        return cfg
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "lora": {"rank": 16, "alpha": 32}, "options": self.options}
+
+
 def _recurrent(cell: str) -> type[TrainedGenerator]:
     class RecurrentGenerator(TrainedGenerator):
         name = cell
@@ -334,7 +378,6 @@ class RunGenerator(ModelSampler):
         return {"name": self.name, "run": self.argument}
 
 
-DEFAULT_PROMPT_SOURCE = "embedded:smollm2-135m-instruct"
 LIST_MARK = re.compile(r"^(?:\d{1,2}[.)]\s+|[-*\u2022]\s+|text\s*:\s*|example\s*\d*\s*:\s*)", re.IGNORECASE)
 QUOTES = ('""', "''", "\u201c\u201d", "\u300c\u300d")  # pairs that may wrap a whole reply
 
