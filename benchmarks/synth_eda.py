@@ -17,7 +17,10 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 - `gpt (base_en)`: the base GPT of `benchmarks/pretrain_base.py` (run it first), pretrained on
   unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`);
 - `prompt`: no training: SmolLM2-135M-Instruct (bf16 weights, compiled) writes each row from a chat
-  prompt holding 5 real rows of the label, drawn afresh per row.
+  prompt holding 5 real rows of the label, drawn afresh per row; `prompt (described)` also says what
+  each label means (`DESCRIPTIONS`, as a user would with `--describe`);
+- `pretrained`: SmolLM2-135M-Instruct with LoRA adapters fine-tuned on the N rows (LAMBADA-style,
+  `<label=X> text`), sampled after each label's token.
 
 A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
 kept apart, and it is compared with real only as any other.
@@ -63,7 +66,17 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "ngram (prefix 2, T 0.7)": {"generator": "ngram", "generator_options": {"prefix": 2, "temperature": 0.7}},
               "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"},
               "gpt (base_en)": {"generator": f"gpt:{BASE}"},
-              "prompt": {"generator": "prompt"}}
+              "prompt": {"generator": "prompt"},
+              "prompt (described)": {"generator": "prompt", "generator_options": {"descriptions": "DESCRIPTIONS"}},
+              "pretrained": {"generator": "pretrained"}}
+# What each label means, as a user would say it (SST-2: EDA's 0/1; TREC: the coarse classes of Li and Roth 2002)
+DESCRIPTIONS = {"sst2": {"0": "negative movie reviews", "1": "positive movie reviews"},
+                "trec": {"0": "questions asking for a description, a definition or a reason",
+                         "1": "questions asking for an entity (an object, animal, colour, film, sport, ...)",
+                         "2": "questions asking for an abbreviation or what one stands for",
+                         "3": "questions asking for a person or a group of people",
+                         "4": "questions asking for a location (a city, country, mountain, ...)",
+                         "5": "questions asking for a number (a date, count, distance, price, ...)"}}
 
 
 def draw(rows: list[tuple[str, str]], n: int | None, per_class: int | None, seed: int) -> list[tuple[str, str]]:
@@ -109,7 +122,8 @@ def main() -> None:
                 if not todo:
                     continue
                 synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
-                    generate(real, name, size, gen, GENERATORS[spec], seed, per_label, DATASETS[name] / "test.txt")
+                    generate(real, name, size, gen, with_descriptions(GENERATORS[spec], name), seed, per_label,
+                             DATASETS[name] / "test.txt")
                 for clf, run_id in todo.items():
                     a, f = classifier_scores(real + synthetic, test, chinese=False, seed=seed, classifier=clf)
                     runs.append({"id": run_id, "dataset": name,
@@ -121,6 +135,13 @@ def main() -> None:
     columns = ["dataset", "size", "classifier", "generator", "seeds", "accuracy", "ci95", "gain", "gain_ci95", "macro_f1",
                "synthetic", "seconds"]
     print_table(summarize(merge_rows("synth_eda", [], "id")), columns)
+
+
+def with_descriptions(options: dict, dataset: str) -> dict:
+    gen_options = options.get("generator_options", {})
+    if gen_options.get("descriptions") != "DESCRIPTIONS":
+        return options
+    return {**options, "generator_options": {**gen_options, "descriptions": DESCRIPTIONS[dataset]}}
 
 
 def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, options: dict, seed: int, per_label: int,

@@ -135,12 +135,13 @@ def test_pretrained_features_are_the_mean_hidden_state_of_each_text_in_any_batch
     assert text_classifier(False, kind="pretrained").steps[0][1].source == "embedded:smollm2-135m-instruct"
 
 
+@pytest.mark.slow
 def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_label(tmp_path):
     src = tmp_path / "llama"
     tok = tiny_tokenizer()
     tiny_model("llama", len(tok)).save_pretrained(src)
     tok.save_pretrained(src)
-    gen = build_generator(f"pretrained:{src}", {"overrides": ["train.max_steps=6", "train.eval_every=3"]})
+    gen = build_generator(f"pretrained:{src}", {"overrides": ["train.max_steps=6", "train.eval_every=3"], "compile": False})
     gen.fit(ROWS * 4, tmp_path / "work", chinese=False, seed=0)
     from textmill.rundir import read_run_config
 

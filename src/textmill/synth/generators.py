@@ -268,7 +268,7 @@ class PretrainedGenerator(GPTGenerator):
     run, its LoRA adapters (rank 16, bf16 autocast) are fine-tuned on the `<label=X> text` rows with
     a context of 128, and it is sampled after each label's token with bf16 weights and compiled blocks.
 
-    Options: those of `TrainedGenerator`."""
+    Options: those of `TrainedGenerator`, and `quantize` (bf16) and `compile` (True) for sampling."""
 
     name = "pretrained"
     argument_name = "SOURCE"
@@ -289,7 +289,7 @@ class PretrainedGenerator(GPTGenerator):
             import_run(self.source, base)
         self.argument = str(base)  # the run that TrainedGenerator fine-tunes, as for gpt:BASE
         super().fit(rows, workdir, chinese, seed)
-        optimize(self.gen.model, "bf16", compile=True)
+        optimize(self.gen.model, self.options.get("quantize", "bf16"), bool(self.options.get("compile", True)))
 
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = super().run_config(rows, data, chinese, seed)
