@@ -466,7 +466,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           label_col: Annotated[str, typer.Option(help="column or field of the label")] = "label",
           data_format: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl | parquet | eda (label<TAB>text)")] = "auto",
           generator: Annotated[str, typer.Option(
-              help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE]")] = "gpt",
+              help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE] | pretrained[:SOURCE]")] = "gpt",
           per_label: Annotated[int, typer.Option(help="synthetic rows to produce for each label")] = 500,
           out_path: Annotated[Optional[Path], typer.Option("--out", help="output .jsonl, .csv or .parquet")] = None,
           report: Annotated[Optional[Path], typer.Option(help="quality report .html (and .json beside it)")] = None,
@@ -478,7 +478,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
               help="sampling temperature of model generators (default 1.0; prompt: 0.9)")] = None,
           top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling of model generators (default none; prompt: 0.95)")] = None,
           describe: Annotated[Optional[list[str]], typer.Option(
-              help="prompt generator: what a label means, LABEL=TEXT (repeat), e.g. pos='a positive movie review'")] = None,
+              help="prompt generator: what a label's texts are, LABEL=TEXT (repeat), e.g. pos='positive movie reviews'")] = None,
           set_: SetOpt = None,
           option: Annotated[Optional[list[str]], typer.Option(help="a synth option: key=value (e.g. max_train_overlap=0.8)")] = None,
           seed: Annotated[int, typer.Option()] = 0,
@@ -518,7 +518,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
     for item in describe or []:
         name, sep, text = item.partition("=")
         if not sep or not name.strip() or not text.strip():
-            _fail(TextmillError(f"--describe {item!r} must be LABEL=TEXT, e.g. --describe pos='a positive movie review'"))
+            _fail(TextmillError(f"--describe {item!r} must be LABEL=TEXT, e.g. --describe pos='positive movie reviews'"))
         options.setdefault("generator_options", {}).setdefault("descriptions", {})[name.strip()] = text.strip()
     try:
         res = synthesize(data, out=out_path, resume=resume, overwrite=overwrite, **options)
