@@ -106,7 +106,10 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise damaged(run_dir, "train.yaml", f"not valid YAML: {str(e).splitlines()[0][:100]}") from None
     if not isinstance(data, dict):
         raise damaged(run_dir, "train.yaml", "not a mapping of config sections")
-    return validate_config(data, str(path))
+    try:
+        return validate_config(data, str(path))
+    except ConfigError as e:  # a cut or edited file can still parse as YAML
+        raise damaged(run_dir, "train.yaml", f"not a valid run config: {e}") from None
 
 
 def read_trainer_state(ckpt: Path) -> dict[str, Any]:
