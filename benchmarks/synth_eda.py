@@ -18,7 +18,8 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
   unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`);
 - `prompt`: no training: SmolLM2-135M-Instruct (bf16 weights, compiled) writes each row from a chat
   prompt holding 5 real rows of the label, drawn afresh per row; `prompt (described)` also says what
-  each label means (`DESCRIPTIONS`, as a user would with `--describe`);
+  each label means (`DESCRIPTIONS`, as a user would with `--describe`), and `prompt (described,
+  pretrained filter)` judges label consistency with the pretrained-feature classifier instead of TF-IDF;
 - `pretrained`: SmolLM2-135M-Instruct with LoRA adapters fine-tuned on the N rows (LAMBADA-style,
   `<label=X> text`), sampled after each label's token.
 
@@ -68,7 +69,9 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "gpt (base_en)": {"generator": f"gpt:{BASE}"},
               "prompt": {"generator": "prompt"},
               "prompt (described)": {"generator": "prompt", "generator_options": {"descriptions": "DESCRIPTIONS"}},
-              "pretrained": {"generator": "pretrained"}}
+              "pretrained": {"generator": "pretrained"},
+              "prompt (described, pretrained filter)": {"generator": "prompt", "label_classifier": "pretrained",
+                                                        "generator_options": {"descriptions": "DESCRIPTIONS"}}}
 # What each label means, as a user would say it (SST-2: EDA's 0/1; TREC: the coarse classes of Li and Roth 2002)
 DESCRIPTIONS = {"sst2": {"0": "negative movie reviews", "1": "positive movie reviews"},
                 "trec": {"0": "questions asking for a description, a definition or a reason",

@@ -132,6 +132,14 @@ def test_each_filter_removes_what_it_names():
     assert [c.text for c in kept] == ["soup time"] and removed == {"normalise": 1, "no_pizza": 1}
 
 
+def test_the_label_filter_uses_the_classifier_it_is_given(labelled, tmp_path):
+    rows = reviews(60)
+    judge = LabelConsistency([t for t, _ in rows], [y for _, y in rows], chinese=False, kind="cnn")
+    assert isinstance(judge.model, CNNClassifier)
+    with pytest.raises(ConfigError, match="label_classifier"):
+        textmill.synthesize(str(labelled), generator="eda", out=tmp_path / "o.jsonl", label_classifier="bert")
+
+
 def test_journal_cuts_a_torn_tail_and_refuses_other_options(tmp_path):
     path = tmp_path / "j.jsonl"
     j = Journal(path, "abc")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..evaluate.metrics import metric_tokens
-from .classify import text_classifier
+from .classify import ClassifierKind, text_classifier
 
 
 @dataclass
@@ -189,12 +189,14 @@ class NearDuplicates(Filter):
 
 class LabelConsistency(Filter):
     """A classifier trained on the real training texts must pick the intended label as its most
-    likely one, with probability at least `min_probability` (LAMBADA's filter, Anaby-Tavor et al. 2020)."""
+    likely one, with probability at least `min_probability` (LAMBADA's filter, Anaby-Tavor et al. 2020).
+    `kind` is the classifier (classify.py): TF-IDF by default, `pretrained` for a stronger judge."""
 
     name, reason = "label", "a classifier trained on the real data reads another label"
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[str], chinese: bool, min_probability: float = 0.0) -> None:
-        self.model = text_classifier(chinese).fit(texts, labels)
+    def __init__(self, texts: Sequence[str], labels: Sequence[str], chinese: bool, min_probability: float = 0.0,
+                 kind: ClassifierKind = "tfidf") -> None:
+        self.model = text_classifier(chinese, kind=kind).fit(texts, labels)
         self.classes = list(self.model.classes_)
         self.min_probability = min_probability
 

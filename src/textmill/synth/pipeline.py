@@ -86,10 +86,12 @@ class SynthConfig(Strict):
     max_train_overlap: float = Field(0.9, gt=0.0, le=1.0)
     near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
     min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
+    label_classifier: ClassifierKind = Field("tfidf", description="the label filter's classifier, trained on the real rows")
     skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
     report_seeds: int = Field(5, ge=3, le=50)
     report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
-                                                                   "or cnn (Kim's sentence CNN, slower)")
+                                                                   "cnn (Kim's sentence CNN, slower) or pretrained "
+                                                                   "(SmolLM2 features)")
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times per_label")
 
 
@@ -180,8 +182,9 @@ def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filte
         ExactDuplicates(),
         TrainingCopies(TrainingOverlap(texts), cfg.max_train_overlap),
         NearDuplicates(cfg.near_duplicate_threshold, seed=cfg.seed + 1),
-        LabelConsistency(texts, [y for _, y in train], chinese, cfg.min_label_prob),
     ]
+    if "label" not in cfg.skip_filters:  # its classifier trains (or loads a model) when built
+        chosen.append(LabelConsistency(texts, [y for _, y in train], chinese, cfg.min_label_prob, cfg.label_classifier))
     return FilterChain([f for f in chosen if f.name not in cfg.skip_filters] + list(extra))
 
 
