@@ -94,8 +94,12 @@ def _remove_run(run_dir: Path) -> None:
     """Delete a run with the files that mark it as one last, so that a kill midway still leaves a run
     that `--overwrite` replaces, never a directory that is neither a run nor empty."""
     for entry in run_dir.iterdir():
-        if entry.name not in RUN_MARKERS:
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if entry.name in RUN_MARKERS:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     for name in RUN_MARKERS:
         (run_dir / name).unlink(missing_ok=True)
     run_dir.rmdir()
