@@ -236,6 +236,14 @@ class TrainedGenerator(ModelSampler):
         return {"name": self.name, "family": self.preset["model"]["family"], "base": self.argument, "options": self.options}
 
 
+def sample_fast(model: Any, options: dict[str, Any]) -> None:
+    """The pretrained generators sample in batches: bf16 weights and compiled blocks unless the
+    options `quantize` and `compile` say otherwise (models/inference.py)."""
+    from ..models.inference import optimize
+
+    optimize(model, options.get("quantize", "bf16"), bool(options.get("compile", True)))
+
+
 def _fit_stream_windows(cfg: dict[str, Any], rows: Rows, chinese: bool) -> None:
     """A language model's validation split must hold a couple of context windows: with few rows,
     hold out a larger share (at most 30%), then shorten the context."""
@@ -279,7 +287,6 @@ class PretrainedGenerator(GPTGenerator):
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..models.hf import import_run
-        from ..models.inference import optimize
 
         base = workdir / "base"
         if not (base / "model.safetensors").is_file():
@@ -289,7 +296,7 @@ class PretrainedGenerator(GPTGenerator):
             import_run(self.source, base)
         self.argument = str(base)  # the run that TrainedGenerator fine-tunes, as for gpt:BASE
         super().fit(rows, workdir, chinese, seed)
-        optimize(self.gen.model, self.options.get("quantize", "bf16"), bool(self.options.get("compile", True)))
+        sample_fast(self.gen.model, self.options)
 
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = super().run_config(rows, data, chinese, seed)
@@ -404,7 +411,6 @@ class PromptGenerator(SynthGenerator):
         from ..models import GPT
         from ..models.base import DECODER
         from ..models.hf import HFCausalLM
-        from ..models.inference import optimize
         from ..rundir import load
 
         self.shots = self.options.get("shots", 5)
@@ -428,7 +434,7 @@ class PromptGenerator(SynthGenerator):
             raise ConfigError(f"generator prompt:{source}: a prompt needs a model that continues text (a pretrained "
                               "language model or a gpt run), not a grammar, an encoder-decoder or a sentence model")
         if isinstance(self.gen.model, (GPT, HFCausalLM)):
-            optimize(self.gen.model, self.options.get("quantize", "bf16"), bool(self.options.get("compile", True)))
+            sample_fast(self.gen.model, self.options)
         self.chat = bool(self.gen.info.get("chat"))
         longest = max(len(self.gen.tokenizer.encode(t)) for t in (t for t, _ in rows))
         self.max_new_tokens = int(self.options.get("max_new_tokens", min(256, longest * 3 // 2 + 8)))
