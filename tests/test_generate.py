@@ -57,8 +57,9 @@ def test_max_new_tokens_and_stop_strings(gen):
         assert cut == out[: out.find(stop)]
 
 
-def test_stream_joins_to_generate(gen):
-    kwargs = dict(max_new_tokens=25, seed=3, stop=["\n\n"])
+@pytest.mark.parametrize("stop", [["\n\n"], ["a stop longer than the first pieces"]])
+def test_stream_joins_to_generate(gen, stop):
+    kwargs = dict(max_new_tokens=25, seed=3, stop=stop)
     assert "".join(gen.stream("All:", **kwargs)) == gen.generate("All:", **kwargs)
     with pytest.raises(ConfigError, match="beam search has no stream"):
         list(gen.stream("All:", num_beams=2))

@@ -2,7 +2,7 @@
 
 `Generator` is what `textmill.load(run_dir)` returns for every token model. Options are validated by
 `GenerationOptions`; logits processors are built from them in a fixed, documented order
-(repetition penalty, no-repeat n-gram, bad words, min new tokens, special-token suppression, then,
+(repetition penalty, presence and frequency penalties, no-repeat n-gram, bad words, min new tokens, special-token suppression, then,
 when sampling, temperature, top-k, top-p, min-p) unless the caller passes its own list.
 """
 
@@ -25,13 +25,14 @@ from .processors import (
     MinNewTokens,
     MinP,
     NoRepeatNGram,
+    OccurrencePenalty,
     RepetitionPenalty,
     SuppressTokens,
     Temperature,
     TopK,
     TopP,
 )
-from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
+from .stopping import EosToken, IncrementalText, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 
 Prompt = Union[str, list[dict[str, str]]]  # a text, or a conversation of {"role", "content"} messages
@@ -46,6 +47,8 @@ class GenerationOptions(Strict):
     top_p: float | None = Field(None, gt=0, le=1)
     min_p: float | None = Field(None, gt=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0)
+    presence_penalty: float = Field(0.0, ge=-2, le=2, description="OpenAI's: lower a generated token's score once it appeared")
+    frequency_penalty: float = Field(0.0, ge=-2, le=2, description="OpenAI's: lower it by this for every time it appeared")
     no_repeat_ngram_size: int | None = Field(None, ge=1)
     min_new_tokens: int = Field(0, ge=0)
     bad_words: list[str] = Field(default_factory=list)
@@ -108,6 +111,8 @@ class Generator:
         procs: list[LogitsProcessor] = []
         if opts.repetition_penalty is not None:
             procs.append(RepetitionPenalty(opts.repetition_penalty))
+        if opts.presence_penalty or opts.frequency_penalty:
+            procs.append(OccurrencePenalty(opts.presence_penalty, opts.frequency_penalty, prompt_len))
         if opts.no_repeat_ngram_size is not None:
             procs.append(NoRepeatNGram(opts.no_repeat_ngram_size))
         if opts.bad_words:
@@ -156,7 +161,7 @@ class Generator:
             mask[i, width - len(r):] = True
         return ids.to(self.device), mask.to(self.device)
 
-    def _prepare(self, prompts: Sequence[Prompt], opts: GenerationOptions,
+    def prepare(self, prompts: Sequence[Prompt], opts: GenerationOptions,
                  conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
         """What a strategy starts from: prompt ids and mask (B, T), and the model's conditioning. A
         label becomes its control token `<label=...>` in front of each prompt; with `chat`, a text
@@ -182,7 +187,7 @@ class Generator:
         return label_token(label)
 
     @staticmethod
-    def _prompt_ids(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    def prompt_ids(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """Per row: the prompt's ids without padding, what the continuation is decoded after."""
         return [row[m].tolist() for row, m in zip(ids, mask)]
 
@@ -208,8 +213,8 @@ class Generator:
         n = opts.num_return_sequences
         model: StepModel = self.model  # type: ignore[assignment]
         if opts.strategy == "beam":  # the beams of a prompt share its conditioning
-            ids, mask, cond = self._prepare(batch, opts, conditioning)
-            heads = self._prompt_ids(ids, mask)
+            ids, mask, cond = self.prepare(batch, opts, conditioning)
+            heads = self.prompt_ids(ids, mask)
             procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
             found = beam_search(model, ids, mask, procs, num_beams=opts.num_beams, max_new_tokens=opts.max_new_tokens,
                                 eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
@@ -219,8 +224,8 @@ class Generator:
         else:  # several samples per prompt: each is its own row (with its own prior draw, for latent models)
             expanded = [p for p in batch for _ in range(n)]
             given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n).extras
-            ids, mask, cond = self._prepare(expanded, opts, given)
-            heads = self._prompt_ids(ids, mask)
+            ids, mask, cond = self.prepare(expanded, opts, given)
+            heads = self.prompt_ids(ids, mask)
             outs: list[list[int]] = [[] for _ in range(ids.shape[0])]
             for tokens, active in self._loop(ids, mask, opts, processors, cond):
                 for i in torch.nonzero(active).flatten().tolist():
@@ -239,27 +244,19 @@ class Generator:
         opts = parse_options(options)
         if opts.strategy == "beam" or opts.num_return_sequences > 1:
             raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
-        ids, mask, cond = self._prepare([prompt], opts, conditioning)
-        head = self._prompt_ids(ids, mask)[0]
-        hold = max((len(s) for s in opts.stop), default=1) - 1
-        new: list[int] = []
-        sent = 0
+        ids, mask, cond = self.prepare([prompt], opts, conditioning)
+        text = IncrementalText(self.tokenizer.decode_continuation, self.prompt_ids(ids, mask)[0], opts.stop)
         for tokens, active in self._loop(ids, mask, opts, processors, cond):
             if not bool(active[0]):
                 break
-            new.append(int(tokens[0]))
-            text, stopped = cut_at_stop(self.tokenizer.decode_continuation(head, new), opts.stop)
-            safe = len(text) if stopped else len(text) - hold
-            while safe > sent and text[safe - 1] == "\ufffd":  # a multi-byte character still arriving
-                safe -= 1
-            if safe > sent:
-                yield text[sent:safe]
-                sent = safe
-            if stopped:
+            piece = text.push(int(tokens[0]))
+            if piece:
+                yield piece
+            if text.stopped:
                 return
-        text = self._finish(new, opts.stop, head)
-        if len(text) > sent:
-            yield text[sent:]
+        piece = text.finish()
+        if piece:
+            yield piece
 
     def _loop(self, ids, mask, opts: GenerationOptions, processors, cond: Conditioning):
         procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])

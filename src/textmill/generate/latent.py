@@ -31,7 +31,7 @@ class LatentGenerator(Generator):
             raise GenerationError(f"label {label!r} was not seen in training; labels: {', '.join(self.labels)}")
         return self.labels.index(label)
 
-    def _prepare(self, prompts: Sequence[str], opts: GenerationOptions,
+    def prepare(self, prompts: Sequence[str], opts: GenerationOptions,
                  conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
         ids, mask = self.encode_prompts(prompts, opts.truncate_prompt)
         B, extras = len(prompts), dict(conditioning or {})

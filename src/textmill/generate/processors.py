@@ -113,6 +113,24 @@ class RepetitionPenalty:
 
 
 @dataclass(frozen=True)
+class OccurrencePenalty:
+    """OpenAI's presence and frequency penalties on the tokens generated after the (padded) prompt
+    of `prompt_len`: each token's score drops by `presence` once it has appeared and by `frequency`
+    for every time it has appeared (negative values encourage repetition)."""
+
+    presence: float
+    frequency: float
+    prompt_len: int
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        new = input_ids[:, self.prompt_len:]
+        if new.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(1, new, torch.ones_like(new, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+@dataclass(frozen=True)
 class NoRepeatNGram:
     """Ban any token that would repeat an n-gram already in the sequence."""
 

@@ -60,7 +60,7 @@ class Seq2SeqGenerator(Generator):
         ids, mask = pad_right(rows, self.source_tokenizer.pad_id)
         return ids.to(self.device), mask.to(self.device)
 
-    def _prepare(self, prompts: Sequence[str], opts: GenerationOptions,
+    def prepare(self, prompts: Sequence[str], opts: GenerationOptions,
                  conditioning: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor, Conditioning]:
         if opts.label is not None:
             raise GenerationError("encoder-decoder models are not label-conditioned; drop the label option")

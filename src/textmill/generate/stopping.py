@@ -1,4 +1,5 @@
-"""Stopping criteria: `(input_ids (B, T)) -> (B,) bool`, True where a row is done."""
+"""Stopping criteria: `(input_ids (B, T)) -> (B,) bool`, True where a row is done; and the text of
+one row as its tokens arrive (`IncrementalText`), cut at the first stop string."""
 
 from __future__ import annotations
 
@@ -60,3 +61,40 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """`text` up to (not including) the first stop string, and whether one was found."""
     hits = [i for i in (text.find(s) for s in stops) if i >= 0]
     return (text[: min(hits)], True) if hits else (text, False)
+
+
+class IncrementalText:
+    """The continuation of one prompt as its tokens arrive. `push(token)` returns the text that is
+    now safe to show: what could be the start of a stop string, or an incomplete UTF-8 sequence, is
+    held back until it is resolved. `stopped` turns True once a stop string appears; `finish()`
+    returns the rest. The pieces joined are exactly the whole continuation cut at its first stop."""
+
+    def __init__(self, decode_continuation, prompt_ids: list[int], stops: Sequence[str]) -> None:
+        self._decode = decode_continuation  # (prompt ids, new ids) -> text (Tokenizer.decode_continuation)
+        self.prompt_ids = prompt_ids
+        self.stops = stops
+        self.ids: list[int] = []
+        self.stopped = False
+        self._hold = max((len(s) for s in stops), default=1) - 1
+        self._sent = 0
+
+    def text(self) -> str:
+        return cut_at_stop(self._decode(self.prompt_ids, self.ids), self.stops)[0]
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        text, self.stopped = cut_at_stop(self._decode(self.prompt_ids, self.ids), self.stops)
+        safe = len(text) if self.stopped else len(text) - self._hold
+        while safe > self._sent and text[safe - 1] == "\ufffd":  # a multi-byte character still arriving
+            safe -= 1
+        if safe <= self._sent:
+            return ""
+        piece = text[self._sent:safe]
+        self._sent = safe
+        return piece
+
+    def finish(self) -> str:
+        text = self.text()
+        piece = text[self._sent:]
+        self._sent = len(text)
+        return piece
