@@ -8,6 +8,7 @@ from .processors import (
                          MinNewTokens,
                          MinP,
                          NoRepeatNGram,
+                         OccurrencePenalty,
                          RepetitionPenalty,
                          SuppressTokens,
                          Temperature,
@@ -20,6 +21,6 @@ from .stopping import EosToken, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
 
 __all__ = ["AttentionMap", "LatentGenerator", "Seq2SeqGenerator", "BadWords", "EosToken", "GenerationOptions",
-           "Generator", "LogitsProcessor", "MaxNewTokens", "MinNewTokens", "MinP", "NoRepeatNGram",
+           "Generator", "LogitsProcessor", "MaxNewTokens", "MinNewTokens", "MinP", "NoRepeatNGram", "OccurrencePenalty",
            "RepetitionPenalty", "StopStrings", "SuppressTokens", "Temperature", "TopK", "TopP", "apply_processors",
            "beam_search", "cut_at_stop", "generate", "parse_options", "token_loop"]

@@ -202,6 +202,35 @@ class GPT(nn.Module):
         state.pos = state.pos[index]
         return state
 
+    def merge(self, states: list[GPTState]) -> GPTState:
+        """One state holding the rows of `states` one after another, so that requests can join a
+        running batch between steps. Each state's filled positions are right-aligned to the longest
+        (what lies before them is left padding), and positions that are padding in every row are
+        dropped. The cached keys carry their rotary positions, so aligning them changes nothing."""
+        L = max(s.length for s in states)
+        out = self.start(Conditioning(sum(len(s.pos) for s in states), states[0].pos.device))
+        row = 0
+        for s in states:
+            rows, off = slice(row, row + len(s.pos)), L - s.length
+            for (k, v), (k_out, v_out) in zip(s.kv, out.kv):
+                k_out[rows, :, off:L] = k[:, :, :s.length]
+                v_out[rows, :, off:L] = v[:, :, :s.length]
+            out.tokens[rows, off:L] = s.tokens[:, :s.length]
+            out.mask[rows, off:L] = s.mask[:, :s.length]
+            out.pos[rows] = s.pos
+            row += len(s.pos)
+        used = out.mask[:, :L].any(0)
+        drop = int(used.long().argmax()) if bool(used.any()) else L  # the first position a row still uses
+        if drop:
+            for k, v in out.kv:
+                k[:, :, :L - drop] = k[:, :, drop:L].clone()
+                v[:, :, :L - drop] = v[:, :, drop:L].clone()
+            out.tokens[:, :L - drop] = out.tokens[:, drop:L].clone()
+            out.mask[:, :L - drop] = out.mask[:, drop:L].clone()
+            out.mask[:, L - drop:] = False
+        out.length = L - drop
+        return out
+
     def flops_per_token(self) -> float:
         """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L H Q T."""
         n = sum(p.numel() for p in self.parameters()) - (self.wpe.weight.numel() if self.cfg.positions == "learned" else 0)
