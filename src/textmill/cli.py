@@ -1,4 +1,4 @@
-"""The `textmill` command line: train | generate | transfer | eval | compare | synth | import | export | info | arpa | quickstart.
+"""The `textmill` command line: train | generate | transfer | eval | compare | synth | serve | import | export | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
 """
@@ -538,6 +538,34 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
                 out.print(f"classifier trained on {name}: accuracy {s['accuracy']['mean']:.2f} ± {s['accuracy']['ci95']:.2f}, "
                           f"macro-F1 {s['macro_f1']['mean']:.2f}")
         out.print(f"report: {res.report_path} (and {res.report_path.with_suffix('.json')})")
+
+
+@app.command()
+def serve(sources: Annotated[list[str], typer.Argument(help="models to serve: run directories or pretrained sources, "
+                                                            "each as SOURCE or ID=SOURCE (its model id)")],
+          host: Annotated[str, typer.Option(help="address to listen on; another than 127.0.0.1 reaches the network")] = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000,
+          api_key: Annotated[Optional[str], typer.Option(envvar="TEXTMILL_API_KEY",
+                                                         help="clients must send `Authorization: Bearer KEY`")] = None,
+          max_tokens: Annotated[int, typer.Option(help="the most tokens a request may ask for (chat's default)")] = 1024,
+          max_n: Annotated[int, typer.Option(help="the most choices (n) per request")] = 8,
+          max_batch: Annotated[int, typer.Option(help="rows one model decodes at once")] = 32,
+          max_waiting: Annotated[int, typer.Option(help="requests waiting per model before a 429")] = 256,
+          timeout: Annotated[float, typer.Option(help="seconds a request may take before a 504")] = 300.0,
+          quantize: Annotated[Optional[str], typer.Option(help="gpt runs and pretrained models: bf16 or int4 weights")] = None,
+          compile: Annotated[bool, typer.Option(help="compile the models' blocks (about 20 s once, then faster)")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Serve models behind OpenAI's API: `GET /v1/models`, `POST /v1/completions`,
+    `POST /v1/chat/completions` (streaming, n, stop, seed, logprobs), `/health` and `/metrics`.
+    Concurrent requests to a model share one decoding loop."""
+    from .serve.launch import serve as run_server
+
+    _setup_logging(verbose)
+    try:
+        run_server(sources, host, port, quantize, compile, api_key=api_key, max_tokens=max_tokens, max_n=max_n,
+                   max_rows=max_batch, max_waiting=max_waiting, timeout=timeout)
+    except TextmillError as e:
+        _fail(e)
 
 
 def main() -> None:

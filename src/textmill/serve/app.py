@@ -1,0 +1,398 @@
+"""The HTTP server: OpenAI's completions and chat completions API over textmill models.
+
+`create_app({"id": generator, ...}, ServeSettings(...))` builds a FastAPI app; `textmill serve`
+runs it with uvicorn. Each model has one `BatchEngine`, so concurrent requests to it share one
+decoding loop. Requests are read by hand (UTF-8, JSON, then the schema) so that every bad body gets
+a 400 in OpenAI's error schema that names the problem; bodies past `max_body_bytes` get a 413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from ..errors import TextmillError
+from ..generate import Generator, parse_options
+from ..generate.batching import BatchEngine, Failed, Finished, Job, QueueFull, Started, Token
+from ..models.base import ENCODER_DECODER
+from .metrics import Metrics
+from .schema import APIError, ChatRequest, CompletionRequest, Message
+
+KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    api_key: str | None = None  # clients send `Authorization: Bearer KEY`; None: no key needed
+    max_tokens: int = 1024  # the most tokens a request may ask for (and chat's default)
+    max_n: int = 8  # the most choices per request
+    max_rows: int = 32  # rows one model decodes at once
+    max_waiting: int = 256  # requests waiting per model; more get a 429
+    timeout: float = 300.0  # seconds a request may take; then a 504 (or an error event when streaming)
+    max_body_bytes: int = 1 << 20
+
+
+class _Served:
+    def __init__(self, name: str, generator: Generator, settings: ServeSettings) -> None:
+        self.name = name
+        self.generator = generator
+        self.engine = BatchEngine(generator, settings.max_rows, settings.max_waiting)
+        self.created = int(time.time())
+
+    @property
+    def instruct(self) -> bool:
+        return bool(self.generator.info.get("chat"))
+
+    def card(self) -> dict[str, Any]:
+        info = self.generator.info
+        return {"id": self.name, "object": "model", "created": self.created, "owned_by": "textmill",
+                "family": info.get("family"), "source": info.get("source") or info.get("run_dir"),
+                "context": getattr(self.generator.model, "max_context", None), "chat_template": self.instruct,
+                "labels": self.generator.labels}
+
+
+def render_chat(served: _Served, messages: list[Message]) -> tuple[Any, list[str]]:
+    """A conversation as the model's prompt, and the stop strings the rendering needs.
+
+    Instruct models use their chat template. An encoder-decoder run reads the last user message as
+    its source. Any other model continues a transcript, `System: ...`, `User: ...` and `Assistant: ...`
+    lines ending in `Assistant:`, and stops before it would write the next `\\nUser:` line."""
+    if served.instruct:
+        return [{"role": m.role if m.role != "developer" else "system", "content": m.text()} for m in messages], []
+    if served.generator.model.kind == ENCODER_DECODER:
+        users = [m for m in messages if m.role == "user"]
+        if not users:
+            raise APIError(400, "an encoder-decoder model reads the last user message as its source; none was sent",
+                           param="messages")
+        return users[-1].text(), []
+    lines = [f"{'System' if m.role == 'developer' else m.role.capitalize()}: {m.text()}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:", ["\nUser:"]
+
+
+def _check_key(request: Request, key: str | None) -> None:
+    if key is None:
+        return
+    given = request.headers.get("authorization", "")
+    token = given[7:] if given.lower().startswith("bearer ") else ""
+    if not hmac.compare_digest(token.encode(), key.encode()):
+        raise APIError(401, "Incorrect or missing API key: send `Authorization: Bearer KEY` with the key the server was "
+                            "started with (--api-key)", type="authentication_error", code="invalid_api_key")
+
+
+async def _read(request: Request, schema: type[BaseModel], limit: int) -> Any:
+    body = await request.body()
+    if len(body) > limit:  # a body sent without Content-Length (chunked)
+        raise APIError(413, f"the request body is {len(body)} bytes; the limit is {limit}", code="body_too_large")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise APIError(400, f"the request body is not UTF-8 (byte {e.start}); send JSON encoded as UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise APIError(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise APIError(400, f"the request body must be a JSON object, not {type(data).__name__}")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        param = ".".join(str(x) for x in err["loc"]) or None
+        if err["type"] == "extra_forbidden":
+            raise APIError(400, f"Unrecognized request argument supplied: {param}", param=param,
+                           code="unrecognized_argument") from None
+        if err["type"] == "missing":
+            raise APIError(400, f"{param} is required", param=param, code="missing_required_parameter") from None
+        raise APIError(400, f"{param}: {err['msg']} (got {err.get('input')!r})", param=param,
+                       code="invalid_value") from None
+
+
+class _Run:
+    """One request's job on a model's engine: events arrive on an asyncio queue."""
+
+    def __init__(self, served: _Served, prompt: Any, options: dict[str, Any], logprobs: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        try:
+            opts = parse_options(options)
+        except TextmillError as e:
+            raise APIError(400, str(e)) from None
+        self.job = Job(prompt, opts, lambda ev: loop.call_soon_threadsafe(self.queue.put_nowait, ev), logprobs)
+        try:
+            served.engine.submit(self.job)
+        except QueueFull as e:
+            raise APIError(429, str(e), type="rate_limit_error", code="queue_full") from None
+
+    def cancel(self) -> None:
+        self.job.cancelled.set()
+
+
+def create_app(models: dict[str, Generator], settings: ServeSettings | None = None) -> FastAPI:
+    settings = settings or ServeSettings()
+    if not models:
+        raise TextmillError("serve needs at least one model")
+    served = {name: _Served(name, gen, settings) for name, gen in models.items()}
+    metrics = Metrics({name: s.engine for name, s in served.items()})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for s in served.values():
+            s.engine.close()
+
+    app = FastAPI(title="textmill", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.served = served
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, e: APIError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status)
+
+    @app.middleware("http")
+    async def _limits(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
+            e = APIError(413, f"the request body is {size} bytes; the limit is {settings.max_body_bytes}",
+                         code="body_too_large")
+            response: Response = JSONResponse(e.body(), status_code=413)
+        else:
+            response = await call_next(request)
+        metrics.answered(request.url.path if request.url.path in KNOWN_PATHS else "other", response.status_code)
+        return response
+
+    def model_of(name: str) -> _Served:
+        if name not in served:
+            raise APIError(404, f"The model {name!r} does not exist; this server has: {', '.join(served)}",
+                           param="model", code="model_not_found")
+        return served[name]
+
+    def budget(req: Any, asked: int | None, default: int) -> int:
+        if asked is not None and asked > settings.max_tokens:
+            raise APIError(400, f"max_tokens is {asked}; this server allows at most {settings.max_tokens} "
+                                "(serve --max-tokens)", param="max_tokens")
+        if req.n > settings.max_n:
+            raise APIError(400, f"n is {req.n}; this server allows at most {settings.max_n} (serve --max-n)", param="n")
+        return asked if asked is not None else default
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": list(served)}
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        _check_key(request, settings.api_key)
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        _check_key(request, settings.api_key)
+        return {"object": "list", "data": [s.card() for s in served.values()]}
+
+    @app.get("/v1/models/{name:path}")
+    async def one_model(name: str, request: Request) -> dict[str, Any]:
+        _check_key(request, settings.api_key)
+        return model_of(name).card()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        _check_key(request, settings.api_key)
+        req: CompletionRequest = await _read(request, CompletionRequest, settings.max_body_bytes)
+        s = model_of(req.model)
+        opts = req.options(budget(req, req.max_tokens, 16))
+        runs = [_Run(s, p, opts, req.logprobs) for p in req.prompts]
+        return await _respond(request, "completions", s, req, runs, req.prompts if req.echo else None)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        _check_key(request, settings.api_key)
+        req: ChatRequest = await _read(request, ChatRequest, settings.max_body_bytes)
+        s = model_of(req.model)
+        prompt, stops = render_chat(s, req.messages)
+        opts = req.options(budget(req, req.limit, settings.max_tokens))
+        opts["stop"] = opts["stop"] + [x for x in stops if x not in opts["stop"]]
+        runs = [_Run(s, prompt, opts, req.logprob_count)]
+        return await _respond(request, "chat", s, req, runs, None)
+
+    async def _respond(request: Request, kind: str, s: _Served, req: Any, runs: list[_Run],
+                       echo: list[str] | None) -> Response:
+        started = time.monotonic()
+        tokenizer = s.generator.tokenizer
+        rid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
+        created = int(time.time())
+        deadline = started + settings.timeout
+
+        async def events(run: _Run) -> AsyncIterator[Any]:
+            """The run's events until every row has finished; a 504 at the deadline, None while idle."""
+            left = req.n
+            while left:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    run.cancel()
+                    raise APIError(504, f"the request took longer than the server's timeout ({settings.timeout:g} s; "
+                                        "serve --timeout); ask for fewer tokens", type="timeout", code="timeout")
+                try:
+                    ev = await asyncio.wait_for(run.queue.get(), min(remaining, 1.0))
+                except asyncio.TimeoutError:
+                    yield None
+                    continue
+                if isinstance(ev, Failed):
+                    raise _as_api_error(ev.error)
+                if isinstance(ev, Finished):
+                    left -= 1
+                yield ev
+
+        def fmt_logprobs(items: list[Token]) -> Any:
+            if runs[0].job.logprobs is None:
+                return None
+            piece = lambda t: tokenizer.decode([t], skip_special=False)  # noqa: E731
+            if kind == "chat":
+                entry = lambda t, lp: {"token": piece(t), "logprob": lp, "bytes": list(piece(t).encode())}  # noqa: E731
+                return {"content": [{**entry(x.token, x.logprob), "top_logprobs": [entry(t, lp) for t, lp in x.top]}
+                                    for x in items]}
+            offsets, at = [], 0
+            for x in items:
+                offsets.append(at)
+                at += len(x.text)
+            return {"tokens": [piece(x.token) for x in items], "token_logprobs": [x.logprob for x in items],
+                    "top_logprobs": [{piece(t): lp for t, lp in x.top} for x in items], "text_offset": offsets}
+
+        def choice(index: int, text: str, finish: str | None, tokens: list[Token], delta: bool) -> dict[str, Any]:
+            out: dict[str, Any] = {"index": index}
+            if kind == "chat":
+                out["delta" if delta else "message"] = ({"content": text} if delta else
+                                                        {"role": "assistant", "content": text})
+            else:
+                out["text"] = text
+            out["logprobs"] = fmt_logprobs(tokens)
+            out["finish_reason"] = finish
+            return out
+
+        def envelope(choices: list[dict[str, Any]], usage: dict[str, int] | None = None, chunk: bool = False) -> dict:
+            obj = ("chat.completion.chunk" if chunk else "chat.completion") if kind == "chat" else "text_completion"
+            body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": s.name, "choices": choices}
+            if usage is not None or not chunk:
+                body["usage"] = usage
+            return body
+
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+
+        def count(ev: Any) -> None:
+            if isinstance(ev, Started):
+                usage["prompt_tokens"] += ev.prompt_tokens
+            elif isinstance(ev, Finished):
+                usage["completion_tokens"] += ev.tokens
+
+        def totals() -> dict[str, int]:
+            return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+
+        if not req.stream:
+            try:
+                choices = []
+                for r, run in enumerate(runs):
+                    texts: dict[int, list[str]] = {}
+                    toks: dict[int, list[Token]] = {}
+                    finish: dict[int, str] = {}
+                    async for ev in events(run):
+                        if ev is None:
+                            if await request.is_disconnected():
+                                for x in runs:
+                                    x.cancel()
+                                return Response(status_code=499)
+                            continue
+                        count(ev)
+                        if isinstance(ev, Token):
+                            texts.setdefault(ev.index, []).append(ev.text)
+                            toks.setdefault(ev.index, []).append(ev)
+                        elif isinstance(ev, Finished):
+                            texts.setdefault(ev.index, []).append(ev.text)
+                            finish[ev.index] = ev.reason
+                    for i in range(req.n):
+                        text = "".join(texts.get(i, []))
+                        choices.append(choice(r * req.n + i, (echo[r] if echo else "") + text, finish[i], toks.get(i, []),
+                                              False))
+            except APIError:
+                for x in runs:
+                    x.cancel()
+                raise
+            metrics.generated(s.name, kind, time.monotonic() - started, None, usage)
+            return JSONResponse(envelope(choices, totals()))
+
+        # Streaming: the first event decides between an error response and a 200 stream.
+        first = events(runs[0])
+        try:
+            head = await anext(first)
+            while head is None:
+                head = await anext(first)
+        except APIError:
+            for x in runs:
+                x.cancel()
+            raise
+
+        async def sse() -> AsyncIterator[str]:
+            ttft = None
+            try:
+                if kind == "chat":
+                    for i in range(req.n):
+                        yield _sse(envelope([{"index": i, "delta": {"role": "assistant", "content": ""},
+                                              "logprobs": None, "finish_reason": None}], chunk=True))
+                for r, run in enumerate(runs):
+                    stream = first if r == 0 else events(run)
+                    pending = [head] if r == 0 else []
+                    if echo:
+                        for i in range(req.n):
+                            yield _sse(envelope([choice(r * req.n + i, echo[r], None, [], True)], chunk=True))
+                    while True:
+                        if pending:
+                            ev = pending.pop()
+                        else:
+                            try:
+                                ev = await anext(stream)
+                            except StopAsyncIteration:
+                                break
+                        if ev is None:
+                            continue
+                        count(ev)
+                        if isinstance(ev, Token):
+                            if ttft is None:
+                                ttft = time.monotonic() - started
+                            if ev.text or runs[0].job.logprobs is not None:
+                                yield _sse(envelope([choice(r * req.n + ev.index, ev.text, None, [ev], True)], chunk=True))
+                        elif isinstance(ev, Finished):
+                            c = choice(r * req.n + ev.index, ev.text, ev.reason, [], True)
+                            c["logprobs"] = None
+                            yield _sse(envelope([c], chunk=True))
+                if req.include_usage:
+                    yield _sse(envelope([], totals(), chunk=True))
+            except APIError as e:  # after the 200 header: OpenAI's error object as an event
+                yield _sse(e.body())
+            finally:  # also when the client went away (the task is cancelled): its generation stops
+                for x in runs:
+                    x.cancel()
+                metrics.generated(s.name, kind, time.monotonic() - started, ttft, usage)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def _sse(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+def _as_api_error(e: Exception) -> APIError:
+    if isinstance(e, APIError):
+        return e
+    if isinstance(e, TextmillError):
+        return APIError(400, str(e))
+    return APIError(500, f"the model failed: {type(e).__name__}: {e}", type="server_error")

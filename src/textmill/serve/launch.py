@@ -1,0 +1,57 @@
+"""What `textmill serve` loads and runs: model ids from sources, and uvicorn on the app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..generate import Generator
+
+log = logging.getLogger(__name__)
+
+
+def model_id(source: str) -> tuple[str, str]:
+    """`ID=SOURCE`, or the id a source is served under: an embedded model's name, a run directory's
+    or Hugging Face directory's name, a GGUF file's stem."""
+    if "=" in source and not Path(source).exists():
+        name, _, source = source.partition("=")
+        if not name or not source:
+            raise ConfigError(f"{name}={source}: write a model as SOURCE or ID=SOURCE")
+        return name, source
+    if source.startswith("embedded:"):
+        return source.split(":", 1)[1], source
+    path = Path(source)
+    return (path.stem if path.suffix == ".gguf" else path.resolve().name), source
+
+
+def load_models(sources: list[str], quantize: str | None = None, compile: bool = False) -> dict[str, Generator]:
+    from ..rundir import load
+
+    if not sources:
+        raise ConfigError("serve needs at least one model: a run directory or a pretrained source")
+    models: dict[str, Generator] = {}
+    for spec in sources:
+        name, source = model_id(spec)
+        if name in models:
+            raise ConfigError(f"two models would be served as {name!r}; name them apart with ID=SOURCE")
+        gen = load(source, quantize=quantize, compile=compile)
+        if not isinstance(gen, Generator):
+            raise ConfigError(f"{source} is a grammar, which has no token model to serve; serve a run directory or a "
+                              "pretrained source (sample grammars with `textmill generate GRAMMAR.yaml`)")
+        models[name] = gen
+    return models
+
+
+def serve(sources: list[str], host: str = "127.0.0.1", port: int = 8000, quantize: str | None = None,
+          compile: bool = False, **settings: Any) -> None:
+    """Load `sources` and serve them until interrupted (settings: `ServeSettings` fields)."""
+    import uvicorn
+
+    from .app import ServeSettings, create_app
+
+    app = create_app(load_models(sources, quantize, compile), ServeSettings(**settings))
+    if host not in ("127.0.0.1", "localhost", "::1") and settings.get("api_key") is None:
+        log.warning("serving on %s without an API key: anyone who reaches this address can use the models", host)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,352 @@
+"""`textmill serve`: the official openai client against a live uvicorn server on loopback, raw HTTP for
+bodies a client would never send, and the batching engine under it (requests joining a running batch
+give what they give alone)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+
+import textmill  # noqa: E402
+from textmill.generate import parse_options  # noqa: E402
+from textmill.generate.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
+from textmill.serve import ServeSettings, create_app  # noqa: E402
+from textmill.serve.launch import model_id  # noqa: E402
+
+from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+
+KEY = "test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live(models: dict, **settings) -> Iterator[str]:
+    """A uvicorn server with `models` on a loopback port, for the duration: yields its base URL."""
+    app = create_app(models, ServeSettings(**settings))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def chat_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("llama-chat")
+    tok = tiny_tokenizer(chat=True)
+    tiny_model("llama", len(tok)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tiny_run, chat_dir):
+    return {"tiny": textmill.load(tiny_run), "chat": textmill.load(chat_dir)}
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    with live(models, api_key=KEY, max_tokens=64, max_n=4) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0)
+
+
+def post(url: str, body: bytes, key: str = KEY) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+# -- the API through the openai client ---------------------------------------------------------------
+def test_models_lists_every_served_model(client):
+    cards = {m.id: m for m in client.models.list()}
+    assert set(cards) == {"tiny", "chat"}
+    assert client.models.retrieve("chat").id == "chat"
+
+
+def test_a_seeded_completion_is_what_the_python_api_gives(client, models):
+    r = client.completions.create(model="tiny", prompt="First", max_tokens=20, seed=7, n=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert [c.text for c in r.choices] == models["tiny"].generate("First", max_new_tokens=20, seed=7, num_return_sequences=2)
+    assert r.usage.prompt_tokens == 1 + len("First")  # <bos> and 5 characters, once for the n choices
+    assert 2 <= r.usage.completion_tokens <= 40 and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    again = client.completions.create(model="tiny", prompt="First", max_tokens=20, seed=7, n=2)
+    assert [c.text for c in again.choices] == [c.text for c in r.choices]
+
+
+def test_greedy_stop_and_a_list_of_prompts(client, models):
+    gen = models["tiny"]
+    r = client.completions.create(model="tiny", prompt=["First", "All"], max_tokens=30, temperature=0, stop=["\n"])
+    assert [c.text for c in r.choices] == gen.generate(["First", "All"], max_new_tokens=30, strategy="greedy", stop=["\n"])
+    assert all("\n" not in c.text for c in r.choices)
+
+
+def test_logprobs_are_the_models_and_sum_with_alternatives(client, models):
+    r = client.completions.create(model="tiny", prompt="First", max_tokens=5, temperature=0, logprobs=3)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == 5
+    for chosen, top in zip(lp.token_logprobs, lp.top_logprobs):
+        assert len(top) == 3 and chosen == pytest.approx(max(top.values()))  # greedy: the chosen token is the top one
+    ids = models["tiny"].tokenizer.encode("First" + r.choices[0].text, add_bos=True)
+    import torch
+    with torch.no_grad():
+        logits = models["tiny"].model(torch.tensor([ids]))[0].log_softmax(-1)
+    assert lp.token_logprobs[0] == pytest.approx(float(logits[len("First"), ids[len("First") + 1]]), abs=1e-4)
+
+
+def test_chat_uses_the_template_and_streams_as_openai_does(client, models):
+    messages = [{"role": "user", "content": "the cat sat"}]
+    r = client.chat.completions.create(model="chat", messages=messages, max_tokens=8, temperature=0)
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
+    assert r.choices[0].message.content == models["chat"].chat(messages, max_new_tokens=8, strategy="greedy")
+    chunks = list(client.chat.completions.create(model="chat", messages=messages, max_tokens=8, temperature=0,
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert len({c.id for c in chunks}) == 1 and all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    body = [c for c in chunks if c.choices]
+    assert all(c.choices[0].finish_reason is None for c in body[:-1]) and body[-1].choices[0].finish_reason in ("stop", "length")
+    assert "".join(c.choices[0].delta.content or "" for c in body) == r.choices[0].message.content
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == r.usage.total_tokens
+
+
+def test_chat_logprobs(client):
+    r = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "a dog"}], max_tokens=4,
+                                       logprobs=True, top_logprobs=2, seed=1)
+    content = r.choices[0].logprobs.content
+    assert content and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_a_model_without_a_template_continues_a_transcript(client, models):
+    r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Speak"}], max_tokens=10, seed=2)
+    expected = models["tiny"].generate("User: Speak\nAssistant:", max_new_tokens=10, seed=2, stop=["\nUser:"])
+    assert r.choices[0].message.content == expected
+
+
+def test_a_streamed_completion_joins_to_the_whole_text(client, models):
+    chunks = list(client.completions.create(model="tiny", prompt="All", max_tokens=25, seed=3, stream=True, n=2))
+    texts = ["".join(c.choices[0].text for c in chunks if c.choices[0].index == i) for i in range(2)]
+    assert texts == models["tiny"].generate("All", max_new_tokens=25, seed=3, num_return_sequences=2)
+    finals = [c.choices[0] for c in chunks if c.choices[0].finish_reason]
+    assert sorted(f.index for f in finals) == [0, 1]
+
+
+@pytest.mark.parametrize("kwargs, status, needle", [
+    (dict(model="nope", prompt="x"), 404, "tiny, chat"),
+    (dict(model="tiny", prompt="x", max_tokens=1000), 400, "at most 64"),
+    (dict(model="tiny", prompt="x" * 200), 400, "context is 32"),
+    (dict(model="tiny", prompt="x", n=9), 400, "at most 4"),
+    (dict(model="tiny", prompt="x", max_tokens=-1), 400, "max_tokens"),
+    (dict(model="tiny", prompt="x", temperature=3), 400, "temperature"),
+    (dict(model="tiny", prompt="x", extra_body={"tempreature": 1}), 400, "Unrecognized request argument supplied: tempreature"),
+    (dict(model="tiny", prompt="x", suffix="y"), 400, "suffix"),
+    (dict(model="tiny", prompt="x", extra_body={"label": "pos"}), 400, "trained without labels"),
+])
+def test_errors_use_openais_schema(client, kwargs, status, needle):
+    with pytest.raises(openai.APIStatusError) as e:
+        client.completions.create(**kwargs)
+    assert e.value.status_code == status
+    assert needle in e.value.body["message"] and set(e.value.body) == {"message", "type", "param", "code"}
+
+
+def test_chat_errors(client):
+    with pytest.raises(openai.BadRequestError, match="messages is empty"):
+        client.chat.completions.create(model="chat", messages=[])
+    with pytest.raises(openai.BadRequestError, match="tools"):
+        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "a"}],
+                                       tools=[{"type": "function", "function": {"name": "f"}}])
+
+
+def test_a_wrong_key_is_a_401(server):
+    bad = openai.OpenAI(base_url=f"{server}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+    with urllib.request.urlopen(f"{server}/health") as r:  # health needs no key
+        assert json.loads(r.read())["status"] == "ok"
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    (b"{not json", 400, "not valid JSON"),
+    (b"\xff\xfe{}", 400, "not UTF-8"),
+    (b"[1, 2]", 400, "JSON object"),
+    (b'{"prompt": "x"}', 400, "model is required"),
+    (b'{"model": "tiny", "prompt": 5}', 400, "prompt"),
+    (b"x" * (2 << 20), 413, "limit"),
+])
+def test_bad_bodies_are_clear_errors_and_the_server_keeps_serving(server, client, body, status, needle):
+    code, answer = post(f"{server}/v1/completions", body)
+    assert code == status and needle in answer["error"]["message"]
+    assert client.completions.create(model="tiny", prompt="F", max_tokens=2).choices
+
+
+def test_metrics_count_requests_and_tokens(server, client):
+    client.completions.create(model="tiny", prompt="First", max_tokens=3, temperature=0)
+    req = urllib.request.Request(f"{server}/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    text = urllib.request.urlopen(req).read().decode()
+    assert 'textmill_requests_total{path="/v1/completions",status="200"}' in text
+    assert 'textmill_tokens_total{kind="completion",model="tiny"}' in text
+    assert 'textmill_queue_waiting{model="tiny"}' in text
+
+
+# -- batching --------------------------------------------------------------------------------------
+def test_concurrent_seeded_requests_give_what_they_give_alone(client, models):
+    prompts = [("First", 5), ("All", 6), ("You are", 7), ("Resolved", 8), ("F", 9), ("Speak", 10)]
+    alone = {p: models["tiny"].generate(p, max_new_tokens=12 + s, seed=s) for p, s in prompts}
+    got: dict[str, str] = {}
+
+    def ask(p: str, s: int) -> None:
+        got[p] = client.completions.create(model="tiny", prompt=p, max_tokens=12 + s, seed=s).choices[0].text
+
+    threads = [threading.Thread(target=ask, args=ps) for ps in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == alone
+
+
+def _collect(events: list, done: threading.Event):
+    def on(ev):
+        events.append(ev)
+        if isinstance(ev, Failed) or sum(isinstance(e, Finished) for e in events) == 1:
+            done.set()
+    return on
+
+
+@pytest.mark.parametrize("name", ["tiny", "chat"])
+def test_a_job_joins_a_running_batch_and_gives_what_it_gives_alone(models, name):
+    gen = models[name]
+    engine = BatchEngine(gen, max_rows=8)
+    assert engine.can_join  # gpt runs and Llama models merge states
+    try:
+        first, second = [], []
+        first_done, second_done = threading.Event(), threading.Event()
+        opts_a = parse_options(dict(max_new_tokens=30, seed=1, min_new_tokens=30))
+        opts_b = parse_options(dict(max_new_tokens=10, seed=2))
+        running = []
+        engine.submit(Job("the cat", opts_a, _collect(first, first_done)))
+        while not any(isinstance(e, Token) for e in first):
+            time.sleep(0.001)
+        engine.submit(Job("a dog ran", opts_b, lambda ev: (second.append(ev), running.append(engine.running),
+                                                          isinstance(ev, Finished) and second_done.set())))
+        assert first_done.wait(30) and second_done.wait(30)
+        assert max(running) == 2  # it ran beside the first job
+        for events, prompt, opts in ((first, "the cat", opts_a), (second, "a dog ran", opts_b)):
+            text = "".join(e.text for e in events if isinstance(e, (Token, Finished)))
+            assert text == gen.generate(prompt, **opts.model_dump())
+            assert isinstance(events[0], Started)
+    finally:
+        engine.close()
+
+
+def test_a_model_without_merge_serves_jobs_one_after_another(tmp_path):
+    pytest.importorskip("transformers")
+    tok = tiny_tokenizer()
+    tiny_model("gemma3", len(tok)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    gen = textmill.load(tmp_path)
+    engine = BatchEngine(gen)
+    assert not engine.can_join
+    try:
+        results = []
+        for prompt, seed in (("the cat", 1), ("a dog", 2)):
+            events, done = [], threading.Event()
+            opts = parse_options(dict(max_new_tokens=6, seed=seed))
+            engine.submit(Job(prompt, opts, _collect(events, done)))
+            results.append((events, done, prompt, opts))
+        for events, done, prompt, opts in results:
+            assert done.wait(30)
+            assert "".join(e.text for e in events if isinstance(e, (Token, Finished))) == gen.generate(prompt, **opts.model_dump())
+    finally:
+        engine.close()
+
+
+# -- limits ----------------------------------------------------------------------------------------
+def test_a_full_queue_is_a_429_and_a_slow_request_a_504(models):
+    with live({"tiny": models["tiny"]}, max_waiting=0) as url:
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        with pytest.raises(openai.RateLimitError, match="waiting"):
+            c.completions.create(model="tiny", prompt="F", max_tokens=2)
+    with live({"tiny": models["tiny"]}, timeout=0.05, max_tokens=5000) as url:
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as e:
+            c.completions.create(model="tiny", prompt="F", max_tokens=5000, extra_body={"min_tokens": 5000})
+        assert e.value.status_code == 504
+
+
+def test_a_client_that_disconnects_cancels_its_generation(models):
+    with live({"tiny": models["tiny"]}, max_tokens=100000) as url:
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        stream = c.completions.create(model="tiny", prompt="F", max_tokens=100000, stream=True, seed=0)
+        next(iter(stream))
+        stream.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = urllib.request.urlopen(f"{url}/metrics").read().decode()
+            if 'textmill_batch_rows{model="tiny"} 0.0' in text:
+                break
+            time.sleep(0.05)
+        assert 'textmill_batch_rows{model="tiny"} 0.0' in text
+
+
+# -- the command line ------------------------------------------------------------------------------
+def test_model_ids():
+    assert model_id("embedded:smollm2-135m-instruct") == ("smollm2-135m-instruct", "embedded:smollm2-135m-instruct")
+    assert model_id("runs/char5") == ("char5", "runs/char5")
+    assert model_id("mine=runs/char5") == ("mine", "runs/char5")
+    assert model_id("weights/model.gguf") == ("model", "weights/model.gguf")
+
+
+@pytest.mark.slow
+def test_textmill_serve_runs_from_the_command_line(tiny_run, tmp_path):
+    port = free_port()
+    bad = subprocess.run([sys.executable, "-m", "textmill", "serve", str(tmp_path / "missing")], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "textmill", "serve", f"mine={tiny_run}", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as r:
+                    assert json.loads(r.read())["models"] == ["mine"]
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else ""
+                time.sleep(0.2)
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
+        assert c.completions.create(model="mine", prompt="First", max_tokens=5, temperature=0).choices[0].text
+    finally:
+        proc.terminate()
+        proc.wait(30)
