@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +44,30 @@ def tiny_run(tmp_path_factory, corpus) -> Path:
     run = tmp_path_factory.mktemp("runs") / "gpt"
     textmill.train(tiny_config(corpus), run)
     return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live(models: dict, **settings) -> Iterator[str]:
+    """A uvicorn server with `models` on a loopback port, for the duration: yields its base URL."""
+    import uvicorn
+
+    from textmill.serve import ServeSettings, create_app
+
+    app = create_app(models, ServeSettings(**settings))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -4,16 +4,13 @@ give what they give alone)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,35 +20,12 @@ uvicorn = pytest.importorskip("uvicorn")
 import textmill  # noqa: E402
 from textmill.generate import parse_options  # noqa: E402
 from textmill.generate.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
-from textmill.serve import ServeSettings, create_app  # noqa: E402
 from textmill.serve.launch import model_id  # noqa: E402
 
+from .conftest import free_port, live  # noqa: E402
 from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
 
 KEY = "test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def live(models: dict, **settings) -> Iterator[str]:
-    """A uvicorn server with `models` on a loopback port, for the duration: yields its base URL."""
-    app = create_app(models, ServeSettings(**settings))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +119,11 @@ def test_chat_logprobs(client):
                                        logprobs=True, top_logprobs=2, seed=1)
     content = r.choices[0].logprobs.content
     assert content and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_attention_is_for_encoder_decoder_models(server):
+    code, body = post(f"{server}/v1/textmill/attention", b'{"model": "tiny", "source": "x"}')
+    assert code == 400 and "encoder-decoder" in body["error"]["message"]
 
 
 def test_a_model_without_a_template_continues_a_transcript(client, models):
@@ -350,3 +329,25 @@ def test_textmill_serve_runs_from_the_command_line(tiny_run, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_an_encoder_decoder_run_maps_its_source_and_draws_attention(tmp_path):
+    from .test_seq2seq import WORDS, pair_config
+
+    (tmp_path / "train.de").write_text("".join(f"{w} {v}\n" for w in WORDS for v in WORDS), encoding="utf-8")
+    (tmp_path / "train.en").write_text("".join(f"{WORDS[w]} {WORDS[v]}\n" for w in WORDS for v in WORDS), encoding="utf-8")
+    run = tmp_path / "run"
+    textmill.train(pair_config(tmp_path, "transformer", max_steps=20), run)
+    gen = textmill.load(run)
+    with live({"mt": gen}) as url:
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        source = " ".join(list(WORDS)[:3])
+        expected = gen.generate(source, max_new_tokens=8, strategy="greedy")
+        assert c.completions.create(model="mt", prompt=source, max_tokens=8, temperature=0).choices[0].text == expected
+        reply = c.chat.completions.create(model="mt", max_tokens=8, temperature=0, messages=[
+            {"role": "user", "content": "an earlier turn"}, {"role": "assistant", "content": "x"},
+            {"role": "user", "content": source}])
+        assert reply.choices[0].message.content == expected  # the last user message is the source
+        code, amap = post(f"{url}/v1/textmill/attention", json.dumps({"model": "mt", "source": source}).encode())
+        assert code == 200 and len(amap["weights"]) == len(amap["target"])
+        assert all(len(row) == len(amap["source"]) and abs(sum(row) - 1) < 1e-2 for row in amap["weights"])

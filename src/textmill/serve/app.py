@@ -1,4 +1,5 @@
-"""The HTTP server: OpenAI's completions and chat completions API over textmill models.
+"""The HTTP server: OpenAI's completions and chat completions API over textmill models, and a
+playground page at `/` (static/playground.html: plain HTML and JavaScript on the same API).
 
 `create_app({"id": generator, ...}, ServeSettings(...))` builds a FastAPI app; `textmill serve`
 runs it with uvicorn. Each model has one `BatchEngine`, so concurrent requests to it share one
@@ -16,10 +17,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from ..errors import TextmillError
@@ -27,9 +30,10 @@ from ..generate import Generator, parse_options
 from ..generate.batching import BatchEngine, Failed, Finished, Job, QueueFull, Started, Token
 from ..models.base import ENCODER_DECODER
 from .metrics import Metrics
-from .schema import APIError, ChatRequest, CompletionRequest, Message
+from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message
 
-KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions")
+PLAYGROUND = Path(__file__).parent / "static" / "playground.html"
+KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/textmill/attention")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class _Served:
     def card(self) -> dict[str, Any]:
         info = self.generator.info
         return {"id": self.name, "object": "model", "created": self.created, "owned_by": "textmill",
-                "family": info.get("family"), "source": info.get("source") or info.get("run_dir"),
+                "family": info.get("family"), "kind": self.generator.model.kind,
+                "source": info.get("source") or info.get("run_dir"),
                 "context": getattr(self.generator.model, "max_context", None), "chat_template": self.instruct,
                 "labels": self.generator.labels}
 
@@ -183,6 +188,26 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         if req.n > settings.max_n:
             raise APIError(400, f"n is {req.n}; this server allows at most {settings.max_n} (serve --max-n)", param="n")
         return asked if asked is not None else default
+
+    @app.get("/", response_class=HTMLResponse)
+    async def playground() -> str:
+        return PLAYGROUND.read_text(encoding="utf-8")
+
+    @app.post("/v1/textmill/attention")
+    async def attention(request: Request) -> dict[str, Any]:
+        """An encoder-decoder model's attention over its source for each token of `target` (default:
+        its greedy output), for the playground's heatmap."""
+        _check_key(request, settings.api_key)
+        req: AttentionRequest = await _read(request, AttentionRequest, settings.max_body_bytes)
+        gen = model_of(req.model).generator
+        if gen.model.kind != ENCODER_DECODER:
+            raise APIError(400, f"{req.model} is a {gen.model.kind} model; attention maps are drawn for encoder-decoder "
+                                "models (seq2seq, transformer runs)", param="model")
+        try:
+            amap = await run_in_threadpool(gen.attention, req.source, req.target)
+        except TextmillError as e:
+            raise APIError(400, str(e)) from None
+        return {"source": amap.source, "target": amap.target, "weights": amap.weights.round(4).tolist()}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -168,3 +168,10 @@ class ChatRequest(_Request):
     @property
     def logprob_count(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None
+
+
+class AttentionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    source: str
+    target: str | None = None

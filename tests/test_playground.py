@@ -1,0 +1,112 @@
+"""The playground page at `/`, driven in headless Debian Chromium by Selenium (nothing downloaded):
+type a prompt, watch the text stream in, hover a token for its probability; chat with a template
+model. Skips when chromium or chromedriver is not installed (`apt-get install chromium chromium-driver`)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+import textmill  # noqa: E402
+
+from .conftest import live  # noqa: E402
+from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")]
+KEY = "browser-key"
+
+
+@pytest.fixture(scope="module")
+def models(tiny_run, tmp_path_factory):
+    chat = tmp_path_factory.mktemp("llama-chat")
+    tok = tiny_tokenizer(chat=True)
+    tiny_model("llama", len(tok)).save_pretrained(chat)
+    tok.save_pretrained(chat)
+    return {"tiny": textmill.load(tiny_run), "chat": textmill.load(chat)}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def set_value(driver, element_id: str, value) -> None:
+    driver.execute_script("const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+                          "e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change'));", element_id, str(value))
+
+
+def wait_done(driver) -> str:
+    WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("done", "stopped"))
+                                    or "error" in d.find_element(By.ID, "status").get_attribute("class"))
+    return driver.find_element(By.ID, "status").text
+
+
+def test_a_prompt_streams_into_the_page_with_token_probabilities(browser, models):
+    with live(models, api_key=KEY) as url:
+        browser.get(url + "/")
+        set_value(browser, "key", KEY)  # the page asks for the key, keeps it, and reloads the models
+        WebDriverWait(browser, 30).until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        Select(browser.find_element(By.ID, "model")).select_by_value("tiny")
+        Select(browser.find_element(By.ID, "mode")).select_by_value("completion")
+        set_value(browser, "max_tokens", 20)
+        set_value(browser, "temperature", 0)
+        browser.find_element(By.ID, "prompt").send_keys("First")
+        browser.find_element(By.ID, "run").click()
+        assert wait_done(browser).startswith("done")
+        expected = models["tiny"].generate("First", max_new_tokens=20, strategy="greedy")
+        assert browser.find_element(By.ID, "output").text.replace("\n", "") == ("First" + expected).replace("\n", "")
+        tokens = browser.find_elements(By.CSS_SELECTOR, "#output .tok")
+        assert tokens and all(t.get_attribute("data-tip").startswith("p = ") for t in tokens)
+        ActionChains(browser).move_to_element(tokens[0]).perform()
+        tip = browser.find_element(By.ID, "tip")
+        WebDriverWait(browser, 5).until(lambda d: tip.is_displayed())
+        assert tip.text.startswith("p = ") and len(tip.text.splitlines()) == 1 + 5  # the token and 5 alternatives
+
+
+def test_a_chat_keeps_its_history(browser, models):
+    with live(models) as url:
+        browser.get(url + "/")
+        WebDriverWait(browser, 30).until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        Select(browser.find_element(By.ID, "model")).select_by_value("chat")
+        assert Select(browser.find_element(By.ID, "mode")).first_selected_option.get_attribute("value") == "chat"
+        set_value(browser, "max_tokens", 6)
+        set_value(browser, "seed", 3)
+        for turn in ("the cat sat", "and then"):
+            browser.find_element(By.ID, "prompt").send_keys(turn)
+            browser.find_element(By.ID, "run").click()
+            assert wait_done(browser).startswith("done")
+        log = browser.find_elements(By.CSS_SELECTOR, "#chat-log .chat-msg")
+        assert [m.text.split(":")[0].lower() for m in log] == ["user", "assistant", "user", "assistant"]
+        assert log[2].text.lower() == "user: and then"
+
+
+def test_a_bad_request_shows_the_servers_message(browser, models):
+    with live(models, max_tokens=8) as url:
+        browser.get(url + "/")
+        WebDriverWait(browser, 30).until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        Select(browser.find_element(By.ID, "model")).select_by_value("tiny")
+        Select(browser.find_element(By.ID, "mode")).select_by_value("completion")
+        set_value(browser, "max_tokens", 20)
+        browser.find_element(By.ID, "prompt").send_keys("First")
+        browser.find_element(By.ID, "run").click()
+        wait_done(browser)
+        assert "at most 8" in browser.find_element(By.ID, "status").text
