@@ -213,6 +213,8 @@ class GPT(nn.Module):
         for s in states:
             rows, off = slice(row, row + len(s.pos)), L - s.length
             for (k, v), (k_out, v_out) in zip(s.kv, out.kv):
+                k_out[rows, :, :off] = 0  # masked out, but never garbage: NaN there would leak through attention
+                v_out[rows, :, :off] = 0
                 k_out[rows, :, off:L] = k[:, :, :s.length]
                 v_out[rows, :, off:L] = v[:, :, :s.length]
             out.tokens[rows, off:L] = s.tokens[:, :s.length]
