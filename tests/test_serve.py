@@ -44,7 +44,7 @@ def models(tiny_run, chat_dir):
 
 @pytest.fixture(scope="module")
 def server(models):
-    with live(models, api_key=KEY, max_tokens=64, max_n=4) as url:
+    with live(models, api_key=KEY, max_tokens=64, max_n=4, max_body_bytes=4096) as url:
         yield url
 
 
@@ -180,7 +180,7 @@ def test_a_wrong_key_is_a_401(server):
     (b"[1, 2]", 400, "JSON object"),
     (b'{"prompt": "x"}', 400, "model is required"),
     (b'{"model": "tiny", "prompt": 5}', 400, "prompt"),
-    (b"x" * (2 << 20), 413, "limit"),
+    (b"x" * 10000, 413, "the limit is 4096"),  # small enough to be sent whole before the early answer
 ])
 def test_bad_bodies_are_clear_errors_and_the_server_keeps_serving(server, client, body, status, needle):
     code, answer = post(f"{server}/v1/completions", body)
@@ -212,6 +212,34 @@ def test_concurrent_seeded_requests_give_what_they_give_alone(client, models):
     for t in threads:
         t.join()
     assert got == alone
+
+
+def test_merged_states_give_the_logits_of_separate_ones(models, monkeypatch):
+    """Rows joined by GPT.merge step exactly as they step alone, even where fresh cache memory holds
+    NaN (torch.empty gives whatever was there: the padding merge adds must be written)."""
+    import torch
+
+    from textmill.models.base import Conditioning
+
+    model = models["tiny"].model
+    start = type(model).start
+
+    def poisoned(self, cond):
+        state = start(self, cond)
+        for k, v in state.kv:
+            k.fill_(float("nan"))
+            v.fill_(float("nan"))
+        return state
+
+    monkeypatch.setattr(type(model), "start", poisoned)
+    tok = models["tiny"].tokenizer
+    rows = [tok.encode(p, add_bos=True) for p in ("First Citizen", "All", "You are all")]
+    with torch.no_grad():
+        alone = [model.step(torch.tensor([[ids[-1]]]), model.step(torch.tensor([ids]), model.start(Conditioning(1)))[1])[0]
+                 for ids in rows]
+        merged = model.merge([model.step(torch.tensor([ids]), model.start(Conditioning(1)))[1] for ids in rows])
+        together = model.step(torch.tensor([[ids[-1]] for ids in rows]), merged)[0]
+    torch.testing.assert_close(together, torch.cat(alone), atol=1e-5, rtol=1e-5)
 
 
 def _collect(events: list, done: threading.Event):
@@ -351,3 +379,61 @@ def test_an_encoder_decoder_run_maps_its_source_and_draws_attention(tmp_path):
         code, amap = post(f"{url}/v1/textmill/attention", json.dumps({"model": "mt", "source": source}).encode())
         assert code == 200 and len(amap["weights"]) == len(amap["target"])
         assert all(len(row) == len(amap["source"]) and abs(sum(row) - 1) < 1e-2 for row in amap["weights"])
+
+
+# -- remote generators: openai: sources against this server ------------------------------------------
+def test_an_openai_source_generates_what_the_served_model_generates(server, models, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    remote = textmill.load(f"openai:tiny@{server}/v1")
+    local = models["tiny"]
+    prompts = ["First", "All", "You"]
+    got = remote.generate(prompts, max_new_tokens=12, seed=5)
+    assert got == [local.generate(p, max_new_tokens=12, seed=5 + i) for i, p in enumerate(prompts)]  # seed + index per prompt
+    assert remote.generate("First", max_new_tokens=8, seed=1, num_return_sequences=2) == \
+        local.generate("First", max_new_tokens=8, seed=1, num_return_sequences=2)
+    assert "".join(remote.stream("All", max_new_tokens=15, seed=2)) == local.generate("All", max_new_tokens=15, seed=2)
+    chat = textmill.load(f"openai:chat@{server}/v1")
+    assert chat.info["chat"] is True and remote.info["chat"] is False
+    messages = [{"role": "user", "content": "the cat"}]
+    assert chat.chat(messages, max_new_tokens=6, strategy="greedy") == models["chat"].chat(messages, max_new_tokens=6,
+                                                                                           strategy="greedy")
+
+
+def test_openai_sources_fail_clearly(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(textmill.TextmillError, match="no base URL"):
+        textmill.load("openai:tiny")
+    with pytest.raises(textmill.TextmillError, match="answered 404: The model 'nope' does not exist"):
+        textmill.load(f"openai:nope@{server}/v1")
+    with pytest.raises(textmill.TextmillError, match="cannot reach"):
+        textmill.load(f"openai:tiny@http://127.0.0.1:{free_port()}/v1")
+    remote = textmill.load(f"openai:tiny@{server}/v1")
+    with pytest.raises(textmill.TextmillError, match="at most 64"):
+        remote.generate("F", max_new_tokens=100)
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    with pytest.raises(textmill.TextmillError, match="401"):
+        textmill.load(f"openai:tiny@{server}/v1")
+
+
+def test_generate_and_synth_take_an_openai_source(server, models, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from textmill.cli import app
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    runner = CliRunner()
+    res = runner.invoke(app, ["generate", f"openai:tiny@{server}/v1", "-p", "First", "--max-new-tokens", "10", "--seed", "4"])
+    assert res.exit_code == 0, res.output
+    assert "First" + models["tiny"].generate("First", max_new_tokens=10, seed=4) in res.output
+    data = tmp_path / "rows.txt"
+    rows = [(f"the {a} {b} sat", "happy") for a in ("big", "small", "red") for b in ("cat", "dog")] + \
+           [(f"a {a} {b} ran", "sad") for a in ("blue", "red", "big") for b in ("cat", "dog")]
+    data.write_text("".join(f"{label}\t{text}\n" for text, label in rows), encoding="utf-8")
+    out = tmp_path / "synth.jsonl"
+    res = runner.invoke(app, ["synth", str(data), "--generator", f"prompt:openai:chat@{server}/v1", "--per-label", "3",
+                              "--out", str(out), "--option", "skip_filters=[length, charset, label, near_duplicate, training_copy]",
+                              "--option", 'generator_options={"max_new_tokens": 8}'])
+    assert res.exit_code == 0, res.output
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(written) == 6 and {r["label"] for r in written} == {"happy", "sad"}

@@ -86,8 +86,9 @@ def _print_result(res: Any, max_steps: int) -> None:
 
 
 @app.command()
-def generate(run: Annotated[Path, typer.Argument(help="run directory, grammar file (.yaml), or pretrained model "
-                                                        "(embedded:smollm2-135m-instruct, a .gguf file, a Hugging Face directory)")],
+def generate(run: Annotated[str, typer.Argument(help="run directory, grammar file (.yaml), pretrained model "
+                                                       "(embedded:smollm2-135m-instruct, a .gguf file, a Hugging Face directory), "
+                                                       "or a served model: openai:MODEL@http://host:port/v1")],
              prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="repeat for a batch")] = None,
              prompts_file: Annotated[Optional[Path], typer.Option(help="one prompt per line")] = None,
              max_new_tokens: Annotated[int, typer.Option()] = 100,
@@ -130,8 +131,8 @@ def generate(run: Annotated[Path, typer.Argument(help="run directory, grammar fi
     from .data import read_utf8
     from .rundir import load
 
-    if run.suffix in (".yaml", ".yml"):
-        return _generate_from_grammar(run, num_return_sequences, seed, label, unique, enumerate_all, out_path, overwrite)
+    if Path(run).suffix in (".yaml", ".yml"):
+        return _generate_from_grammar(Path(run), num_return_sequences, seed, label, unique, enumerate_all, out_path, overwrite)
     try:
         prompts = list(prompt or [])
         if prompts_file:

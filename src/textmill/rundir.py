@@ -162,15 +162,21 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = 
     """A ready `Generator` for a run directory (best weights), for any token-model family; for a
     grammar file (`.yaml`), the validated `TemplateGrammar`; for a pretrained source (an embedded
     name, a GGUF file, a Hugging Face directory), the pretrained model (models/hf.py; `engine` chooses
-    textmill's GPT or transformers for it). `quantize` ("bf16" or "int4") and `compile` make GPT runs
+    textmill's GPT or transformers for it); for `openai:MODEL@URL`, a model behind an OpenAI-compatible
+    server (generate/remote.py). `quantize` ("bf16" or "int4") and `compile` make GPT runs
     and pretrained models generate faster (models/inference.py)."""
     from .data.prepare import source_tokenizer
     from .data.tasks import build_task
     from .generate import Generator, LatentGenerator, Seq2SeqGenerator
+    from .generate.remote import RemoteGenerator, is_remote
     from .models.hf import EMBEDDED, is_pretrained_source, load_pretrained
     from .models.inference import optimize
     from .models.template import TemplateGrammar
 
+    if is_remote(run_dir):
+        if quantize or compile:
+            raise ConfigError(f"{run_dir} runs on its server: quantize and compile apply to local models")
+        return RemoteGenerator(str(run_dir))
     run_dir = Path(run_dir)
     if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
         if quantize or compile:

@@ -396,7 +396,8 @@ class PromptGenerator(SynthGenerator):
     GPT3Mix, on a small local model). An instruct model (one with a chat template) continues a
     numbered list of the label's texts in its reply; a base model continues a list of `Label: X /
     Text: ...` entries. The label's description, where given, says what the label means.
-    `prompt` runs SmolLM2-135M-Instruct; `prompt:SOURCE` any pretrained source or decoder run.
+    `prompt` runs SmolLM2-135M-Instruct; `prompt:SOURCE` any pretrained source or decoder run, or a
+    model behind an OpenAI-compatible server (`prompt:openai:MODEL@http://host:port/v1`).
 
     Options: `shots` (5), `descriptions` ({label: "positive movie reviews"}), `temperature` (0.9) and
     `top_p` (0.95; chosen by reading samples: T 1.0 without top-p wrote noticeably noisier rows),
@@ -408,6 +409,7 @@ class PromptGenerator(SynthGenerator):
     argument_name = "SOURCE"
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        from ..generate.remote import is_remote
         from ..models import GPT
         from ..models.base import DECODER
         from ..models.hf import HFCausalLM
@@ -430,13 +432,16 @@ class PromptGenerator(SynthGenerator):
         source = self.argument or DEFAULT_PROMPT_SOURCE
         self.progress(f"loading {source}", 0, None)
         self.gen = load(source)
-        if getattr(getattr(self.gen, "model", None), "kind", None) != DECODER:
+        self.remote = is_remote(source)
+        if not self.remote and getattr(getattr(self.gen, "model", None), "kind", None) != DECODER:
             raise ConfigError(f"generator prompt:{source}: a prompt needs a model that continues text (a pretrained "
                               "language model or a gpt run), not a grammar, an encoder-decoder or a sentence model")
         if isinstance(self.gen.model, (GPT, HFCausalLM)):
             sample_fast(self.gen.model, self.options)
         self.chat = bool(self.gen.info.get("chat"))
-        longest = max(len(self.gen.tokenizer.encode(t)) for t in (t for t, _ in rows))
+        # A remote model's tokenizer is not here: about 3 characters a token bounds English BPE from above.
+        count = (lambda t: len(t) // 3 + 1) if self.remote else (lambda t: len(self.gen.tokenizer.encode(t)))
+        longest = max(count(t) for t, _ in rows)
         self.max_new_tokens = int(self.options.get("max_new_tokens", min(256, longest * 3 // 2 + 8)))
 
     def prompt(self, label: str, examples: list[str]) -> Any:
@@ -453,6 +458,8 @@ class PromptGenerator(SynthGenerator):
 
     def fitting_prompt(self, label: str, examples: list[str]) -> Any:
         """The prompt with as many of `examples` as leave room in the context for the reply."""
+        if self.remote:  # its server refuses a prompt beyond the context, with a clear message
+            return self.prompt(label, examples)
         tok, limit = self.gen.tokenizer, getattr(self.gen.model, "max_context", None)
         while True:
             prompt = self.prompt(label, examples)
