@@ -53,13 +53,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live(models: dict, **settings) -> Iterator[str]:
-    """A uvicorn server with `models` on a loopback port, for the duration: yields its base URL."""
+def live(models: dict, study: Path | None = None, **settings) -> Iterator[str]:
+    """A uvicorn server with `models` (and a study's rating pages) on a loopback port, for the
+    duration: yields its base URL."""
     import uvicorn
 
     from textmill.serve import ServeSettings, create_app
 
-    app = create_app(models, ServeSettings(**settings))
+    app = create_app(models, ServeSettings(**settings), study)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -33,7 +33,8 @@ from .metrics import Metrics
 from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message
 
 PLAYGROUND = Path(__file__).parent / "static" / "playground.html"
-KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/textmill/attention")
+KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
+               "/v1/textmill/attention", "/rate", "/humaneval/next", "/humaneval/rating", "/humaneval/preference")
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,12 @@ class _Run:
         self.job.cancelled.set()
 
 
-def create_app(models: dict[str, Generator], settings: ServeSettings | None = None) -> FastAPI:
+def create_app(models: dict[str, Generator], settings: ServeSettings | None = None,
+               study: str | Path | None = None) -> FastAPI:
+    """The app serving `models` (by id); with `study`, also its rating pages (serve/study.py)."""
     settings = settings or ServeSettings()
-    if not models:
-        raise TextmillError("serve needs at least one model")
+    if not models and study is None:
+        raise TextmillError("serve needs at least one model, or a --study to collect ratings for")
     served = {name: _Served(name, gen, settings) for name, gen in models.items()}
     metrics = Metrics({name: s.engine for name, s in served.items()})
 
@@ -158,6 +161,10 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
 
     app = FastAPI(title="textmill", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.served = served
+    if study is not None:
+        from .study import study_router
+
+        app.include_router(study_router(study, lambda request, schema: _read(request, schema, settings.max_body_bytes)))
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError) -> JSONResponse:

@@ -29,8 +29,6 @@ def model_id(source: str) -> tuple[str, str]:
 def load_models(sources: list[str], quantize: str | None = None, compile: bool = False) -> dict[str, Generator]:
     from ..rundir import load
 
-    if not sources:
-        raise ConfigError("serve needs at least one model: a run directory or a pretrained source")
     models: dict[str, Generator] = {}
     for spec in sources:
         name, source = model_id(spec)
@@ -45,13 +43,14 @@ def load_models(sources: list[str], quantize: str | None = None, compile: bool =
 
 
 def serve(sources: list[str], host: str = "127.0.0.1", port: int = 8000, quantize: str | None = None,
-          compile: bool = False, **settings: Any) -> None:
-    """Load `sources` and serve them until interrupted (settings: `ServeSettings` fields)."""
+          compile: bool = False, study: str | Path | None = None, **settings: Any) -> None:
+    """Load `sources` and serve them, and the rating pages of `study`, until interrupted (settings:
+    `ServeSettings` fields)."""
     import uvicorn
 
     from .app import ServeSettings, create_app
 
-    app = create_app(load_models(sources, quantize, compile), ServeSettings(**settings))
+    app = create_app(load_models(sources, quantize, compile), ServeSettings(**settings), study)
     if host not in ("127.0.0.1", "localhost", "::1") and settings.get("api_key") is None:
         log.warning("serving on %s without an API key: anyone who reaches this address can use the models", host)
     uvicorn.run(app, host=host, port=port, log_level="info")

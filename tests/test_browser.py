@@ -1,6 +1,7 @@
-"""The playground page at `/`, driven in headless Debian Chromium by Selenium (nothing downloaded):
-type a prompt, watch the text stream in, hover a token for its probability; chat with a template
-model. Skips when chromium or chromedriver is not installed (`apt-get install chromium chromium-driver`)."""
+"""The server's pages in headless Debian Chromium, driven by Selenium (nothing downloaded). The
+playground at `/`: type a prompt, watch the text stream in, hover a token for its probability; chat
+with a template model. The rating page at `/rate`: two raters, each in a browser, judge a study and the report
+counts them. Skips when chromium or chromedriver is not installed (`apt-get install chromium chromium-driver`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 import textmill  # noqa: E402
+from textmill.humaneval import Output, create, report  # noqa: E402
 
 from .conftest import live  # noqa: E402
 from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
@@ -110,3 +112,46 @@ def test_a_bad_request_shows_the_servers_message(browser, models):
         browser.find_element(By.ID, "run").click()
         wait_done(browser)
         assert "at most 8" in browser.find_element(By.ID, "status").text
+
+
+def rate_all(driver, url: str, rater: str) -> int:
+    """Judge every task of the study as `rater` through the page; the number of tasks judged."""
+    driver.get(url + "/rate")
+    driver.execute_script("localStorage.clear()")
+    driver.find_element(By.ID, "rater").send_keys(rater)
+    driver.find_element(By.ID, "start").click()
+    judged = 0
+    while True:
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#task .card"))
+        progress = driver.find_element(By.ID, "progress").text
+        if "All done" in driver.find_element(By.ID, "task").text:
+            return judged
+        if driver.find_elements(By.CSS_SELECTOR, "#rating"):
+            for name in ("fluency", "coherence", "grammar"):
+                driver.find_element(By.CSS_SELECTOR, f"input[name={name}][value='4']").click()
+            driver.find_element(By.CSS_SELECTOR, "#rating button[type=submit]").click()
+        else:
+            driver.find_element(By.CSS_SELECTOR, "button[data-choice='a']").click()
+        judged += 1
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "progress").text != progress)
+
+
+def test_two_raters_judge_a_study_in_the_browser_and_the_report_counts_them(tmp_path):
+    study = create([Output(s, p, f"{p} {s} text") for s in ("x", "y") for p in ("one", "two")], tmp_path / "study.db")
+    drivers = []
+    try:
+        for _ in range(2):  # two browsers, as two raters would have
+            o = webdriver.ChromeOptions()
+            o.binary_location = CHROMIUM
+            for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", f"--user-data-dir={tempfile.mkdtemp()}"):
+                o.add_argument(flag)
+            drivers.append(webdriver.Chrome(options=o, service=webdriver.ChromeService(executable_path=DRIVER)))
+        with live({}, study=study) as url:
+            assert [rate_all(d, url, name) for d, name in zip(drivers, ("ann", "bob"))] == [6, 6]  # 4 items, 2 pairs
+    finally:
+        for d in drivers:
+            d.quit()
+    rep = report(study)
+    assert rep["raters"] == ["ann", "bob"] and rep["ratings"] == 8 and rep["preferences"] == 4
+    assert rep["systems"]["x"]["fluency"]["mean"] == 4
