@@ -1,5 +1,5 @@
-"""The `textmill` command line: train | generate | transfer | eval | compare | synth | serve | humaneval | import | export |
-info | arpa | quickstart.
+"""The `textmill` command line: train | generate | transfer | eval | compare | synth | serve | humaneval | redact | import |
+export | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
 """
@@ -570,6 +570,28 @@ def serve(sources: Annotated[Optional[list[str]], typer.Argument(help="models to
                    max_rows=max_batch, max_waiting=max_waiting, timeout=timeout)
     except TextmillError as e:
         _fail(e)
+
+
+@app.command()
+def redact(data: Annotated[Path, typer.Argument(help="one text per line, or JSONL / CSV / TSV with a text field")],
+           out_path: Annotated[Path, typer.Option("--out", help="where the redacted copy goes (written whole or not at all)")],
+           action: Annotated[str, typer.Option(help="mask (<PHONE>), pseudonym (a consistent fake), hash, or drop the row")] = "mask",
+           types: Annotated[Optional[list[str]], typer.Option("--type", help="only these types (repeatable); default: all")] = None,
+           text_field: Annotated[str, typer.Option(help="JSONL/CSV/TSV: the field or column holding the text")] = "text",
+           secret: Annotated[str, typer.Option(envvar="TEXTMILL_REDACT_SECRET",
+                                               help="key of pseudonyms and hashes: the same value gets the same replacement")] = "textmill",
+           overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False) -> None:
+    """Find and redact personal information (emails, phones, cards, Chinese IDs, SSNs, IPs, URLs, IBANs,
+    dates of birth, names) in English and Chinese text."""
+    from .safety import Redactor, redact_file
+
+    try:
+        counts = redact_file(data, out_path, Redactor(action, types, secret), text_field=text_field, overwrite=overwrite)
+    except TextmillError as e:
+        _fail(e)
+    found = {k: v for k, v in counts.items() if k not in ("rows", "written")}
+    out.print(f"{counts['rows']} rows read, {counts['written']} written to {out_path}; found: "
+              + (", ".join(f"{v} {k}" for k, v in sorted(found.items())) or "nothing"))
 
 
 humaneval_app = typer.Typer(no_args_is_help=True, help="Human evaluation: build a blinded study, rate it at /rate, report it.")
