@@ -32,6 +32,7 @@ from textmill.synth.filters import (
     Length,
     NearDuplicates,
     Normalise,
+    PersonalInformation,
     TrainingCopies,
     TrainingOverlap,
 )
@@ -127,6 +128,8 @@ def test_each_filter_removes_what_it_names():
     label = LabelConsistency([t for t, _ in rows], [y for _, y in rows], chinese=False)
     batch = [Candidate("the food was great and lovely", "positive"), Candidate("the food was great and lovely", "negative")]
     assert label.keep(batch) == [True, False] and batch[0].scores["label_prob"] > 0.5
+    assert PersonalInformation(["PHONE", "EMAIL"]).keep(cands("call 415-555-0111 now", "great food", "mail a@b.example.com")) \
+        == [False, True, False]
     chain = FilterChain([Normalise(), Custom("no_pizza", lambda t: "pizza" if "pizza" in t else None)])
     kept, removed = chain(cands("pizza time", "soup time", ""))
     assert [c.text for c in kept] == ["soup time"] and removed == {"normalise": 1, "no_pizza": 1}
@@ -219,6 +222,36 @@ def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
     with pytest.raises(DataError, match="other options or data; pass --overwrite"):
         textmill.synthesize(str(labelled), generator="eda", per_label=50, out=out)
     assert out.read_bytes() == written
+
+
+def test_personal_information_in_the_real_rows_is_reported_and_masked_on_request(tmp_path, monkeypatch):
+    from textmill.synth import generators, pipeline
+
+    rows = reviews(160)
+    rows[0] = (rows[0][0] + " call me on 415-555-0111", rows[0][1])
+    rows[1] = (rows[1][0] + " mail ann@example.com", rows[1][1])
+    data = tmp_path / "pii.txt"
+    data.write_text("".join(f"{y}\t{t}\n" for t, y in rows), encoding="utf-8")
+    seen: list[str] = []
+
+    class Spy(generators.EDAGenerator):  # EDA, recording the rows it is fitted on
+        def fit(self, rows, workdir, chinese, seed):
+            seen.extend(t for t, _ in rows)
+            return super().fit(rows, workdir, chinese, seed)
+
+    monkeypatch.setattr(pipeline, "build_generator", lambda name, options: Spy(None, options))
+    for redact in (False, True):
+        seen.clear()
+        out, report = tmp_path / f"synth{redact}.jsonl", tmp_path / f"report{redact}.html"
+        textmill.synthesize(str(data), generator="eda", per_label=20, out=out, report=str(report), redact_input=redact,
+                            eval_data=str(data), report_seeds=3)  # eval_data: every row trains, none is held out
+        pii = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))["privacy"]["input_pii"]
+        assert pii == {"rows": 2, "of": 160, "types": {"PHONE": 1, "EMAIL": 1}, "redacted": redact}
+        leaked = any("415-555-0111" in t or "ann@example.com" in t for t in seen)
+        assert leaked is not redact and any("<PHONE>" in t for t in seen) is redact
+        written = [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()]
+        assert not any("415-555-0111" in t or "ann@example.com" in t for t in written)  # the pii filter
+        assert "Personal information in the real training rows: 2 of 160" in report.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("resume", [False, True])

@@ -483,6 +483,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
               help="prompt generator: what a label's texts are, LABEL=TEXT (repeat), e.g. pos='positive movie reviews'")] = None,
           set_: SetOpt = None,
           option: Annotated[Optional[list[str]], typer.Option(help="a synth option: key=value (e.g. max_train_overlap=0.8)")] = None,
+          redact_input: Annotated[bool, typer.Option(help="mask personal information in the real rows before the "
+                                                          "generator sees them (found PII is reported either way)")] = False,
           seed: Annotated[int, typer.Option()] = 0,
           resume: Annotated[bool, typer.Option(help="the same command continues an interrupted run anyway; --resume also "
                                                     "fails when there is nothing to continue")] = False,
@@ -507,7 +509,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
         options.update(generator=generator, per_label=per_label, holdout=holdout)
     col = lambda c: int(c) if c.isdigit() else c  # noqa: E731
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
-                   report=str(report) if report else None, report_classifier=report_classifier, seed=seed)
+                   report=str(report) if report else None, report_classifier=report_classifier, seed=seed,
+                   redact_input=redact_input)
     gen_options = options.setdefault("generator_options", {})
     gen_options.update({k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None})
     if set_:

@@ -4,7 +4,7 @@ A filter sees a chunk of candidates at a time (`keep` returns one verdict per ca
 write scores into them) and is told which candidates the whole chain kept (`commit`), so the
 duplicate filters compare each sample with every sample kept before it, across chunks and resumed
 runs. Order (cheap and certain first): normalise, length, charset, exact duplicates, copies of
-training texts, near duplicates, label consistency, then any extra filter (the safety hook).
+training texts, near duplicates, personal information, label consistency, then any extra filter.
 
 Texts are compared in *metric tokens* (words, and each CJK character on its own), lowercased.
 """
@@ -185,6 +185,21 @@ class NearDuplicates(Filter):
         for c in kept:
             self.lsh.insert(str(self.count), self._minhash(c.text))
             self.count += 1
+
+
+class PersonalInformation(Filter):
+    """Removes texts holding personal information of `types` (textmill.safety: a phone number, an
+    email, a card, an ID... the generator may have learned from its training rows)."""
+
+    name, reason = "pii", "holds personal information"
+
+    def __init__(self, types: Sequence[str]) -> None:
+        self.types = list(types)
+
+    def keep(self, batch: list[Candidate]) -> list[bool]:
+        from ..safety import detect
+
+        return [not detect(c.text, self.types) for c in batch]
 
 
 class LabelConsistency(Filter):

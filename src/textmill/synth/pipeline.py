@@ -35,6 +35,9 @@ from ..data.sources import read_labelled, read_records, read_utf8
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import is_chinese, metric_tokens
 from ..progress import ProgressOption, Report, reporter
+from ..safety import Redactor
+from ..safety.pii import TYPES as PII_TYPES
+from ..safety.pii import check_types
 from .classify import ClassifierKind
 from .filters import (
     Candidate,
@@ -47,6 +50,7 @@ from .filters import (
     Length,
     NearDuplicates,
     Normalise,
+    PersonalInformation,
     TrainingCopies,
     TrainingOverlap,
 )
@@ -60,7 +64,8 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[str, str]]
 FEW_EXAMPLES = 20  # per label: below this, warn
 OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
-FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "label")
+FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "label")
+PII_DEFAULT = [t for t in PII_TYPES if t != "NAME"]  # names in reviews are mostly actors and authors
 
 
 class SynthConfig(Strict):
@@ -88,6 +93,10 @@ class SynthConfig(Strict):
     min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
     label_classifier: ClassifierKind = Field("tfidf", description="the label filter's classifier, trained on the real rows")
     skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
+    pii_types: list[str] = Field(default_factory=lambda: list(PII_DEFAULT),
+                                 description="personal information the pii filter removes (textmill.safety.TYPES)")
+    redact_input: bool = Field(False, description="mask personal information in the real rows before the generator and "
+                                                  "the filters see them")
     report_seeds: int = Field(5, ge=3, le=50)
     report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
@@ -172,6 +181,21 @@ def _config_hash(cfg: SynthConfig) -> str:
     return h.hexdigest()[:16]
 
 
+def _scan_input(train: Rows, cfg: SynthConfig) -> tuple[Rows, dict[str, Any]]:
+    """The training rows (masked with `redact_input`) and what personal information they held."""
+    check_types(cfg.pii_types)
+    redactor = Redactor("mask")
+    redacted = [(redactor(t), y) for t, y in train]
+    found = {"rows": sum(r[0] != t for r, (t, _) in zip(redacted, train)), "of": len(train), "types": redactor.counts,
+             "redacted": cfg.redact_input}
+    if found["rows"]:
+        log.warning("%d of %d training rows hold personal information (%s)%s", found["rows"], len(train),
+                    ", ".join(f"{v} {k}" for k, v in sorted(redactor.counts.items())),
+                    "; masked before the generator sees them" if cfg.redact_input else
+                    "; the generator may learn it: pass redact_input=true (CLI: --redact-input) to mask it first")
+    return (redacted if cfg.redact_input else train), found
+
+
 def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filter]) -> FilterChain:
     texts = [t for t, _ in train]
     lengths = sorted(len(metric_tokens(t)) for t in texts)
@@ -182,6 +206,7 @@ def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filte
         ExactDuplicates(),
         TrainingCopies(TrainingOverlap(texts), cfg.max_train_overlap),
         NearDuplicates(cfg.near_duplicate_threshold, seed=cfg.seed + 1),
+        PersonalInformation(cfg.pii_types),
     ]
     if "label" not in cfg.skip_filters:  # its classifier trains (or loads a model) when built
         chosen.append(LabelConsistency(texts, [y for _, y in train], chinese, cfg.min_label_prob, cfg.label_classifier))
@@ -289,6 +314,7 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
     else:
         train, heldout = stratified_split(rows, cfg.holdout, cfg.seed)
     chinese = is_chinese([t for t, _ in train])
+    train, input_pii = _scan_input(train, cfg)
     config_hash = _config_hash(cfg)
     journal = Journal(work / "journal.jsonl", config_hash)
     if overwrite:
@@ -341,6 +367,7 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
                  0, None)
         synthetic = [(r["text"], r["label"]) for r in state.rows]
         report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds, cfg.report_classifier)
+        report["privacy"]["input_pii"] = input_pii
         report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings,
                    "filters": {"generated": sum(state.progress(x).generated for x in labels),
                                "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}

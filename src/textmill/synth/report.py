@@ -124,6 +124,12 @@ def _render(r: dict[str, Any]) -> str:
                      ["longest substring shared with a training text, max / median (characters)",
                       f"{p['longest_common_substring']['max']} / {p['longest_common_substring']['median']:.0f}"]],
                     ["measure", "value"]))
+    pii = p.get("input_pii")
+    if pii:
+        types = ", ".join(f"{v} {k}" for k, v in sorted(pii["types"].items())) or "none"
+        s.append(f"<p>Personal information in the real training rows: {pii['rows']} of {pii['of']} rows ({types}); "
+                 + ("masked before the generator saw them.</p>" if pii["redacted"] else
+                    "not masked (<code>--redact-input</code> masks it).</p>"))
     if p["longest_common_substring"]["examples"]:
         s.append("<p>The synthetic texts with the longest shared substrings:</p>"
                  + _table([[e["chars"], e["text"]] for e in p["longest_common_substring"]["examples"]], ["characters", "text"]))
