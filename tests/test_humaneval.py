@@ -20,7 +20,7 @@ from textmill.errors import ConfigError
 from textmill.humaneval import Output, Study, create, export_csv, report
 from textmill.humaneval.report import alpha, bradley_terry, mean_interval
 
-from .conftest import live
+from .conftest import live, post
 
 runner = CliRunner()
 PROMPTS = ["The ship", "In the morning", "She said"]
@@ -38,15 +38,6 @@ def study(tmp_path, tiny_run):
                               "--out", str(out)])
     assert res.exit_code == 0, res.output
     return out
-
-
-def post(url: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def test_a_study_holds_every_output_and_pair_blinded_and_shuffled(study):

@@ -22,7 +22,7 @@ from textmill.generate import parse_options  # noqa: E402
 from textmill.generate.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
 from textmill.serve.launch import model_id  # noqa: E402
 
-from .conftest import free_port, live  # noqa: E402
+from .conftest import free_port, live, post  # noqa: E402
 from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
 
 KEY = "test-key"
@@ -51,15 +51,6 @@ def server(models):
 @pytest.fixture
 def client(server):
     return openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0)
-
-
-def post(url: str, body: bytes, key: str = KEY) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 # -- the API through the openai client ---------------------------------------------------------------
@@ -122,7 +113,7 @@ def test_chat_logprobs(client):
 
 
 def test_attention_is_for_encoder_decoder_models(server):
-    code, body = post(f"{server}/v1/textmill/attention", b'{"model": "tiny", "source": "x"}')
+    code, body = post(f"{server}/v1/textmill/attention", b'{"model": "tiny", "source": "x"}', KEY)
     assert code == 400 and "encoder-decoder" in body["error"]["message"]
 
 
@@ -183,7 +174,7 @@ def test_a_wrong_key_is_a_401(server):
     (b"x" * 10000, 413, "the limit is 4096"),  # small enough to be sent whole before the early answer
 ])
 def test_bad_bodies_are_clear_errors_and_the_server_keeps_serving(server, client, body, status, needle):
-    code, answer = post(f"{server}/v1/completions", body)
+    code, answer = post(f"{server}/v1/completions", body, KEY)
     assert code == status and needle in answer["error"]["message"]
     assert client.completions.create(model="tiny", prompt="F", max_tokens=2).choices
 

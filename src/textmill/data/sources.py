@@ -54,6 +54,23 @@ def table_format(path: Path, fmt: str) -> str:
     return _BY_SUFFIX.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
 
 
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line of a JSONL file; a line that is not a JSON
+    object is a DataError naming `path:line`."""
+    rows = []
+    for n, line in enumerate(read_utf8(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{n}: each JSONL line must be an object with named fields")
+        rows.append((n, record))
+    return rows
+
+
 def read_records(path: Path, fmt: str, fields: list[str | int] = ()) -> list[dict[str | int, Any]]:
     """The rows of a JSONL, CSV, TSV or Parquet file as dicts, checked to hold `fields`.
 
@@ -69,17 +86,7 @@ def read_records(path: Path, fmt: str, fields: list[str | int] = ()) -> list[dic
         except Exception as e:  # pyarrow raises several types for a bad file
             raise DataError(f"{path} is not a readable Parquet file: {e}") from None
     elif fmt == "jsonl":
-        rows = []
-        for n, line in enumerate(read_utf8(path).split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{n}: each JSONL line must be an object with named fields")
-            rows.append(record)
+        rows = [record for _, record in read_jsonl(path)]
     else:
         delimiter = "\t" if fmt == "tsv" else ","
         text = io.StringIO(read_utf8(path), newline="")  # csv reads quoted newlines and lone carriage returns itself

@@ -12,7 +12,6 @@ losing one another's.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import sqlite3
@@ -104,20 +103,14 @@ def create(outputs: Sequence[Output], path: str | Path, *, sources: dict[str, st
 
 def read_jsonl_outputs(path: Path, system: str) -> list[Output]:
     """Outputs from a JSONL file of {"prompt", "text"} rows (what `textmill generate --json` prints)."""
-    from ..data import read_utf8
+    from ..data.sources import read_jsonl
 
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; pass a JSONL file of {{\"prompt\", \"text\"}} rows "
                           "(`textmill generate ... --json` writes them) or a model with --prompts")
     out = []
-    for n, line in enumerate(read_utf8(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{n} is not JSON ({e.msg}); each line must be {{\"prompt\": ..., \"text\": ...}}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+    for n, row in read_jsonl(path):
+        if not isinstance(row.get("text"), str):
             raise ConfigError(f"{path}:{n} has no \"text\" string; each line must be {{\"prompt\": ..., \"text\": ...}}")
         out.append(Output(system, str(row.get("prompt", "")), row["text"]))
     if not out:

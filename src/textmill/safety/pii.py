@@ -343,7 +343,7 @@ def redact_file(src: str | Path, out: str | Path, redactor: Redactor, *, text_fi
     import io
     import json
 
-    from ..data.sources import read_utf8
+    from ..data.sources import read_jsonl, read_utf8
     from ..rundir import atomic_write_text
 
     src, out = Path(src), Path(out)
@@ -358,14 +358,8 @@ def redact_file(src: str | Path, out: str | Path, redactor: Redactor, *, text_fi
     rows_in = rows_out = 0
     if suffix == ".jsonl":
         lines = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{src}:{n} is not JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
+        for n, row in read_jsonl(src):
+            if not isinstance(row.get(text_field), str):
                 raise ConfigError(f"{src}:{n} has no {text_field!r} text field; name it with --text-field")
             rows_in += 1
             row[text_field] = redactor(row[text_field])
