@@ -14,6 +14,7 @@ import hmac
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,6 +47,32 @@ class ServeSettings:
     max_waiting: int = 256  # requests waiting per model; more get a 429
     timeout: float = 300.0  # seconds a request may take; then a 504 (or an error event when streaming)
     max_body_bytes: int = 1 << 20
+
+
+class _Limits:
+    """Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs every streamed chunk a trip through
+    a memory stream): refuses a body whose Content-Length is over the limit with a 413, and counts
+    each answer by path and status."""
+
+    def __init__(self, app: Any, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        size = dict(scope["headers"]).get(b"content-length", b"").decode()
+        if size and (not size.isdigit() or int(size) > self.max_body_bytes):
+            e = APIError(413, f"the request body is {size} bytes; the limit is {self.max_body_bytes}", code="body_too_large")
+            self.metrics.answered(path, 413)
+            return await JSONResponse(e.body(), status_code=413)(scope, receive, send)
+
+        async def counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.answered(path, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counted)
 
 
 class _Served:
@@ -125,20 +152,47 @@ async def _read(request: Request, schema: type[BaseModel], limit: int) -> Any:
 
 
 class _Run:
-    """One request's job on a model's engine: events arrive on an asyncio queue."""
+    """One request's job on a model's engine. The engine's thread appends events to a deque and wakes
+    the event loop only when no wake-up is pending: one cross-thread call per burst of tokens, not one
+    per token (at 32 rows a step, those calls cost more than a small model's step)."""
 
     def __init__(self, served: _Served, prompt: Any, options: dict[str, Any], logprobs: int | None) -> None:
-        loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+        self.buffer: deque = deque()
+        self.ready = asyncio.Event()
+        self.waking = False
         try:
             opts = parse_options(options)
         except TextmillError as e:
             raise APIError(400, str(e)) from None
-        self.job = Job(prompt, opts, lambda ev: loop.call_soon_threadsafe(self.queue.put_nowait, ev), logprobs)
+        self.job = Job(prompt, opts, self._arrive, logprobs)
         try:
             served.engine.submit(self.job)
         except QueueFull as e:
             raise APIError(429, str(e), type="rate_limit_error", code="queue_full") from None
+
+    def _arrive(self, event: Any) -> None:  # the engine's thread
+        self.buffer.append(event)
+        if not self.waking:
+            self.waking = True
+            self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:  # the event loop
+        self.waking = False
+        self.ready.set()
+
+    async def take(self, timeout: float) -> list[Any]:
+        """The events that arrived (waiting up to `timeout` seconds for the first); [] on a timeout."""
+        if not self.buffer:
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                return []
+        self.ready.clear()
+        events = []
+        while self.buffer:
+            events.append(self.buffer.popleft())
+        return events
 
     def cancel(self) -> None:
         self.job.cancelled.set()
@@ -170,17 +224,7 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
     async def _api_error(request: Request, e: APIError) -> JSONResponse:
         return JSONResponse(e.body(), status_code=e.status)
 
-    @app.middleware("http")
-    async def _limits(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
-            e = APIError(413, f"the request body is {size} bytes; the limit is {settings.max_body_bytes}",
-                         code="body_too_large")
-            response: Response = JSONResponse(e.body(), status_code=413)
-        else:
-            response = await call_next(request)
-        metrics.answered(request.url.path if request.url.path in KNOWN_PATHS else "other", response.status_code)
-        return response
+    app.add_middleware(_Limits, max_body_bytes=settings.max_body_bytes, metrics=metrics)
 
     def model_of(name: str) -> _Served:
         if name not in served:
@@ -264,7 +308,9 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         deadline = started + settings.timeout
 
         async def events(run: _Run) -> AsyncIterator[Any]:
-            """The run's events until every row has finished; a 504 at the deadline, None while idle."""
+            """The run's events until every row has finished: Started, Piece and Finished; None while idle;
+            a 504 at the deadline. Tokens already waiting are joined into one Piece per row, so a client
+            slower than the model gets fewer, larger chunks instead of falling behind."""
             left = req.n
             while left:
                 remaining = deadline - time.monotonic()
@@ -272,16 +318,24 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
                     run.cancel()
                     raise APIError(504, f"the request took longer than the server's timeout ({settings.timeout:g} s; "
                                         "serve --timeout); ask for fewer tokens", type="timeout", code="timeout")
-                try:
-                    ev = await asyncio.wait_for(run.queue.get(), min(remaining, 1.0))
-                except asyncio.TimeoutError:
+                batch = await run.take(min(remaining, 1.0))
+                if not batch:
                     yield None
                     continue
-                if isinstance(ev, Failed):
-                    raise _as_api_error(ev.error)
-                if isinstance(ev, Finished):
-                    left -= 1
-                yield ev
+                pieces: dict[int, list[Token]] = {}
+                for ev in batch:
+                    if isinstance(ev, Failed):
+                        raise _as_api_error(ev.error)
+                    if isinstance(ev, Token):
+                        pieces.setdefault(ev.index, []).append(ev)
+                        continue
+                    if isinstance(ev, Finished):
+                        if ev.index in pieces:
+                            yield Piece(ev.index, pieces.pop(ev.index))
+                        left -= 1
+                    yield ev
+                for index, tokens in pieces.items():
+                    yield Piece(index, tokens)
 
         def fmt_logprobs(items: list[Token]) -> Any:
             if runs[0].job.logprobs is None:
@@ -342,9 +396,9 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
                                 return Response(status_code=499)
                             continue
                         count(ev)
-                        if isinstance(ev, Token):
+                        if isinstance(ev, Piece):
                             texts.setdefault(ev.index, []).append(ev.text)
-                            toks.setdefault(ev.index, []).append(ev)
+                            toks.setdefault(ev.index, []).extend(ev.tokens)
                         elif isinstance(ev, Finished):
                             texts.setdefault(ev.index, []).append(ev.text)
                             finish[ev.index] = ev.reason
@@ -394,11 +448,11 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
                         if ev is None:
                             continue
                         count(ev)
-                        if isinstance(ev, Token):
+                        if isinstance(ev, Piece):
                             if ttft is None:
                                 ttft = time.monotonic() - started
                             if ev.text or runs[0].job.logprobs is not None:
-                                yield _sse(envelope([choice(r * req.n + ev.index, ev.text, None, [ev], True)], chunk=True))
+                                yield _sse(envelope([choice(r * req.n + ev.index, ev.text, None, ev.tokens, True)], chunk=True))
                         elif isinstance(ev, Finished):
                             c = choice(r * req.n + ev.index, ev.text, ev.reason, [], True)
                             c["logprobs"] = None
@@ -416,6 +470,18 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+@dataclass
+class Piece:
+    """Tokens of one row that arrived together, sent as one chunk."""
+
+    index: int
+    tokens: list[Token]
+
+    @property
+    def text(self) -> str:
+        return "".join(t.text for t in self.tokens)
 
 
 def _sse(body: dict[str, Any]) -> str:
