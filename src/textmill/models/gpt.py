@@ -189,11 +189,17 @@ class GPT(nn.Module):
         return self.lm_head(self.ln_f(x[:, -1])).float(), state  # (B, V)
 
     def reorder(self, state: GPTState, index: Tensor) -> GPTState:
-        if len(index) != state.pos.shape[0]:  # a different batch size: new buffers
-            return GPTState([(k.index_select(0, index), v.index_select(0, index)) for k, v in state.kv],
-                            state.tokens.index_select(0, index), state.mask.index_select(0, index),
-                            state.pos.index_select(0, index), state.length)
-        L = state.length  # same size (beam search): permute the filled part in place
+        L = state.length
+        if len(index) != state.pos.shape[0]:  # a different batch size: new buffers, of which only the filled part is copied
+            out = self.start(Conditioning(len(index), state.pos.device))
+            for (k, v), (k_out, v_out) in zip(state.kv, out.kv):
+                k_out[:, :, :L] = k[index, :, :L]
+                v_out[:, :, :L] = v[index, :, :L]
+            out.tokens[:, :L] = state.tokens[index, :L]
+            out.mask[:, :L] = state.mask[index, :L]
+            out.pos, out.length = state.pos[index], L
+            return out
+        # same size (beam search): permute the filled part in place
         for k, v in state.kv:
             k[:, :, :L] = k[index, :, :L]
             v[:, :, :L] = v[index, :, :L]
