@@ -198,6 +198,19 @@ class _Run:
         self.job.cancelled.set()
 
 
+def _start(served: _Served, prompts: list[Any], options: dict[str, Any], logprobs: int | None) -> list[_Run]:
+    """A run per prompt; if one is refused (a full queue), the ones already queued are cancelled."""
+    runs: list[_Run] = []
+    try:
+        for prompt in prompts:
+            runs.append(_Run(served, prompt, options, logprobs))
+    except APIError:
+        for run in runs:
+            run.cancel()
+        raise
+    return runs
+
+
 def create_app(models: dict[str, Generator], settings: ServeSettings | None = None,
                study: str | Path | None = None) -> FastAPI:
     """The app serving `models` (by id); with `study`, also its rating pages (serve/study.py)."""
@@ -285,8 +298,8 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         req: CompletionRequest = await _read(request, CompletionRequest, settings.max_body_bytes)
         s = model_of(req.model)
         opts = req.options(budget(req, req.max_tokens, 16))
-        runs = [_Run(s, p, opts, req.logprobs) for p in req.prompts]
-        return await _respond(request, "completions", s, req, runs, req.prompts if req.echo else None)
+        return await _respond(request, "completions", s, req, _start(s, req.prompts, opts, req.logprobs),
+                              req.prompts if req.echo else None)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -296,8 +309,7 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         prompt, stops = render_chat(s, req.messages)
         opts = req.options(budget(req, req.limit, settings.max_tokens))
         opts["stop"] = opts["stop"] + [x for x in stops if x not in opts["stop"]]
-        runs = [_Run(s, prompt, opts, req.logprob_count)]
-        return await _respond(request, "chat", s, req, runs, None)
+        return await _respond(request, "chat", s, req, _start(s, [prompt], opts, req.logprob_count), None)
 
     async def _respond(request: Request, kind: str, s: _Served, req: Any, runs: list[_Run],
                        echo: list[str] | None) -> Response:
