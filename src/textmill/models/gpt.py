@@ -165,8 +165,10 @@ class GPT(nn.Module):
         L = state.length
         real = torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask.bool()
         if L + T > self.max_context:
-            # Past the context: keep the most recent tokens and rebuild the cache (positions restart).
-            keep = self.max_context
+            # Past the context: rebuild the cache from the most recent three quarters of it (positions
+            # restart), so the next quarter of the context's tokens step on the cache again. Keeping the
+            # whole context re-read it at every step past the end: 64 times the work for a 64-token one.
+            keep = min(self.max_context, max(T, 3 * self.max_context // 4))
             all_tokens = torch.cat([state.tokens[:, :L], tokens], 1)[:, -keep:]
             all_mask = torch.cat([state.mask[:, :L], real], 1)[:, -keep:]
             return self.step(all_tokens, self.start(Conditioning(B, tokens.device)), all_mask)
