@@ -5,6 +5,7 @@ counts them. Skips when chromium or chromedriver is not installed (`apt-get inst
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 
@@ -36,8 +37,9 @@ def models(tiny_run, tmp_path_factory):
     return {"tiny": textmill.load(tiny_run), "chat": textmill.load(chat)}
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextlib.contextmanager
+def chromium():
+    """Headless Debian Chromium with a fresh profile and no background network traffic."""
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     profile = tempfile.mkdtemp()
@@ -46,9 +48,17 @@ def browser():
                  f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as driver:
+        yield driver
 
 
 def set_value(driver, element_id: str, value) -> None:
@@ -138,20 +148,8 @@ def rate_all(driver, url: str, rater: str) -> int:
 
 def test_two_raters_judge_a_study_in_the_browser_and_the_report_counts_them(tmp_path):
     study = create([Output(s, p, f"{p} {s} text") for s in ("x", "y") for p in ("one", "two")], tmp_path / "study.db")
-    drivers = []
-    try:
-        for _ in range(2):  # two browsers, as two raters would have
-            o = webdriver.ChromeOptions()
-            o.binary_location = CHROMIUM
-            for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", f"--user-data-dir={tempfile.mkdtemp()}"):
-                o.add_argument(flag)
-            drivers.append(webdriver.Chrome(options=o, service=webdriver.ChromeService(executable_path=DRIVER)))
-        with live({}, study=study) as url:
-            assert [rate_all(d, url, name) for d, name in zip(drivers, ("ann", "bob"))] == [6, 6]  # 4 items, 2 pairs
-    finally:
-        for d in drivers:
-            d.quit()
+    with chromium() as ann, chromium() as bob, live({}, study=study) as url:  # two browsers, as two raters would have
+        assert [rate_all(ann, url, "ann"), rate_all(bob, url, "bob")] == [6, 6]  # 4 items, 2 pairs
     rep = report(study)
     assert rep["raters"] == ["ann", "bob"] and rep["ratings"] == 8 and rep["preferences"] == 4
     assert rep["systems"]["x"]["fluency"]["mean"] == 4

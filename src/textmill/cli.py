@@ -617,13 +617,13 @@ def humaneval_create(systems: Annotated[list[str], typer.Argument(help="NAME=PAT
     from .data import read_utf8
     from .humaneval import create, read_jsonl_outputs
     from .humaneval.study import Output
-    from .rundir import load
+    from .rundir import load, split_named
 
     try:
         outputs, sources = [], {}
         prompts = [line for line in read_utf8(prompts_file).split("\n") if line.strip()] if prompts_file else None
         for spec in systems:
-            name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+            name, path = split_named(spec)
             name = name or Path(path).stem
             if name in sources:
                 raise TextmillError(f"two systems are named {name!r}; name them apart with NAME=PATH")

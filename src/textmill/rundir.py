@@ -157,6 +157,16 @@ def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     return model, meta
 
 
+def split_named(spec: str) -> tuple[str | None, str]:
+    """`NAME=SOURCE` as (NAME, SOURCE); a plain source (or an existing path holding `=`) as (None, SOURCE)."""
+    if "=" not in spec or Path(spec).exists():
+        return None, spec
+    name, _, source = spec.partition("=")
+    if not name or not source:
+        raise ConfigError(f"{spec!r}: write it as SOURCE or NAME=SOURCE")
+    return name, source
+
+
 def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = "auto", quantize: str | None = None,
          compile: bool = False):
     """A ready `Generator` for a run directory (best weights), for any token-model family; for a

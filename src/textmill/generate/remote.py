@@ -74,7 +74,7 @@ class RemoteGenerator:
         body: dict[str, Any] = {"model": self.model_name, "n": opts.num_return_sequences}
         for ours, theirs in _OPENAI.items():
             value = getattr(opts, ours)
-            if value is not None and value != GenerationOptions.model_fields[ours].default or ours == "max_new_tokens":
+            if ours == "max_new_tokens" or (value is not None and value != GenerationOptions.model_fields[ours].default):
                 body[theirs] = value
         if opts.seed is not None:
             body["seed"] = opts.seed + index  # the prompts of a batch draw apart, as local rows do

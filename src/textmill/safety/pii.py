@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -319,9 +319,6 @@ class Redactor:
             out += [text[at:s.start], self.replacement(s)]
             at = s.end
         return "".join(out) + text[at:]
-
-    def redact_all(self, texts: Sequence[str]) -> list[str | None]:
-        return [self(t) for t in texts]
 
 
 FAKE_EN_FIRST = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn")

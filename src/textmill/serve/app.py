@@ -253,9 +253,11 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
             raise APIError(400, f"n is {req.n}; this server allows at most {settings.max_n} (serve --max-n)", param="n")
         return asked if asked is not None else default
 
+    playground_html = PLAYGROUND.read_text(encoding="utf-8")
+
     @app.get("/", response_class=HTMLResponse)
     async def playground() -> str:
-        return PLAYGROUND.read_text(encoding="utf-8")
+        return playground_html
 
     @app.post("/v1/textmill/attention")
     async def attention(request: Request) -> dict[str, Any]:

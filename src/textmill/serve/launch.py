@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 def model_id(source: str) -> tuple[str, str]:
     """`ID=SOURCE`, or the id a source is served under: an embedded model's name, a run directory's
     or Hugging Face directory's name, a GGUF file's stem."""
-    if "=" in source and not Path(source).exists():
-        name, _, source = source.partition("=")
-        if not name or not source:
-            raise ConfigError(f"{name}={source}: write a model as SOURCE or ID=SOURCE")
+    from ..rundir import split_named
+
+    name, source = split_named(source)
+    if name is not None:
         return name, source
     if source.startswith("embedded:"):
         return source.split(":", 1)[1], source

@@ -38,6 +38,7 @@ def study_router(path: str | Path, read) -> APIRouter:
     """Routes for the study at `path`; `read(request, schema)` parses a body as the API does."""
     study = Study(path)  # a file that is not a study fails here, before the server starts
     router = APIRouter()
+    page_html = PAGE.read_text(encoding="utf-8")
 
     async def call(fn, *args) -> Any:
         try:
@@ -49,7 +50,7 @@ def study_router(path: str | Path, read) -> APIRouter:
 
     @router.get("/rate", response_class=HTMLResponse)
     async def page() -> str:
-        return PAGE.read_text(encoding="utf-8")
+        return page_html
 
     @router.get("/humaneval/next")
     async def next_task(rater: str = "") -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from ..config import DataConfig, Strict
 from ..data.sources import read_labelled, read_records, read_utf8
@@ -102,6 +102,14 @@ class SynthConfig(Strict):
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times per_label")
+
+    @field_validator("pii_types")
+    @classmethod
+    def _known_pii_types(cls, types: list[str]) -> list[str]:
+        try:
+            return check_types(types)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
 
 
 @dataclass
@@ -183,7 +191,6 @@ def _config_hash(cfg: SynthConfig) -> str:
 
 def _scan_input(train: Rows, cfg: SynthConfig) -> tuple[Rows, dict[str, Any]]:
     """The training rows (masked with `redact_input`) and what personal information they held."""
-    check_types(cfg.pii_types)
     redactor = Redactor("mask")
     redacted = [(redactor(t), y) for t, y in train]
     found = {"rows": sum(r[0] != t for r, (t, _) in zip(redacted, train)), "of": len(train), "types": redactor.counts,
