@@ -67,7 +67,11 @@ def test_unknown_symbols_map_to_unk():
 @settings(max_examples=50, deadline=None)
 @given(st.text(min_size=0, max_size=80))
 def test_bpe_round_trips_any_text(text):
-    assert BPE.decode(BPE.encode(text)) == text
+    """A special token's spelling in a text is read as that token (how `<label=X>` prompts work), which
+    plain decoding leaves out: hypothesis draws the code's own constants, `<pad>` among them."""
+    assert BPE.decode(BPE.encode(text), skip_special=False) == text
+    if not any(s in text for s in BPE.specials):
+        assert BPE.decode(BPE.encode(text)) == text
 
 
 BPE = BPETokenizer(vocab_size=400).train([TEXT])
