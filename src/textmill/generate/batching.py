@@ -52,7 +52,7 @@ class Token:
 @dataclass
 class Finished:
     index: int
-    reason: str  # "stop" (end of text or a stop string) or "length" (max_new_tokens)
+    reason: str  # "stop" (end of text or a stop string), "length" (max_new_tokens) or "content_filter" (cut by safety)
     text: str  # the rest of the row's text (joined to the Token texts: the whole continuation)
     tokens: int  # tokens generated
 
@@ -72,6 +72,7 @@ class Job:
     on_event: Callable[[Event], None]
     logprobs: int | None = None  # report each token's log-probability and this many alternatives
     cancelled: threading.Event = field(default_factory=threading.Event)  # set it to drop the job between steps
+    safety: Any = None  # a textmill.safety.Safety policy screening the outputs (the prompt is the caller's to screen)
 
 
 @dataclass
@@ -184,7 +185,9 @@ class BatchEngine:
         if opts.strategy == "beam":  # on its own, between steps
             texts = self.gen.generate([job.prompt], **opts.model_dump())[0]
             for i, text in enumerate(texts if isinstance(texts, list) else [texts]):
-                job.on_event(Finished(i, "stop", text, len(self.gen.tokenizer.encode(text))))
+                tokens = len(self.gen.tokenizer.encode(text))
+                text, cut = job.safety.screen_output(text) if job.safety is not None else (text, False)
+                job.on_event(Finished(i, "content_filter" if cut else "stop", text, tokens))
             return
         n = opts.num_return_sequences
         ids, mask, cond = self.gen.prepare([job.prompt] * n, opts, None)
@@ -197,7 +200,7 @@ class BatchEngine:
         logits, state = self.model.step(ids, self.model.start(cond), mask)
         decode = self.gen.tokenizer.decode_continuation
         self._lanes.append(_Lane(job, ids, self.gen.processors(opts, ids.shape[1]), generator,
-                                 [IncrementalText(decode, head, opts.stop) for _ in range(n)], logits, [True] * n))
+                                 [IncrementalText(decode, head, opts.stop, job.safety) for _ in range(n)], logits, [True] * n))
         self._state = state if self._state is None else self.model.merge([self._state, state])
 
     def _step(self) -> None:
@@ -221,7 +224,8 @@ class BatchEngine:
                     continue
                 text = lane.texts[i]
                 job.on_event(Token(i, t, text.push(t), chosen[i] if chosen else None, top[i] if top else None))
-                reason = "stop" if t == tok.eos_id or text.stopped else "length" if len(text.ids) >= opts.max_new_tokens else None
+                reason = ("content_filter" if text.filtered else "stop" if t == tok.eos_id or text.stopped
+                          else "length" if len(text.ids) >= opts.max_new_tokens else None)
                 if reason:
                     lane.active[i] = False
                     job.on_event(Finished(i, reason, text.finish(), len(text.ids)))

@@ -9,7 +9,7 @@ when sampling, temperature, top-k, top-p, min-p) unless the caller passes its ow
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import torch
 from pydantic import Field, ValidationError, model_validator
@@ -34,6 +34,9 @@ from .processors import (
 )
 from .stopping import EosToken, IncrementalText, MaxNewTokens, StopStrings, cut_at_stop
 from .strategies import beam_search, token_loop
+
+if TYPE_CHECKING:
+    from ..safety.policy import Safety
 
 Prompt = Union[str, list[dict[str, str]]]  # a text, or a conversation of {"role", "content"} messages
 
@@ -191,8 +194,18 @@ class Generator:
         """Per row: the prompt's ids without padding, what the continuation is decoded after."""
         return [row[m].tolist() for row, m in zip(ids, mask)]
 
-    def _finish(self, new_ids: list[int], stops: Sequence[str], prompt_ids: list[int]) -> str:
-        return cut_at_stop(self.tokenizer.decode_continuation(prompt_ids, new_ids), stops)[0]
+    def _finish(self, new_ids: list[int], stops: Sequence[str], prompt_ids: list[int], safety: Safety | None) -> str:
+        text = cut_at_stop(self.tokenizer.decode_continuation(prompt_ids, new_ids), stops)[0]
+        return safety.screen_output(text)[0] if safety is not None else text
+
+    @staticmethod
+    def screen_prompts(prompts: Sequence[Prompt], safety: Safety | None) -> list[Prompt]:
+        """Each prompt (each message of a conversation) as the safety policy lets the model read it;
+        SafetyError when the policy refuses one."""
+        if safety is None:
+            return list(prompts)
+        return [safety.screen_prompt(p) if isinstance(p, str) else
+                [{**m, "content": safety.screen_prompt(m["content"])} for m in p] for p in prompts]
 
     # -- public API --------------------------------------------------------------------------------
     def chat(self, messages: Sequence[dict[str, str]], **options: Any) -> Any:
@@ -201,12 +214,15 @@ class Generator:
         return self.generate([list(messages)], **options)[0]
 
     def generate(self, prompts: str | Sequence[Prompt] = "", *, processors: Sequence[LogitsProcessor] | None = None,
-                 conditioning: dict[str, Any] | None = None, **options: Any) -> Any:
+                 conditioning: dict[str, Any] | None = None, safety: Safety | None = None, **options: Any) -> Any:
         """Continue each prompt. A single prompt returns a string, a list returns a list; with
         `num_return_sequences > 1` each prompt gives a list of strings instead of one string. A prompt
-        may be a conversation (a list of {"role", "content"} messages) for an instruct model."""
+        may be a conversation (a list of {"role", "content"} messages) for an instruct model.
+
+        `safety` (a `textmill.safety.Safety` policy) screens the prompts (masked, or SafetyError when
+        refused) and the outputs (masked, cut before a refused span; `safety.counts` tallies both)."""
         single = isinstance(prompts, str)
-        batch = [prompts] if single else list(prompts)
+        batch = self.screen_prompts([prompts] if single else list(prompts), safety)
         if not batch:
             return []
         opts = parse_options(options)
@@ -220,7 +236,7 @@ class Generator:
                                 eos_id=self.tokenizer.eos_id, length_penalty=opts.length_penalty,
                                 early_stopping=opts.early_stopping, num_return_sequences=n,
                                 conditioning=cond.repeat_interleave(opts.num_beams))
-            texts = [[self._finish(seq, opts.stop, heads[i]) for _, seq in row] for i, row in enumerate(found)]
+            texts = [[self._finish(seq, opts.stop, heads[i], safety) for _, seq in row] for i, row in enumerate(found)]
         else:  # several samples per prompt: each is its own row (with its own prior draw, for latent models)
             expanded = [p for p in batch for _ in range(n)]
             given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n).extras
@@ -230,22 +246,23 @@ class Generator:
             for tokens, active in self._loop(ids, mask, opts, processors, cond):
                 for i in torch.nonzero(active).flatten().tolist():
                     outs[i].append(int(tokens[i]))
-            flat = [self._finish(o, opts.stop, h) for o, h in zip(outs, heads)]
+            flat = [self._finish(o, opts.stop, h, safety) for o, h in zip(outs, heads)]
             texts = [flat[i * n:(i + 1) * n] for i in range(len(batch))]
         result = [row if n > 1 else row[0] for row in texts]
         return result[0] if single else result
 
     def stream(self, prompt: Prompt = "", *, processors: Sequence[LogitsProcessor] | None = None,
-               conditioning: dict[str, Any] | None = None, **options: Any) -> Iterator[str]:
+               conditioning: dict[str, Any] | None = None, safety: Safety | None = None, **options: Any) -> Iterator[str]:
         """Yield the continuation of one prompt piece by piece as it is generated (greedy or sampling).
 
         Text that could be the start of a stop string, or an incomplete UTF-8 sequence, is held back
-        until it is resolved; joining the pieces gives exactly what `generate` returns."""
+        until it is resolved; joining the pieces gives exactly what `generate` returns. With `safety`,
+        the stream is screened as it grows and ends before a refused span."""
         opts = parse_options(options)
         if opts.strategy == "beam" or opts.num_return_sequences > 1:
             raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
-        ids, mask, cond = self.prepare([prompt], opts, conditioning)
-        text = IncrementalText(self.tokenizer.decode_continuation, self.prompt_ids(ids, mask)[0], opts.stop)
+        ids, mask, cond = self.prepare(self.screen_prompts([prompt], safety), opts, conditioning)
+        text = IncrementalText(self.tokenizer.decode_continuation, self.prompt_ids(ids, mask)[0], opts.stop, safety)
         for tokens, active in self._loop(ids, mask, opts, processors, cond):
             if not bool(active[0]):
                 break
@@ -253,7 +270,7 @@ class Generator:
             if piece:
                 yield piece
             if text.stopped:
-                return
+                break
         piece = text.finish()
         if piece:
             yield piece

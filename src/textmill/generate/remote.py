@@ -17,10 +17,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, GenerationError
-from .generator import GenerationOptions, Prompt, parse_options
+from .generator import GenerationOptions, Generator, Prompt, parse_options
+from .stopping import IncrementalText
+
+if TYPE_CHECKING:
+    from ..safety.policy import Safety
 
 PREFIX = "openai:"
 # GenerationOptions that OpenAI's API names differently or leaves out, and how they travel
@@ -101,26 +105,44 @@ class RemoteGenerator:
         r = self._call(lambda: self.client.completions.create(**body))
         return [c.text for c in sorted(r.choices, key=lambda c: c.index)]
 
-    def generate(self, prompts: str | Sequence[Prompt] = "", **options: Any) -> Any:
+    def generate(self, prompts: str | Sequence[Prompt] = "", *, safety: Safety | None = None, **options: Any) -> Any:
         """As `Generator.generate`: one prompt gives a string, a list gives a list (lists of strings with
-        `num_return_sequences > 1`)."""
+        `num_return_sequences > 1`); `safety` screens prompts and outputs here, on the client."""
         if options.pop("processors", None) is not None or options.pop("conditioning", None) is not None:
             raise ConfigError("a remote model takes options, not processors or conditioning")
         single = isinstance(prompts, str)
-        batch = [prompts] if single else list(prompts)
+        batch = Generator.screen_prompts([prompts] if single else list(prompts), safety)
         opts = parse_options(options)
         with ThreadPoolExecutor(max(1, min(self.concurrency, len(batch)))) as pool:
             results = list(pool.map(lambda ip: self._one(ip[1], opts, ip[0]), enumerate(batch)))
+        if safety is not None:
+            results = [[safety.screen_output(t)[0] for t in r] for r in results]
         out = [r if opts.num_return_sequences > 1 else r[0] for r in results]
         return out[0] if single else out
 
     def chat(self, messages: Sequence[dict[str, str]], **options: Any) -> Any:
         return self.generate([list(messages)], **options)[0]
 
-    def stream(self, prompt: Prompt = "", **options: Any) -> Iterator[str]:
+    def stream(self, prompt: Prompt = "", *, safety: Safety | None = None, **options: Any) -> Iterator[str]:
         opts = parse_options(options)
         if opts.strategy == "beam" or opts.num_return_sequences > 1:
             raise ConfigError("streaming serves one sequence with greedy or sample decoding; beam search has no stream")
+        prompt = Generator.screen_prompts([prompt], safety)[0]
+        if safety is None:
+            yield from self._stream(prompt, opts)
+            return
+        text = IncrementalText(lambda _, pieces: "".join(pieces), [], [], safety)  # the pieces as its "tokens"
+        for piece in self._stream(prompt, opts):
+            shown = text.push(piece)
+            if shown:
+                yield shown
+            if text.stopped:
+                break
+        rest = text.finish()
+        if rest:
+            yield rest
+
+    def _stream(self, prompt: Prompt, opts: GenerationOptions) -> Iterator[str]:
         body = self._request(prompt, opts, 0)
         if "messages" in body:
             chunks = self._call(lambda: self.client.chat.completions.create(**body, stream=True))

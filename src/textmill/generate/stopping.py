@@ -67,23 +67,36 @@ class IncrementalText:
     """The continuation of one prompt as its tokens arrive. `push(token)` returns the text that is
     now safe to show: what could be the start of a stop string, or an incomplete UTF-8 sequence, is
     held back until it is resolved. `stopped` turns True once a stop string appears; `finish()`
-    returns the rest. The pieces joined are exactly the whole continuation cut at its first stop."""
+    returns the rest. The pieces joined are exactly the whole continuation cut at its first stop.
 
-    def __init__(self, decode_continuation, prompt_ids: list[int], stops: Sequence[str]) -> None:
+    With a safety policy (`textmill.safety.Safety`), the text shown is its screened output: masked,
+    and cut before a refused span (`stopped` and `filtered` turn True); the last `STREAM_HOLD`
+    characters are held back so that a word still being written can be masked or cut."""
+
+    def __init__(self, decode_continuation, prompt_ids: list[int], stops: Sequence[str], safety=None) -> None:
         self._decode = decode_continuation  # (prompt ids, new ids) -> text (Tokenizer.decode_continuation)
         self.prompt_ids = prompt_ids
         self.stops = stops
+        self.safety = safety
         self.ids: list[int] = []
-        self.stopped = False
+        self.stopped = self.filtered = False
         self._hold = max((len(s) for s in stops), default=1) - 1
+        if safety is not None:
+            from ..safety.policy import STREAM_HOLD
+
+            self._hold = max(self._hold, STREAM_HOLD)
         self._sent = 0
 
-    def text(self) -> str:
-        return cut_at_stop(self._decode(self.prompt_ids, self.ids), self.stops)[0]
-
-    def push(self, token: int) -> str:
-        self.ids.append(token)
+    def _shown(self, final: bool) -> str:
         text, self.stopped = cut_at_stop(self._decode(self.prompt_ids, self.ids), self.stops)
+        if self.safety is not None:  # what it finds is counted once, by `finish`
+            text, self.filtered = self.safety.screen_output(text, final=final)
+            self.stopped |= self.filtered
+        return text
+
+    def push(self, token) -> str:  # a token id (or whatever `decode_continuation` joins: a remote stream's pieces)
+        self.ids.append(token)
+        text = self._shown(final=False)
         safe = len(text) if self.stopped else len(text) - self._hold
         while safe > self._sent and text[safe - 1] == "\ufffd":  # a multi-byte character still arriving
             safe -= 1
@@ -94,7 +107,7 @@ class IncrementalText:
         return piece
 
     def finish(self) -> str:
-        text = self.text()
+        text = self._shown(final=True)
         piece = text[self._sent:]
         self._sent = len(text)
         return piece

@@ -32,9 +32,12 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .policy import Safety
 
 TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "CN_ID", "US_SSN", "IP", "URL", "IBAN", "DOB", "NAME")
 Action = Literal["mask", "pseudonym", "hash", "drop"]
@@ -331,11 +334,12 @@ ZH_SURNAMES = set("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗�
                   "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 
 
-def redact_file(src: str | Path, out: str | Path, redactor: Redactor, *, text_field: str | int = "text",
+def redact_file(src: str | Path, out: str | Path, redactor: Redactor | Safety, *, text_field: str | int = "text",
                 overwrite: bool = False) -> dict[str, int]:
     """Redact a file into `out`, written whole or not at all: one text per line, or the text field of
-    JSONL rows, or a column of CSV/TSV (the other fields are kept). With `drop`, rows holding PII are
-    left out. Returns the counts: rows read, rows written, and spans found per type."""
+    JSONL rows, or a column of CSV/TSV (the other fields are kept). Rows the redactor drops (`drop`, or
+    refused by a `Safety` policy) are left out. Returns the counts: rows read, rows written, and what
+    was found (spans per type, or the policy's counts)."""
     import csv
     import io
     import json

@@ -30,6 +30,7 @@ from ..errors import TextmillError
 from ..generate import Generator, parse_options
 from ..generate.batching import BatchEngine, Failed, Finished, Job, QueueFull, Started, Token
 from ..models.base import ENCODER_DECODER
+from ..safety.policy import SafetyError
 from .metrics import Metrics
 from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message
 
@@ -47,6 +48,7 @@ class ServeSettings:
     max_waiting: int = 256  # requests waiting per model; more get a 429
     timeout: float = 300.0  # seconds a request may take; then a 504 (or an error event when streaming)
     max_body_bytes: int = 1 << 20
+    safety: Any = None  # a textmill.safety.Safety policy: refused prompts get a 400, outputs are masked or cut
 
 
 class _Limits:
@@ -80,6 +82,7 @@ class _Served:
         self.name = name
         self.generator = generator
         self.engine = BatchEngine(generator, settings.max_rows, settings.max_waiting)
+        self.safety = settings.safety
         self.created = int(time.time())
 
     @property
@@ -165,7 +168,7 @@ class _Run:
             opts = parse_options(options)
         except TextmillError as e:
             raise APIError(400, str(e)) from None
-        self.job = Job(prompt, opts, self._arrive, logprobs)
+        self.job = Job(prompt, opts, self._arrive, logprobs, safety=served.safety)
         try:
             served.engine.submit(self.job)
         except QueueFull as e:
@@ -245,6 +248,12 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
                            param="model", code="model_not_found")
         return served[name]
 
+    def screened(prompts: list[Any], param: str) -> list[Any]:
+        try:
+            return Generator.screen_prompts(prompts, settings.safety)
+        except SafetyError as e:
+            raise APIError(400, str(e), param=param, code="content_filter") from None
+
     def budget(req: Any, asked: int | None, default: int) -> int:
         if asked is not None and asked > settings.max_tokens:
             raise APIError(400, f"max_tokens is {asked}; this server allows at most {settings.max_tokens} "
@@ -300,8 +309,9 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         req: CompletionRequest = await _read(request, CompletionRequest, settings.max_body_bytes)
         s = model_of(req.model)
         opts = req.options(budget(req, req.max_tokens, 16))
-        return await _respond(request, "completions", s, req, _start(s, req.prompts, opts, req.logprobs),
-                              req.prompts if req.echo else None)
+        prompts = screened(req.prompts, "prompt")
+        return await _respond(request, "completions", s, req, _start(s, prompts, opts, req.logprobs),
+                              prompts if req.echo else None)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -309,6 +319,7 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         req: ChatRequest = await _read(request, ChatRequest, settings.max_body_bytes)
         s = model_of(req.model)
         prompt, stops = render_chat(s, req.messages)
+        prompt = screened([prompt], "messages")[0]
         opts = req.options(budget(req, req.limit, settings.max_tokens))
         opts["stop"] = opts["stop"] + [x for x in stops if x not in opts["stop"]]
         return await _respond(request, "chat", s, req, _start(s, [prompt], opts, req.logprob_count), None)

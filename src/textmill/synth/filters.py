@@ -4,7 +4,7 @@ A filter sees a chunk of candidates at a time (`keep` returns one verdict per ca
 write scores into them) and is told which candidates the whole chain kept (`commit`), so the
 duplicate filters compare each sample with every sample kept before it, across chunks and resumed
 runs. Order (cheap and certain first): normalise, length, charset, exact duplicates, copies of
-training texts, near duplicates, personal information, label consistency, then any extra filter.
+training texts, near duplicates, personal information, content, label consistency, then any extra filter.
 
 Texts are compared in *metric tokens* (words, and each CJK character on its own), lowercased.
 """
@@ -200,6 +200,26 @@ class PersonalInformation(Filter):
         from ..safety import detect
 
         return [not detect(c.text, self.types) for c in batch]
+
+
+class Content(Filter):
+    """Removes texts the content filter finds abuse, hate, sexual content, self-harm, violence or a
+    personal attack in (textmill.safety.ContentFilter, `categories` of them)."""
+
+    name, reason = "content", "holds abusive, hateful, sexual, self-harm or violent content"
+
+    def __init__(self, categories: Sequence[str]) -> None:
+        from ..safety import ContentFilter
+
+        self.filter = ContentFilter({c: "flag" for c in categories}, default="allow")
+
+    def keep(self, batch: list[Candidate]) -> list[bool]:
+        verdicts = []
+        for c, v in zip(batch, self.filter.check_all([c.text for c in batch])):
+            if v.hits:
+                c.scores["content"] = ",".join(v.categories)  # type: ignore[assignment]
+            verdicts.append(not v.hits)
+        return verdicts
 
 
 class LabelConsistency(Filter):

@@ -36,12 +36,14 @@ from ..errors import ConfigError, DataError
 from ..evaluate.metrics import is_chinese, metric_tokens
 from ..progress import ProgressOption, Report, reporter
 from ..safety import Redactor
+from ..safety.content import CATEGORIES as CONTENT_CATEGORIES
 from ..safety.pii import TYPES as PII_TYPES
 from ..safety.pii import check_types
 from .classify import ClassifierKind
 from .filters import (
     Candidate,
     Charset,
+    Content,
     Custom,
     ExactDuplicates,
     Filter,
@@ -64,7 +66,7 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[str, str]]
 FEW_EXAMPLES = 20  # per label: below this, warn
 OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
-FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "label")
+FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "content", "label")
 PII_DEFAULT = [t for t in PII_TYPES if t != "NAME"]  # names in reviews are mostly actors and authors
 
 
@@ -95,6 +97,8 @@ class SynthConfig(Strict):
     skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
     pii_types: list[str] = Field(default_factory=lambda: list(PII_DEFAULT),
                                  description="personal information the pii filter removes (textmill.safety.TYPES)")
+    content_categories: list[str] = Field(default_factory=lambda: list(CONTENT_CATEGORIES),
+                                          description="what the content filter removes (textmill.safety.CATEGORIES)")
     redact_input: bool = Field(False, description="mask personal information in the real rows before the generator and "
                                                   "the filters see them")
     report_seeds: int = Field(5, ge=3, le=50)
@@ -110,6 +114,14 @@ class SynthConfig(Strict):
             return check_types(types)
         except ConfigError as e:
             raise ValueError(str(e)) from None
+
+    @field_validator("content_categories")
+    @classmethod
+    def _known_categories(cls, categories: list[str]) -> list[str]:
+        unknown = sorted(set(categories) - set(CONTENT_CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown content categories {unknown}; categories: {', '.join(CONTENT_CATEGORIES)}")
+        return categories
 
 
 @dataclass
@@ -214,6 +226,7 @@ def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filte
         TrainingCopies(TrainingOverlap(texts), cfg.max_train_overlap),
         NearDuplicates(cfg.near_duplicate_threshold, seed=cfg.seed + 1),
         PersonalInformation(cfg.pii_types),
+        Content(cfg.content_categories),
     ]
     if "label" not in cfg.skip_filters:  # its classifier trains (or loads a model) when built
         chosen.append(LabelConsistency(texts, [y for _, y in train], chinese, cfg.min_label_prob, cfg.label_classifier))
