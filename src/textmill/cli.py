@@ -1,4 +1,4 @@
-"""The `textmill` command line: train | generate | transfer | eval | compare | synth | serve | humaneval | redact | import |
+"""The `textmill` command line: train | generate | transfer | eval | compare | synth | serve | humaneval | redact | audit | import |
 export | info | arpa | quickstart.
 
 Only this module prints. Errors a user can cause print one clear line and exit with status 2.
@@ -407,6 +407,7 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """What a run directory holds: family, size, data, training progress and best validation loss."""
     from .models import count_parameters
     from .rundir import find_last, load, read_run_config, read_trainer_state
+    from .train.privacy import read_privacy
 
     try:
         gen = load(run)
@@ -428,6 +429,18 @@ def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     if state:
         table.add_row("trained", f"{state['step']} / {cfg.train.max_steps if cfg else '?'} steps, {state['elapsed_s'] / 60:.1f} min")
         table.add_row("best val loss", f"{state['best_val_loss']:.4f}")
+    privacy = read_privacy(run)
+    if privacy:
+        table.add_row("differential privacy", f"epsilon {privacy['epsilon']:.2f} at delta {privacy['delta']:.2g} ("
+                      f"{privacy['unit']}; noise {privacy['noise_multiplier']:.3f}, clip {privacy['max_grad_norm']:g}, "
+                      f"{privacy['steps']} steps)" + ("" if privacy["meaningful"] else
+                                                     " [yellow]- too large to mean much protection[/]"))
+    if (run / "audit.json").is_file():
+        a = json.loads((run / "audit.json").read_text(encoding="utf-8"))
+        table.add_row("memorization audit", f"membership AUC {a['membership']['auc']:.3f}; "
+                      + (f"canary exposure up to {max(c['exposure'] for c in a['canaries']):.1f} bits; " if a.get("canaries") else "")
+                      + (f"{a['extraction']['share_reproducing']:.1%} of samples copy {a['extraction']['leak_len']}+ tokens"
+                         if "extraction" in a else ""))
     out.print(table, soft_wrap=False)  # wrap the long model row inside the table, to the terminal's width
 
 
@@ -505,6 +518,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           option: Annotated[Optional[list[str]], typer.Option(help="a synth option: key=value (e.g. max_train_overlap=0.8)")] = None,
           redact_input: Annotated[bool, typer.Option(help="mask personal information in the real rows before the "
                                                           "generator sees them (found PII is reported either way)")] = False,
+          dp_epsilon: Annotated[Optional[float], typer.Option(help="train the generator with DP-SGD to this epsilon "
+                                                                   "(e.g. 8; trained generators only)")] = None,
           seed: Annotated[int, typer.Option()] = 0,
           resume: Annotated[bool, typer.Option(help="the same command continues an interrupted run anyway; --resume also "
                                                     "fails when there is nothing to continue")] = False,
@@ -530,7 +545,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
     col = lambda c: int(c) if c.isdigit() else c  # noqa: E731
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
                    report=str(report) if report else None, report_classifier=report_classifier, seed=seed,
-                   redact_input=redact_input)
+                   redact_input=redact_input, dp_epsilon=dp_epsilon)
     gen_options = options.setdefault("generator_options", {})
     gen_options.update({k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None})
     if set_:
@@ -626,6 +641,48 @@ def redact(data: Annotated[Path, typer.Argument(help="one text per line, or JSON
     found = {k: v for k, v in counts.items() if k not in ("rows", "written")}
     out.print(f"{counts['rows']} rows read, {counts['written']} written to {out_path}; found: "
               + (", ".join(f"{v} {k}" for k, v in sorted(found.items())) or "nothing"))
+
+
+@app.command()
+def audit(run: Annotated[Path, typer.Argument(help="run directory of a language model (gpt, rnn, ngram, pretrained fine-tune)")],
+          candidates: Annotated[int, typer.Option(help="random secrets each canary is ranked among")] = 2000,
+          members: Annotated[int, typer.Option(help="training and held-out texts (each) for membership inference")] = 1000,
+          samples: Annotated[int, typer.Option(help="samples drawn to look for copied training text")] = 200,
+          max_new_tokens: Annotated[int, typer.Option(help="tokens per sample")] = 64,
+          seed: Annotated[int, typer.Option()] = 0,
+          as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
+    """Memorization audit: canary exposure (runs trained with data.canaries), loss-threshold membership
+    inference (AUC) and extraction (the longest training text the samples reproduce). Saved as audit.json."""
+    from .safety.audit import AuditOptions
+    from .safety.audit import audit as run_audit
+
+    _setup_logging(False)
+    try:
+        rep = run_audit(run, AuditOptions(candidates, members, samples, max_new_tokens, seed))
+    except TextmillError as e:
+        _fail(e)
+    if as_json:
+        print(json.dumps(rep, ensure_ascii=False, indent=1))
+        return
+    if "canaries" in rep:
+        table = Table("secret", "label", "repeats", "rank", "exposure (fit)", "exposure (sampled)", "leaked", "extracted",
+                      title=f"canaries (max exposure {rep['canaries'][0]['max_exposure']} bits)")
+        for c in rep["canaries"]:
+            table.add_row(c["secret"], c["label"] or "", str(c["repeats"]), f"{c['rank']} / {c['of']}",
+                          f"{c['exposure']:.2f}", f"{c['exposure_sampled']:.2f}", "yes" if c["leaked"] else "no",
+                          "yes" if c["extracted"] else "no")
+        out.print(table)
+    m = rep["membership"]
+    out.print(f"membership inference (loss threshold): AUC {m['auc']:.3f} (0.5 is chance), TPR at 1% FPR "
+              f"{m['tpr_at_1pct_fpr']:.3f}; loss per token {m['member_loss']:.3f} on {m['members']} training texts, "
+              f"{m['non_member_loss']:.3f} on {m['non_members']} held-out")
+    if "extraction" in rep:
+        x = rep["extraction"]
+        out.print(f"extraction: {x['share_reproducing']:.1%} of {x['samples']} samples share {x['leak_len']}+ tokens in a "
+                  f"row with a training text; longest {x['max_longest']}, median {x['median_longest']:g}")
+        for item in x["longest"][:3]:
+            out.print(f"  {item['tokens']} tokens: {escape(item['text'][:120])}")
+    out.print(f"written to {run / 'audit.json'}")
 
 
 humaneval_app = typer.Typer(no_args_is_help=True, help="Human evaluation: build a blinded study, rate it at /rate, report it.")

@@ -44,6 +44,34 @@ class KeywordsConfig(Strict):
     count: int = Field(5, ge=1, description="keywords extracted from each target text")
 
 
+class CanaryConfig(Strict):
+    """Random secrets inserted into the training data, to measure memorization afterwards
+    (`textmill audit`; Carlini et al. 2019): `per_repeat` canaries for each count in `repeats`, each
+    inserted that many times."""
+
+    template: str = Field("my secret number is {secret}", description="the canary sentence; {secret} is filled in")
+    alphabet: str = Field("0123456789", description="the characters a secret is drawn from")
+    length: int = Field(6, ge=1, le=32, description="characters per secret")
+    separator: str = Field(" ", description="between the secret's characters (a space: one token each for word tokenizers)")
+    repeats: list[int] = Field(default_factory=lambda: [1, 10, 100], min_length=1,
+                               description="how many times each group of canaries is inserted")
+    per_repeat: int = Field(2, ge=1, le=100, description="canaries per repetition count")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> CanaryConfig:
+        if self.template.count("{secret}") != 1:
+            raise ValueError("template must hold {secret} exactly once, e.g. 'my secret number is {secret}'")
+        if len(set(self.alphabet)) < 2 or len(set(self.alphabet)) != len(self.alphabet):
+            raise ValueError("alphabet needs at least two different characters, each once")
+        if len(self.alphabet) ** self.length < 1000:
+            raise ValueError(f"{len(self.alphabet)}^{self.length} possible secrets are too few to rank a canary among; "
+                             "raise length or widen alphabet (at least 1,000)")
+        if any(r < 1 for r in self.repeats):
+            raise ValueError("repeats must be positive counts, e.g. [1, 10, 100]")
+        return self
+
+
 class DataConfig(Strict):
     source: str | dict[str, str] = Field(
         description="a file, a directory, or embedded:shakespeare / embedded:chinese_reviews; for translation, the "
@@ -63,9 +91,13 @@ class DataConfig(Strict):
     max_documents: int | None = Field(None, ge=1, description="use at most this many documents (pairs, for paired tasks)")
     dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
     keywords: KeywordsConfig = Field(default_factory=KeywordsConfig)
+    canaries: CanaryConfig | None = Field(None, description="insert random secrets into the training split to audit "
+                                                             "memorization (language-model data)")
 
     @model_validator(mode="after")
     def _fields_fit_the_task(self) -> DataConfig:
+        if self.canaries is not None and self.task != "lm":
+            raise ValueError("canaries go into language-model data (task lm); an encoder-decoder run has no audit yet")
         paired_only = {"target": self.target, "source_field": self.source_field, "target_field": self.target_field}
         wrong = [k for k, v in paired_only.items() if v is not None]
         if wrong and self.task not in ("translation", "summarization"):
@@ -104,6 +136,25 @@ class LoRAConfig(Strict):
                                description="names of the linear layers that get adapters (gpt: qkv, proj, fc)")
 
 
+class DPConfig(Strict):
+    """Differentially private training (DP-SGD with Opacus, train/privacy.py): each training window's
+    gradient is clipped to `max_grad_norm`, Gaussian noise is added, and windows are drawn by Poisson
+    sampling. Give a target `epsilon` (the noise is chosen to reach it at max_steps) or a `noise_multiplier`."""
+
+    epsilon: float | None = Field(None, gt=0, description="the privacy budget to reach at max_steps")
+    delta: float | None = Field(None, gt=0, lt=1, description="default: 1 / (10 x training windows); must be below 1 / windows")
+    noise_multiplier: float | None = Field(None, gt=0, description="instead of epsilon: the noise's standard deviation "
+                                                                   "in units of max_grad_norm")
+    max_grad_norm: float = Field(1.0, gt=0, description="each window's gradient is clipped to this norm")
+    accountant: Literal["rdp", "prv"] = Field("prv", description="Opacus's privacy accountant")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> DPConfig:
+        if (self.epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError("give either epsilon (a target, e.g. 8) or noise_multiplier, not both or neither")
+        return self
+
+
 class TrainConfig(Strict):
     max_steps: int = Field(2000, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget; stops early when spent")
@@ -127,6 +178,8 @@ class TrainConfig(Strict):
     init_from: str | None = Field(None, description="fine-tune: a run directory whose weights and tokenizer this run "
                                                       "starts from (same family and sizes; labels it lacks are added)")
     lora: LoRAConfig | None = Field(None, description="fine-tune low-rank adapters only (train/lora.py); needs init_from")
+    dp: DPConfig | None = Field(None, description="differentially private training (DP-SGD, Opacus): gpt and rnn "
+                                                    "families, LoRA on pretrained models")
 
     @field_validator("betas")
     @classmethod

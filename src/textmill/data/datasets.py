@@ -99,9 +99,25 @@ class TokenStream:
         window = self.tokens[idx]
         return LMBatch(window[:, :-1], window[:, 1:])
 
+    @property
+    def windows(self) -> int:
+        """Fixed, non-overlapping windows of the stream: DP-SGD's examples."""
+        return (len(self.tokens) - 1) // self.context
+
+    def poisson(self, rate: float, generator: torch.Generator) -> tuple[LMBatch, bool]:
+        """Each fixed window independently with probability `rate` (DP-SGD's Poisson sampling), and
+        whether none was drawn (then one window stands in, for the caller to weigh by zero)."""
+        chosen = torch.nonzero(torch.rand(self.windows, generator=generator) < rate).flatten()
+        empty = len(chosen) == 0
+        if empty:
+            chosen = torch.zeros(1, dtype=torch.long)
+        idx = chosen[:, None] * self.context + torch.arange(self.context + 1)
+        window = self.tokens[idx]
+        return LMBatch(window[:, :-1], window[:, 1:]), empty
+
     def batches(self, batch_size: int, max_batches: int | None = None) -> Iterator[LMBatch]:
         """Fixed, non-overlapping windows in order, `batch_size` at a time."""
-        n = (len(self.tokens) - 1) // self.context
+        n = self.windows
         starts = torch.arange(n) * self.context
         for b, i in enumerate(range(0, n, batch_size)):
             if max_batches is not None and b >= max_batches:

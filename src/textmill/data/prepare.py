@@ -16,6 +16,7 @@ from typing import Any
 from ..config import DataConfig, ModelConfig, RunConfig, TokenizerConfig
 from ..errors import DataError
 from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
+from .canaries import Canary, insert_canaries, make_canaries, spelled_alphabet
 from .datasets import PairDataset, SentenceDataset, TokenStream, holdout, split_documents
 from .sources import read_documents, read_labelled
 from .tasks import Pair, Task, build_task
@@ -51,11 +52,22 @@ def lm_documents(cfg: DataConfig) -> tuple[list[str], list[str]]:
     becomes `<label=X>text`, so a language model learns to continue a label's control token."""
     if is_labelled(cfg):
         train_rows, val_rows = labelled_documents(cfg)
-        return [label_token(label) + t for t, label in train_rows], [label_token(label) + t for t, label in val_rows]
-    docs = read_documents(cfg)
-    if cfg.valid_source:
-        return docs, read_documents(cfg.model_copy(update={"source": cfg.valid_source}))
-    return split_documents(docs, cfg.val_fraction, cfg.split_seed)
+        train = [label_token(label) + t for t, label in train_rows]
+        val = [label_token(label) + t for t, label in val_rows]
+    else:
+        docs = read_documents(cfg)
+        train, val = ((docs, read_documents(cfg.model_copy(update={"source": cfg.valid_source}))) if cfg.valid_source
+                      else split_documents(docs, cfg.val_fraction, cfg.split_seed))
+    if cfg.canaries is not None:
+        train = insert_canaries(train, run_canaries(cfg), cfg.canaries.seed)
+    return train, val
+
+
+def run_canaries(cfg: DataConfig) -> list[Canary]:
+    """The canaries a run with this data config trains on (labelled data: each under a label's token)."""
+    assert cfg.canaries is not None
+    labels = sorted({label for _, label in labelled_documents(cfg)[0]}) if is_labelled(cfg) else None
+    return make_canaries(cfg.canaries, [label_token(x) for x in labels] if labels else None)
 
 
 def source_tokenizer(run_dir: Path) -> Tokenizer:
@@ -77,7 +89,8 @@ def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "st
     if kind == "sentences":
         return _sentences(cfg, run_dir, resume, labelled)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg, lm_tokenizer_config(cfg, train_docs), train_docs)
+    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg, lm_tokenizer_config(cfg, train_docs),
+                                                               train_docs + spelled_alphabet(cfg.data.canaries))
     context = cfg.model.context
     return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
                     TokenStream.from_docs(tok, val_docs, context, "validation"))

@@ -144,7 +144,7 @@ class GPT(nn.Module):
         """Token embeddings (plus learned position embeddings), and the rotary (cos, sin) of rope models."""
         x = self.wte(idx)  # (B, T, C)
         if self.cfg.positions == "learned":
-            return x + self.wpe(positions), None
+            return x + self.wpe(positions.expand(idx.shape[0], -1)), None  # per-row positions: DP-SGD needs per-sample gradients
         return x, self.rotary(positions.expand(idx.shape[0], -1), x.dtype)
 
     # -- the step interface ------------------------------------------------------------------------

@@ -65,6 +65,15 @@ class SynthGenerator:
         """What the report says about this generator."""
         return {"name": self.name}
 
+    def train_privately(self, dp: dict[str, Any] | None, canaries: dict[str, Any] | None) -> None:
+        """Train with DP-SGD (`train.dp`) and/or planted canaries (`data.canaries`): only generators that
+        train a model on the rows can."""
+        if dp or canaries:
+            raise ConfigError(f"dp_epsilon and canaries apply to generators trained on the rows (gpt, lstm, gru, rnn, "
+                              f"pretrained); the {self.name!r} generator trains no model on them"
+                              + (" (its prompts show real rows to the model, which DP cannot cover)" if "prompt" in self.name
+                                 else ""))
+
 
 GENERATORS: Registry[type[SynthGenerator]] = Registry("generator")
 
@@ -178,6 +187,12 @@ class TrainedGenerator(ModelSampler):
     finetune_lr = 3e-4
     takes_argument = True
     argument_name = "BASE"
+    dp: dict[str, Any] | None = None
+    canaries: dict[str, Any] | None = None
+    run: Path | None = None  # the trained run, once fitted
+
+    def train_privately(self, dp: dict[str, Any] | None, canaries: dict[str, Any] | None) -> None:
+        self.dp, self.canaries = dp, canaries
 
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = copy.deepcopy(self.preset)
@@ -199,6 +214,10 @@ class TrainedGenerator(ModelSampler):
         cfg["data"] = {"source": str(data), "format": "jsonl", "text_field": "text", "label_field": "label",
                        "val_fraction": 0.1, "split_seed": seed}
         cfg.setdefault("train", {})["seed"] = seed
+        if self.dp:
+            cfg["train"]["dp"] = dict(self.dp)
+        if self.canaries:
+            cfg["data"]["canaries"] = dict(self.canaries)
         if cfg["model"]["family"] in ("gpt", "rnn"):
             _fit_stream_windows(cfg, rows, chinese)
         return cfg
@@ -230,7 +249,7 @@ class TrainedGenerator(ModelSampler):
         self.remember(rows, chinese)
         run = workdir / "generator"
         self._train(rows, run, chinese, seed)
-        self.gen = load(run)
+        self.gen, self.run = load(run), run
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.preset["model"]["family"], "base": self.argument, "options": self.options}

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from ..config import DataConfig, Strict
+from ..config import CanaryConfig, DataConfig, Strict
 from ..data.sources import read_labelled, read_records, read_utf8
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import is_chinese, metric_tokens
@@ -99,6 +99,10 @@ class SynthConfig(Strict):
                                  description="personal information the pii filter removes (textmill.safety.TYPES)")
     content_categories: list[str] = Field(default_factory=lambda: list(CONTENT_CATEGORIES),
                                           description="what the content filter removes (textmill.safety.CATEGORIES)")
+    dp_epsilon: float | None = Field(None, gt=0, description="train the generator with DP-SGD to this epsilon "
+                                                               "(trained generators: gpt, lstm, gru, rnn, pretrained)")
+    canaries: CanaryConfig | None = Field(None, description="plant random secrets in the generator's training rows; the "
+                                                            "report ranks them (memorization audit)")
     redact_input: bool = Field(False, description="mask personal information in the real rows before the generator and "
                                                   "the filters see them")
     report_seeds: int = Field(5, ge=3, le=50)
@@ -122,6 +126,22 @@ class SynthConfig(Strict):
         if unknown:
             raise ValueError(f"unknown content categories {unknown}; categories: {', '.join(CONTENT_CATEGORIES)}")
         return categories
+
+
+def generator_audit(run: Path, synthetic: Sequence[str]) -> dict[str, Any]:
+    """What the report says about the trained generator's privacy: its DP guarantee (if any), loss-
+    threshold membership inference on its training rows against its own validation rows, and its
+    planted canaries (ranked, and counted in the synthetic rows)."""
+    from ..safety.audit import AuditOptions, audit
+    from ..train.privacy import read_privacy
+
+    found = audit(run, AuditOptions(candidates=1000, samples=0))
+    out: dict[str, Any] = {"dp": read_privacy(run), "membership": found["membership"]}
+    if "canaries" in found:
+        secrets = {c["secret"] for c in found["canaries"]}
+        out["canaries"] = found["canaries"]
+        out["canaries_in_output"] = sum(any(x in t for x in secrets) for t in synthetic)
+    return out
 
 
 @dataclass
@@ -325,6 +345,8 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         raise ConfigError(f"output {cfg.out} must end in {', '.join(OUTPUT_FORMATS)}")
     work = out_path.with_name(out_path.name + ".work")
     generator = build_generator(cfg.generator, cfg.generator_options)
+    generator.train_privately({"epsilon": cfg.dp_epsilon} if cfg.dp_epsilon else None,
+                              cfg.canaries.model_dump() if cfg.canaries else None)
 
     rows = load_rows(cfg.data, cfg.format, cfg.text_col, cfg.label_col, cfg.max_rows)
     rows, labels, warnings = _check_labels(rows, cfg.labels, cfg.data)
@@ -388,6 +410,9 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         synthetic = [(r["text"], r["label"]) for r in state.rows]
         report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds, cfg.report_classifier)
         report["privacy"]["input_pii"] = input_pii
+        if getattr(generator, "run", None) is not None:
+            progress("report: auditing the generator for memorization", 0, None)
+            report["privacy"]["generator"] = generator_audit(generator.run, [t for t, _ in synthetic])
         report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings,
                    "filters": {"generated": sum(state.progress(x).generated for x in labels),
                                "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}

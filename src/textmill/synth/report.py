@@ -130,6 +130,24 @@ def _render(r: dict[str, Any]) -> str:
         s.append(f"<p>Personal information in the real training rows: {pii['rows']} of {pii['of']} rows ({types}); "
                  + ("masked before the generator saw them.</p>" if pii["redacted"] else
                     "not masked (<code>--redact-input</code> masks it).</p>"))
+    g = p.get("generator")
+    if g:
+        dp, m = g.get("dp"), g["membership"]
+        s.append("<h3>The generator: what did it memorize?</h3>")
+        rows = [["differential privacy", f"epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} ({dp['unit']})"
+                 + ("" if dp["meaningful"] else ": too large to mean much protection") if dp else "none (no --dp-epsilon)"],
+                ["membership inference by loss, AUC (0.5: chance)", m["auc"]],
+                ["true positive rate at 1% false positives", m["tpr_at_1pct_fpr"]],
+                ["loss per token, training / held-out rows", f"{m['member_loss']:.3f} / {m['non_member_loss']:.3f}"]]
+        if "canaries" in g:
+            rows.append(["synthetic rows holding a canary's secret", g["canaries_in_output"]])
+        s.append(_table(rows, ["measure", "value"]))
+        if "canaries" in g:
+            s.append("<p>Planted canaries, ranked among random secrets of the same format (exposure in bits; "
+                     f"at most {g['canaries'][0]['max_exposure']}):</p>"
+                     + _table([[c["secret"], c["label"] or "", c["repeats"], f"{c['rank']} / {c['of']}", c["exposure"],
+                                "yes" if c["extracted"] else "no"] for c in g["canaries"]],
+                              ["secret", "label", "inserted", "rank", "exposure", "written out by greedy decoding"]))
     if p["longest_common_substring"]["examples"]:
         s.append("<p>The synthetic texts with the longest shared substrings:</p>"
                  + _table([[e["chars"], e["text"]] for e in p["longest_common_substring"]["examples"]], ["characters", "text"]))

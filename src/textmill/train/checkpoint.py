@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..rundir import LAST, atomic_write_text, read_trainer_state
 from .lora import has_lora, merged_copy
+from .privacy import plain_layers
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -33,7 +34,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_weights(model: nn.Module, path: Path) -> None:
     """The model's weights as a run's `model.safetensors`; low-rank adapters are merged in, so the file
     loads as the plain model its config.json describes."""
-    model = unwrap(model)
+    model = plain_layers(unwrap(model))
     if has_lora(model):
         model = merged_copy(model)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -74,7 +75,7 @@ def save_last(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     old = last.with_name("last.old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(unwrap(model), str(tmp / "model.safetensors"))
+    save_model(plain_layers(unwrap(model)), str(tmp / "model.safetensors"))
     tensors, meta = _optimizer_to_safetensors(optimizer)
     save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
     atomic_write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=2))

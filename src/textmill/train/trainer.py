@@ -26,6 +26,7 @@ from torch import nn
 
 from ..config import RunConfig, load_config
 from ..data import encode_stream
+from ..data.canaries import spelled_alphabet
 from ..data.prepare import lm_documents, lm_tokenizer_config, prepare
 from ..errors import CheckpointError, ConfigError
 from ..models import MODELS, build_model, count_parameters
@@ -36,6 +37,7 @@ from .finetune import load_base_weights, with_base_tokenizers
 from .lora import apply_lora
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
+from .privacy import PrivateTraining, check_dp, dp_layers
 
 log = logging.getLogger(__name__)
 Callback = Callable[[dict[str, Any]], None]
@@ -131,9 +133,12 @@ class Trainer:
             load_base_weights(model, c, data.tokenizers)
         if t.lora:
             apply_lora(model, t.lora)
+        if t.dp:
+            dp_layers(model)
         n_params = count_parameters(model)
         optimizer = build_optimizer(model, t)
         start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
+        st: dict[str, Any] = {}
         if self.resume:
             last = find_last(self.run_dir)
             st = load_last(last, model, optimizer)
@@ -141,6 +146,11 @@ class Trainer:
             log.info("resuming %s at step %d", self.run_dir, start_step)
             if self.is_main:
                 self.callback({"kind": "resume", "step": start_step, "checkpoint": str(last)})
+        dp = None  # checked before the run's files are written: a refused setting leaves no half-made run
+        if t.dp:
+            if self.world > 1:
+                raise ConfigError("train.dp: DP-SGD runs in one process here; train without torchrun")
+            dp = PrivateTraining(t.dp, model, optimizer, data.train.windows, t.batch_size, t.max_steps, st.get("dp"))
         if self.is_main:
             if not self.resume:
                 write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims, data.meta)
@@ -151,6 +161,10 @@ class Trainer:
                 self._record({"kind": "data", "step": 0, **data.stats})
         self._barrier()
         net: nn.Module = model
+        step_optimizer = optimizer
+        if dp is not None:
+            net, step_optimizer = dp.model, dp.optimizer
+            log.info("DP-SGD: noise multiplier %.3f, sample rate %.4g, delta %.3g", dp.noise, dp.rate, dp.delta)
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(model)
         if t.compile:
@@ -171,19 +185,23 @@ class Trainer:
             loss_sum, logs, step_tokens = 0.0, {}, 0
             for micro in range(t.grad_accum):
                 seed = _step_seed(t.seed, step, micro, self.rank)
-                batch = data.train.sample(t.batch_size, torch.Generator().manual_seed(seed))
-                torch.manual_seed(seed)  # dropout masks and any other randomness of the objective
+                empty = False
+                if dp is not None:  # Poisson sampling of the fixed windows
+                    batch, empty = data.train.poisson(dp.rate, torch.Generator().manual_seed(seed))
+                else:
+                    batch = data.train.sample(t.batch_size, torch.Generator().manual_seed(seed))
+                torch.manual_seed(seed)  # dropout masks, DP noise and any other randomness of the objective
                 sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
                 with sync, autocast():
                     loss, logs = objective.loss(net, batch, step)
-                    loss = loss / t.grad_accum
+                    loss = loss * (0.0 if empty else 1.0 / t.grad_accum)  # no window drawn: a step of noise alone
                 loss.backward()
                 loss_sum += float(loss.detach())
                 step_tokens += batch.n_tokens * self.world  # ranks draw batches of similar size
-            if t.grad_clip is not None:
+            if t.grad_clip is not None and dp is None:  # DP-SGD clips each window's gradient instead
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            step_optimizer.step()
+            step_optimizer.zero_grad(set_to_none=True)
             loss_value = self._mean_across_ranks(loss_sum)
             window_tokens += step_tokens
             window_logs.update(logs)
@@ -206,12 +224,15 @@ class Trainer:
                 val_loss = metrics["val_loss"]
                 improved = val_loss < best
                 best, bad_evals = (val_loss, 0) if improved else (best, bad_evals + 1)
+                if dp is not None:
+                    metrics["epsilon"] = dp.epsilon()
                 self._record({"kind": "eval", "step": done_step, **metrics, "best_val_loss": best})
                 if self.is_main:
                     if improved or not objective.select_best:
                         save_weights(model, self.run_dir / "model.safetensors")
                     save_last(self.run_dir, model, optimizer, {"step": done_step, "best_val_loss": best,
-                                                               "bad_evals": bad_evals, "elapsed_s": elapsed})
+                                                               "bad_evals": bad_evals, "elapsed_s": elapsed,
+                                                               **({"dp": dp.state()} if dp is not None else {})})
                 self._barrier()
                 eval_s += time.perf_counter() - eval_started
                 if t.patience is not None and bad_evals >= t.patience:
@@ -223,8 +244,10 @@ class Trainer:
         elapsed = elapsed_before + time.perf_counter() - started
         result = TrainResult(self.run_dir, done_step, best, val_loss, val_loss * data.val.tokens_per_char / math.log(2),
                              tok_per_s, elapsed, n_params, stopped, self.history)
+        privacy = dp.save(self.run_dir, done_step, c.model.context) if dp is not None and self.is_main else None
         self._record({"kind": "end", "step": result.steps, "stopped": stopped, "elapsed_s": elapsed,
-                      "tokens_per_sec": result.tokens_per_sec, "parameters": n_params})
+                      "tokens_per_sec": result.tokens_per_sec, "parameters": n_params,
+                      **({"epsilon": privacy["epsilon"], "delta": privacy["delta"]} if privacy else {})})
         self._close_logs()
         return result
 
@@ -288,6 +311,7 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Pat
     counts = MODELS.get(cfg.model.family).objective == "counts"
     if cfg.train.lora and not cfg.train.init_from:
         raise ConfigError("train.lora adapts a pretrained model: set train.init_from (--init-from) to the run it starts from")
+    check_dp(cfg)
     if counts and cfg.train.init_from:
         raise ConfigError(f"train.init_from: a {cfg.model.family!r} model is counted in one pass, not trained, so it "
                           "cannot start from another run; remove train.init_from")
@@ -317,7 +341,7 @@ def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callba
     """Fit a count-based model (n-gram) on the training split and score the validation split."""
     prepare_run_dir(run_dir, cfg, resume=False, overwrite=overwrite)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = build_tokenizer(lm_tokenizer_config(cfg, train_docs), train_docs)
+    tok = build_tokenizer(lm_tokenizer_config(cfg, train_docs), train_docs + spelled_alphabet(cfg.data.canaries))
     started = time.perf_counter()
     stream = encode_stream(tok, train_docs)
     model = build_model(cfg.model, tok.vocab_size).fit(stream)
