@@ -244,16 +244,21 @@ def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
     assert tuned.generate("", label="cat", strategy="greedy", max_new_tokens=6).split()[:2] == ["the", "cat"]
 
 
-def test_lora_trains_adapters_only_and_merges(hf_dir, tmp_path):
+def lora_setup(hf_dir: Path, tmp_path: Path, context: int = 16, **train) -> tuple[Path, dict]:
+    """The imported Llama run and a LoRA fine-tuning config on a tiny corpus."""
     if "llama" not in hf_dir.name:
         pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
     run = textmill_import(hf_dir, tmp_path / "run")
     data = tmp_path / "d.txt"
     data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")
-    cfg = {"model": {**textmill.rundir.read_run_config(run).model.model_dump(), "context": 16},
-           "data": {"source": str(data), "format": "lines"},
-           "train": {"init_from": str(run), "max_steps": 20, "batch_size": 8, "lr": 1e-2, "eval_every": 10, "warmup_steps": 0,
-                     "lora": {"rank": 4, "alpha": 8}}}
+    return run, {"model": {**textmill.rundir.read_run_config(run).model.model_dump(), "context": context},
+                 "data": {"source": str(data), "format": "lines"},
+                 "train": {"init_from": str(run), "max_steps": 20, "batch_size": 8, "lr": 1e-2, "eval_every": 10,
+                           "warmup_steps": 0, "lora": {"rank": 4, "alpha": 8}, **train}}
+
+
+def test_lora_trains_adapters_only_and_merges(hf_dir, tmp_path):
+    run, cfg = lora_setup(hf_dir, tmp_path)
     events = []
     res = textmill.train(cfg, tmp_path / "lora", progress=False, callback=events.append)
     losses = [e["val_loss"] for e in res.history if e["kind"] == "eval"]
@@ -272,15 +277,7 @@ def test_lora_trains_adapters_only_and_merges(hf_dir, tmp_path):
 
 
 def test_lora_adapters_train_with_differential_privacy(hf_dir, tmp_path):
-    if "llama" not in hf_dir.name:
-        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
-    run = textmill_import(hf_dir, tmp_path / "run")
-    data = tmp_path / "d.txt"
-    data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")
-    cfg = {"model": {**textmill.rundir.read_run_config(run).model.model_dump(), "context": 8},
-           "data": {"source": str(data), "format": "lines"},
-           "train": {"init_from": str(run), "max_steps": 6, "batch_size": 4, "lr": 1e-2, "eval_every": 3, "warmup_steps": 0,
-                     "lora": {"rank": 4, "alpha": 8}, "dp": {"epsilon": 8}}}
+    run, cfg = lora_setup(hf_dir, tmp_path, context=8, max_steps=6, batch_size=4, eval_every=3, dp={"epsilon": 8})
     textmill.train(cfg, tmp_path / "dp", progress=False)
     assert json.loads((tmp_path / "dp" / "privacy.json").read_text())["epsilon"] <= 8.0 + 1e-6
     base, tuned = textmill.load(run).model.state_dict(), textmill.load(tmp_path / "dp").model.state_dict()

@@ -19,7 +19,7 @@ from textmill.config import CanaryConfig, validate_config
 from textmill.data.canaries import make_canaries
 from textmill.data.prepare import lm_documents
 from textmill.errors import ConfigError, TextmillError
-from textmill.safety.audit import SuffixAutomaton, extraction, membership_inference, text_nll
+from textmill.safety.audit import extraction, membership_inference, text_nll
 
 ROWS = [f"row {i}: the {random.Random(i).choice(['red', 'blue', 'green'])} {w} walked {i % 7} miles"
         for i, w in enumerate(["fox", "cat", "dog", "owl", "elk", "yak", "emu", "bat"] * 25)]
@@ -72,18 +72,6 @@ def test_canaries_need_language_model_data():
 
 
 # -- audits ------------------------------------------------------------------------------------------
-def test_the_suffix_automaton_finds_the_longest_shared_run():
-    rng = random.Random(0)
-    for _ in range(50):
-        text = [rng.choice("abc") for _ in range(rng.randint(1, 40))]
-        query = [rng.choice("abcd") for _ in range(rng.randint(1, 15))]
-        length, end = SuffixAutomaton(text).longest_match(query)
-        s = "".join(text)
-        best = max((j - i for i in range(len(query)) for j in range(i + 1, len(query) + 1) if "".join(query[i:j]) in s),
-                   default=0)
-        assert length == best and "".join(query[end - length:end]) in s
-
-
 def test_extraction_reports_copied_runs():
     training = ["the quick brown fox jumps over the lazy dog today", "每天早上我都去公园跑步"]
     found = extraction(["a quick brown fox jumps over the lazy dog again", "我都去公园", "nothing alike"], training, leak_len=5)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import textmill
 from textmill.cli import app
 from textmill.errors import ConfigError, DataError, TextmillError
+from textmill.evaluate.substrings import SubstringIndex
 from textmill.synth import classify
 from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
 from textmill.synth.classify import CNNClassifier, text_classifier
@@ -38,7 +39,7 @@ from textmill.synth.filters import (
 )
 from textmill.synth.journal import Journal
 from textmill.synth.pipeline import load_rows, stratified_split
-from textmill.synth.quality import SubstringIndex, privacy, two_sample_auc, utility
+from textmill.synth.quality import privacy, two_sample_auc, utility
 
 runner = CliRunner()
 GOOD = ["great", "lovely", "excellent", "delicious", "friendly", "wonderful", "superb", "tasty"]
@@ -158,14 +159,16 @@ def test_journal_cuts_a_torn_tail_and_refuses_other_options(tmp_path):
         Journal(path, "xyz").open()
 
 
-def test_suffix_automaton_matches_brute_force():
+def test_the_substring_index_matches_brute_force():
     rng = random.Random(0)
     train = ["".join(rng.choice("abc ") for _ in range(rng.randrange(1, 30))) for _ in range(20)]
     index = SubstringIndex(train)
     for _ in range(50):
         q = "".join(rng.choice("abcd") for _ in range(rng.randrange(0, 25)))
         brute = max((j - i for t in train for i in range(len(q)) for j in range(i + 1, len(q) + 1) if q[i:j] in t), default=0)
-        assert index.longest_common(q) == brute
+        length, end = index.longest(q)
+        assert length == brute and any(q[end - length:end] in t for t in train)
+    assert SubstringIndex([["the", "cat"], ["sat"]]).longest(["cat", "sat"]) == (1, 1)  # tokens too; no run spans two texts
 
 
 def test_quality_measures():

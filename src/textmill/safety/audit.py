@@ -12,8 +12,7 @@
   held-out rows of the same data by the model's loss on them (0.5: no better than chance), and the true
   positive rate at a 1% false positive rate.
 - **Extraction**: samples drawn from the model, and for each the longest run of metric tokens (words,
-  and each CJK character) it shares with the training split, found with a suffix automaton of the
-  training text.
+  and each CJK character) it shares with the training split (evaluate/substrings.py).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ import torch
 from ..data.canaries import Canary, random_secret
 from ..errors import ConfigError
 from ..evaluate.metrics import metric_tokens
+from ..evaluate.substrings import SubstringIndex
 from ..models.base import DECODER
 
 WINDOW = 400  # characters: membership inference scores longer documents piece by piece
@@ -90,7 +90,7 @@ def canary_exposure(gen: Any, canaries: Sequence[Canary], cfg: Any, candidates: 
     rng = random.Random(seed)
     secrets = {random_secret(cfg, rng) for _ in range(candidates)} - {c.secret for c in canaries}
     pool = [cfg.template.replace("{secret}", s) for s in sorted(secrets)]
-    head = cfg.template[:cfg.template.index("{secret}")]
+    head = cfg.template[:cfg.template.index("{secret}")].rstrip()  # a trailing space would be a token of its own
     results = []
     for prefix in sorted({c.prefix for c in canaries}):
         mine = [c for c in canaries if c.prefix == prefix]
@@ -142,66 +142,14 @@ def membership_inference(gen: Any, members: Sequence[str], non_members: Sequence
 
 
 # -- extraction --------------------------------------------------------------------------------------
-class SuffixAutomaton:
-    """The suffix automaton of a token sequence: `longest_match(query)` finds the longest run of
-    `query` that occurs anywhere in the sequence, in time linear in the query."""
-
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self.next: list[dict[str, int]] = [{}]
-        self.link = [-1]
-        self.length = [0]
-        last = 0
-        for t in tokens:
-            cur = len(self.length)
-            self.next.append({})
-            self.length.append(self.length[last] + 1)
-            self.link.append(0)
-            p = last
-            while p != -1 and t not in self.next[p]:
-                self.next[p][t] = cur
-                p = self.link[p]
-            if p != -1:
-                q = self.next[p][t]
-                if self.length[p] + 1 == self.length[q]:
-                    self.link[cur] = q
-                else:
-                    clone = len(self.length)
-                    self.next.append(dict(self.next[q]))
-                    self.length.append(self.length[p] + 1)
-                    self.link.append(self.link[q])
-                    while p != -1 and self.next[p].get(t) == q:
-                        self.next[p][t] = clone
-                        p = self.link[p]
-                    self.link[q] = self.link[cur] = clone
-            last = cur
-
-    def longest_match(self, query: Sequence[str]) -> tuple[int, int]:
-        """(length, end) of the longest run of `query` found in the sequence (`query[end - length:end]`)."""
-        state = length = best = best_end = 0
-        for i, t in enumerate(query):
-            while state and t not in self.next[state]:
-                state = self.link[state]
-                length = self.length[state]
-            if t in self.next[state]:
-                state = self.next[state][t]
-                length += 1
-            if length > best:
-                best, best_end = length, i + 1
-        return best, best_end
-
-
 def extraction(samples: Sequence[str], training: Sequence[str], leak_len: int = LEAK_LEN, top: int = 5) -> dict[str, Any]:
     """How much of the training text the samples reproduce: per sample the longest shared run of
     metric tokens; the share of samples with a run of at least `leak_len`; the `top` longest runs."""
-    units: list[str] = []
-    for t in training:
-        units.extend(x.lower() for x in metric_tokens(t))
-        units.append("\x00")  # no match crosses from one training text into the next
-    automaton = SuffixAutomaton(units)
+    index = SubstringIndex([[x.lower() for x in metric_tokens(t)] for t in training])
     found = []
     for s in samples:
         tokens = [x.lower() for x in metric_tokens(s)]
-        length, end = automaton.longest_match(tokens)
+        length, end = index.longest(tokens)
         found.append((length, " ".join(tokens[end - length:end])))
     lengths = [n for n, _ in found] or [0]
     longest = sorted({(n, text) for n, text in found}, reverse=True)[:top]

@@ -9,12 +9,9 @@ a 400 in OpenAI's error schema that names the problem; bodies past `max_body_byt
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import time
-import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,14 +20,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from ..errors import TextmillError
-from ..generate import Generator, parse_options
-from ..generate.batching import BatchEngine, Failed, Finished, Job, QueueFull, Started, Token
+from ..generate import Generator
+from ..generate.batching import BatchEngine
 from ..models.base import ENCODER_DECODER
 from ..safety.policy import SafetyError
+from .answer import Answer, start_runs
 from .metrics import Metrics
 from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message
 
@@ -154,66 +152,6 @@ async def _read(request: Request, schema: type[BaseModel], limit: int) -> Any:
                        code="invalid_value") from None
 
 
-class _Run:
-    """One request's job on a model's engine. The engine's thread appends events to a deque and wakes
-    the event loop only when no wake-up is pending: one cross-thread call per burst of tokens, not one
-    per token (at 32 rows a step, those calls cost more than a small model's step)."""
-
-    def __init__(self, served: _Served, prompt: Any, options: dict[str, Any], logprobs: int | None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.buffer: deque = deque()
-        self.ready = asyncio.Event()
-        self.waking = False
-        try:
-            opts = parse_options(options)
-        except TextmillError as e:
-            raise APIError(400, str(e)) from None
-        self.job = Job(prompt, opts, self._arrive, logprobs, safety=served.safety)
-        try:
-            served.engine.submit(self.job)
-        except QueueFull as e:
-            raise APIError(429, str(e), type="rate_limit_error", code="queue_full") from None
-
-    def _arrive(self, event: Any) -> None:  # the engine's thread
-        self.buffer.append(event)
-        if not self.waking:
-            self.waking = True
-            self.loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:  # the event loop
-        self.waking = False
-        self.ready.set()
-
-    async def take(self, timeout: float) -> list[Any]:
-        """The events that arrived (waiting up to `timeout` seconds for the first); [] on a timeout."""
-        if not self.buffer:
-            try:
-                await asyncio.wait_for(self.ready.wait(), timeout)
-            except asyncio.TimeoutError:
-                return []
-        self.ready.clear()
-        events = []
-        while self.buffer:
-            events.append(self.buffer.popleft())
-        return events
-
-    def cancel(self) -> None:
-        self.job.cancelled.set()
-
-
-def _start(served: _Served, prompts: list[Any], options: dict[str, Any], logprobs: int | None) -> list[_Run]:
-    """A run per prompt; if one is refused (a full queue), the ones already queued are cancelled."""
-    runs: list[_Run] = []
-    try:
-        for prompt in prompts:
-            runs.append(_Run(served, prompt, options, logprobs))
-    except APIError:
-        for run in runs:
-            run.cancel()
-        raise
-    return runs
-
-
 def create_app(models: dict[str, Generator], settings: ServeSettings | None = None,
                study: str | Path | None = None) -> FastAPI:
     """The app serving `models` (by id); with `study`, also its rating pages (serve/study.py)."""
@@ -310,8 +248,8 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         s = model_of(req.model)
         opts = req.options(budget(req, req.max_tokens, 16))
         prompts = screened(req.prompts, "prompt")
-        return await _respond(request, "completions", s, req, _start(s, prompts, opts, req.logprobs),
-                              prompts if req.echo else None)
+        return await Answer(request, "completions", s, req, start_runs(s, prompts, opts, req.logprobs),
+                             prompts if req.echo else None, settings, metrics).respond()
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -322,200 +260,7 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
         prompt = screened([prompt], "messages")[0]
         opts = req.options(budget(req, req.limit, settings.max_tokens))
         opts["stop"] = opts["stop"] + [x for x in stops if x not in opts["stop"]]
-        return await _respond(request, "chat", s, req, _start(s, [prompt], opts, req.logprob_count), None)
-
-    async def _respond(request: Request, kind: str, s: _Served, req: Any, runs: list[_Run],
-                       echo: list[str] | None) -> Response:
-        started = time.monotonic()
-        tokenizer = s.generator.tokenizer
-        rid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
-        created = int(time.time())
-        deadline = started + settings.timeout
-
-        async def events(run: _Run) -> AsyncIterator[Any]:
-            """The run's events until every row has finished: Started, Piece and Finished; None while idle;
-            a 504 at the deadline. Tokens already waiting are joined into one Piece per row, so a client
-            slower than the model gets fewer, larger chunks instead of falling behind."""
-            left = req.n
-            while left:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    run.cancel()
-                    raise APIError(504, f"the request took longer than the server's timeout ({settings.timeout:g} s; "
-                                        "serve --timeout); ask for fewer tokens", type="timeout", code="timeout")
-                batch = await run.take(min(remaining, 1.0))
-                if not batch:
-                    yield None
-                    continue
-                pieces: dict[int, list[Token]] = {}
-                for ev in batch:
-                    if isinstance(ev, Failed):
-                        raise _as_api_error(ev.error)
-                    if isinstance(ev, Token):
-                        pieces.setdefault(ev.index, []).append(ev)
-                        continue
-                    if isinstance(ev, Finished):
-                        if ev.index in pieces:
-                            yield Piece(ev.index, pieces.pop(ev.index))
-                        left -= 1
-                    yield ev
-                for index, tokens in pieces.items():
-                    yield Piece(index, tokens)
-
-        def fmt_logprobs(items: list[Token]) -> Any:
-            if runs[0].job.logprobs is None:
-                return None
-            piece = lambda t: tokenizer.decode([t], skip_special=False)  # noqa: E731
-            if kind == "chat":
-                entry = lambda t, lp: {"token": piece(t), "logprob": lp, "bytes": list(piece(t).encode())}  # noqa: E731
-                return {"content": [{**entry(x.token, x.logprob), "top_logprobs": [entry(t, lp) for t, lp in x.top]}
-                                    for x in items]}
-            offsets, at = [], 0
-            for x in items:
-                offsets.append(at)
-                at += len(x.text)
-            return {"tokens": [piece(x.token) for x in items], "token_logprobs": [x.logprob for x in items],
-                    "top_logprobs": [{piece(t): lp for t, lp in x.top} for x in items], "text_offset": offsets}
-
-        def choice(index: int, text: str, finish: str | None, tokens: list[Token], delta: bool) -> dict[str, Any]:
-            out: dict[str, Any] = {"index": index}
-            if kind == "chat":
-                out["delta" if delta else "message"] = ({"content": text} if delta else
-                                                        {"role": "assistant", "content": text})
-            else:
-                out["text"] = text
-            out["logprobs"] = fmt_logprobs(tokens)
-            out["finish_reason"] = finish
-            return out
-
-        def envelope(choices: list[dict[str, Any]], usage: dict[str, int] | None = None, chunk: bool = False) -> dict:
-            obj = ("chat.completion.chunk" if chunk else "chat.completion") if kind == "chat" else "text_completion"
-            body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": s.name, "choices": choices}
-            if usage is not None or not chunk:
-                body["usage"] = usage
-            return body
-
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
-
-        def count(ev: Any) -> None:
-            if isinstance(ev, Started):
-                usage["prompt_tokens"] += ev.prompt_tokens
-            elif isinstance(ev, Finished):
-                usage["completion_tokens"] += ev.tokens
-
-        def totals() -> dict[str, int]:
-            return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
-
-        if not req.stream:
-            try:
-                choices = []
-                for r, run in enumerate(runs):
-                    texts: dict[int, list[str]] = {}
-                    toks: dict[int, list[Token]] = {}
-                    finish: dict[int, str] = {}
-                    async for ev in events(run):
-                        if ev is None:
-                            if await request.is_disconnected():
-                                for x in runs:
-                                    x.cancel()
-                                return Response(status_code=499)
-                            continue
-                        count(ev)
-                        if isinstance(ev, Piece):
-                            texts.setdefault(ev.index, []).append(ev.text)
-                            toks.setdefault(ev.index, []).extend(ev.tokens)
-                        elif isinstance(ev, Finished):
-                            texts.setdefault(ev.index, []).append(ev.text)
-                            finish[ev.index] = ev.reason
-                    for i in range(req.n):
-                        text = "".join(texts.get(i, []))
-                        choices.append(choice(r * req.n + i, (echo[r] if echo else "") + text, finish[i], toks.get(i, []),
-                                              False))
-            except APIError:
-                for x in runs:
-                    x.cancel()
-                raise
-            metrics.generated(s.name, kind, time.monotonic() - started, None, usage)
-            return JSONResponse(envelope(choices, totals()))
-
-        # Streaming: the first event decides between an error response and a 200 stream.
-        first = events(runs[0])
-        try:
-            head = await anext(first)
-            while head is None:
-                head = await anext(first)
-        except APIError:
-            for x in runs:
-                x.cancel()
-            raise
-
-        async def sse() -> AsyncIterator[str]:
-            ttft = None
-            try:
-                if kind == "chat":
-                    for i in range(req.n):
-                        yield _sse(envelope([{"index": i, "delta": {"role": "assistant", "content": ""},
-                                              "logprobs": None, "finish_reason": None}], chunk=True))
-                for r, run in enumerate(runs):
-                    stream = first if r == 0 else events(run)
-                    pending = [head] if r == 0 else []
-                    if echo:
-                        for i in range(req.n):
-                            yield _sse(envelope([choice(r * req.n + i, echo[r], None, [], True)], chunk=True))
-                    while True:
-                        if pending:
-                            ev = pending.pop()
-                        else:
-                            try:
-                                ev = await anext(stream)
-                            except StopAsyncIteration:
-                                break
-                        if ev is None:
-                            continue
-                        count(ev)
-                        if isinstance(ev, Piece):
-                            if ttft is None:
-                                ttft = time.monotonic() - started
-                            if ev.text or runs[0].job.logprobs is not None:
-                                yield _sse(envelope([choice(r * req.n + ev.index, ev.text, None, ev.tokens, True)], chunk=True))
-                        elif isinstance(ev, Finished):
-                            c = choice(r * req.n + ev.index, ev.text, ev.reason, [], True)
-                            c["logprobs"] = None
-                            yield _sse(envelope([c], chunk=True))
-                if req.include_usage:
-                    yield _sse(envelope([], totals(), chunk=True))
-            except APIError as e:  # after the 200 header: OpenAI's error object as an event
-                yield _sse(e.body())
-            finally:  # also when the client went away (the task is cancelled): its generation stops
-                for x in runs:
-                    x.cancel()
-                metrics.generated(s.name, kind, time.monotonic() - started, ttft, usage)
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return await Answer(request, "chat", s, req, start_runs(s, [prompt], opts, req.logprob_count), None, settings,
+                             metrics).respond()
 
     return app
-
-
-@dataclass
-class Piece:
-    """Tokens of one row that arrived together, sent as one chunk."""
-
-    index: int
-    tokens: list[Token]
-
-    @property
-    def text(self) -> str:
-        return "".join(t.text for t in self.tokens)
-
-
-def _sse(body: dict[str, Any]) -> str:
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-
-def _as_api_error(e: Exception) -> APIError:
-    if isinstance(e, APIError):
-        return e
-    if isinstance(e, TextmillError):
-        return APIError(400, str(e))
-    return APIError(500, f"the model failed: {type(e).__name__}: {e}", type="server_error")

@@ -29,6 +29,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ..evaluate.metrics import distinct_n, metric_tokens, self_bleu
+from ..evaluate.substrings import SubstringIndex
 from .classify import ClassifierKind, text_classifier
 from .filters import TrainingOverlap, units
 
@@ -122,61 +123,12 @@ def diversity(texts: Sequence[str], limit: int = 1000, seed: int = 0) -> dict[st
             "unique_ratio": len({" ".join(units(t)) for t in texts}) / max(len(texts), 1)}
 
 
-class SubstringIndex:
-    """A suffix automaton of the training texts: the longest substring a query shares with any of
-    them, in time linear in the query."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.next: list[dict[str, int]] = [{}]
-        self.link, self.length = [-1], [0]
-        last = 0
-        for ch in "\x00".join(texts):  # the separator never occurs in a query, so no match spans two texts
-            last = self._extend(last, ch)
-
-    def _extend(self, last: int, ch: str) -> int:
-        nxt, link, length = self.next, self.link, self.length
-        cur = len(length)
-        nxt.append({})
-        length.append(length[last] + 1)
-        link.append(0)
-        p = last
-        while p != -1 and ch not in nxt[p]:
-            nxt[p][ch] = cur
-            p = link[p]
-        if p != -1:
-            q = nxt[p][ch]
-            if length[p] + 1 == length[q]:
-                link[cur] = q
-            else:
-                clone = len(length)
-                nxt.append(dict(nxt[q]))
-                length.append(length[p] + 1)
-                link.append(link[q])
-                while p != -1 and nxt[p].get(ch) == q:
-                    nxt[p][ch] = clone
-                    p = link[p]
-                link[q] = link[cur] = clone
-        return cur
-
-    def longest_common(self, query: str) -> int:
-        state, run, best = 0, 0, 0
-        for ch in query:
-            while state and ch not in self.next[state]:
-                state = self.link[state]
-                run = self.length[state]
-            if ch in self.next[state]:
-                state = self.next[state][ch]
-                run += 1
-            best = max(best, run)
-        return best
-
-
 def privacy(train: Sequence[str], synthetic: Sequence[str], examples: int = 3) -> dict[str, Any]:
     overlap = TrainingOverlap(train)
     train_keys = {" ".join(units(t)) for t in train}
     overlaps = np.array([overlap.overlap(t) for t in synthetic]) if synthetic else np.zeros(0)
     index = SubstringIndex([t.lower() for t in train])
-    lcs = [index.longest_common(t.lower()) for t in synthetic]
+    lcs = [index.longest(t.lower())[0] for t in synthetic]
     worst = sorted(range(len(synthetic)), key=lambda i: -lcs[i])[:examples]
     return {"exact_copies": sum(" ".join(units(t)) in train_keys for t in synthetic),
             "ngram_overlap": {"n": overlap.n, "mean": float(overlaps.mean()) if len(overlaps) else 0.0,
