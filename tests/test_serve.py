@@ -233,10 +233,10 @@ def test_merged_states_give_the_logits_of_separate_ones(models, monkeypatch):
     torch.testing.assert_close(together, torch.cat(alone), atol=1e-5, rtol=1e-5)
 
 
-def _collect(events: list, done: threading.Event):
+def _collect(events: list, done: threading.Event, rows: int = 1):
     def on(ev):
         events.append(ev)
-        if isinstance(ev, Failed) or sum(isinstance(e, Finished) for e in events) == 1:
+        if isinstance(ev, Failed) or sum(isinstance(e, Finished) for e in events) == rows:
             done.set()
     return on
 
@@ -263,6 +263,32 @@ def test_a_job_joins_a_running_batch_and_gives_what_it_gives_alone(models, name)
             text = "".join(e.text for e in events if isinstance(e, (Token, Finished)))
             assert text == gen.generate(prompt, **opts.model_dump())
             assert isinstance(events[0], Started)
+    finally:
+        engine.close()
+
+
+def test_jobs_with_different_settings_share_a_step_and_each_gets_what_it_gets_alone(models):
+    """Lanes that agree on score-only processors are processed as one block and every sampling row
+    draws with its own job's generator; lanes with history processors keep their own: none of this
+    may change a job's text."""
+    gen = models["tiny"]
+    engine = BatchEngine(gen, max_rows=16)
+    settings = [dict(seed=1, temperature=0.8, top_p=0.9), dict(seed=2, temperature=0.8, top_p=0.9),
+                dict(seed=3, repetition_penalty=1.3), dict(strategy="greedy"), dict(seed=4, top_k=5, num_return_sequences=2),
+                dict(seed=5, temperature=0.8, top_p=0.9, min_new_tokens=12)]
+    try:
+        jobs = []
+        for k, extra in enumerate(settings):
+            events, done = [], threading.Event()
+            opts = parse_options(dict(max_new_tokens=12, **extra))
+            engine.submit(Job(f"the cat {k}", opts, _collect(events, done, opts.num_return_sequences)))
+            jobs.append((events, done, f"the cat {k}", opts))
+        for events, done, prompt, opts in jobs:
+            assert done.wait(30)
+            texts = ["".join(e.text for e in events if isinstance(e, (Token, Finished)) and e.index == i)
+                     for i in range(opts.num_return_sequences)]
+            alone = gen.generate(prompt, **opts.model_dump())
+            assert texts == (alone if isinstance(alone, list) else [alone])
     finally:
         engine.close()
 

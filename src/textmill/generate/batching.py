@@ -25,7 +25,7 @@ import torch
 from ..errors import TextmillError
 from ..models.base import sample_tokens
 from .generator import GenerationOptions, Generator, Prompt
-from .processors import apply_processors
+from .processors import apply_processors, reads_history
 from .stopping import IncrementalText
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class _Lane:
     """A running job: its rows' token history, processors, generator, text and state of play."""
 
     job: Job
-    ids: torch.Tensor  # (n, T) prompt and generated tokens, what its processors read
+    ids: torch.Tensor  # (n, T) prompt and generated tokens, for processors that read them (else the prompt only)
     processors: list
     generator: torch.Generator | None
     texts: list[IncrementalText]
@@ -203,17 +203,46 @@ class BatchEngine:
                                  [IncrementalText(decode, head, opts.stop, job.safety) for _ in range(n)], logits, [True] * n))
         self._state = state if self._state is None else self.model.merge([self._state, state])
 
+    def _choose(self) -> list[torch.Tensor]:
+        """Each lane's next tokens, exactly as its job alone would pick them. Lanes whose processors read
+        only the scores (temperature, top-k/p, min-p, suppressed tokens) and agree are processed as one
+        block, and every sampling row draws in one pass with its own job's uniform number: at 32
+        single-row lanes, per-lane tensor operations cost more than a small model's step."""
+        lanes = self._lanes
+        sizes = [lane.rows for lane in lanes]
+        logits = torch.cat([lane.logits for lane in lanes]).float()
+        groups: dict[Any, list[int]] = {}
+        for i, lane in enumerate(lanes):
+            shared = not any(reads_history(p) for p in lane.processors)
+            groups.setdefault(("shared", tuple(lane.processors)) if shared else ("own", i), []).append(i)
+        starts = [0]
+        for n in sizes:
+            starts.append(starts[-1] + n)
+        scores = torch.empty_like(logits)
+        for key, members in groups.items():
+            rows = torch.cat([torch.arange(starts[i], starts[i + 1]) for i in members])
+            history = lanes[members[0]].ids if key[0] == "own" else None  # stateless processors never read it
+            scores[rows] = apply_processors(lanes[members[0]].processors, history, logits[rows])
+        sampling = [i for i, lane in enumerate(lanes) if lane.generator is not None]
+        nxt = scores.argmax(-1)
+        if sampling:
+            rows = torch.cat([torch.arange(starts[i], starts[i + 1]) for i in sampling])
+            uniforms = torch.cat([torch.rand(sizes[i], 1, generator=lanes[i].generator, device=lanes[i].generator.device)
+                                  for i in sampling])
+            nxt[rows] = sample_tokens(scores[rows], uniforms=uniforms)
+        return list(nxt.split(sizes))
+
     def _step(self) -> None:
         """One token for every row; lanes whose rows are all done leave; the rest step the model."""
         tok = self.gen.tokenizer
         nxt_all = []
-        for lane in self._lanes:
+        for lane, nxt in zip(self._lanes, self._choose()):
             job, opts = lane.job, lane.job.options
-            scores = apply_processors(lane.processors, lane.ids, lane.logits.float())
-            nxt = sample_tokens(scores, lane.generator) if lane.generator is not None else scores.argmax(-1)
-            active = torch.tensor(lane.active, device=nxt.device)
-            nxt = torch.where(active, nxt, torch.full_like(nxt, tok.pad_id))
-            lane.ids = torch.cat([lane.ids, nxt[:, None]], 1)
+            if not all(lane.active):
+                active = torch.tensor(lane.active, device=nxt.device)
+                nxt = torch.where(active, nxt, torch.full_like(nxt, tok.pad_id))
+            if any(reads_history(p) for p in lane.processors):
+                lane.ids = torch.cat([lane.ids, nxt[:, None]], 1)
             nxt_all.append(nxt)
             if job.cancelled.is_set():
                 lane.active = [False] * lane.rows

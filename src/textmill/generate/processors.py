@@ -28,6 +28,12 @@ def apply_processors(processors: Sequence[LogitsProcessor], input_ids: Tensor, s
     return scores
 
 
+def reads_history(processor: LogitsProcessor) -> bool:
+    """Whether a processor reads the tokens so far (penalties, n-gram and bad-word bans, min length),
+    rather than the scores alone: the ones that do need each row's own history."""
+    return not isinstance(processor, (Temperature, TopK, TopP, MinP, SuppressTokens))
+
+
 @dataclass(frozen=True)
 class Temperature:
     temperature: float
