@@ -6,13 +6,29 @@ The resolved config is saved with every run as `train.yaml`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def checked(check: Callable[[T], T]) -> AfterValidator:
+    """A field validator from a check that raises ConfigError: its message becomes the field's error
+    (use it as `Annotated[list[str], checked(check_types)]`)."""
+
+    def validate(value: T) -> T:
+        try:
+            return check(value)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+    return AfterValidator(validate)
 
 
 class Strict(BaseModel):

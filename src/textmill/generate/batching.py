@@ -86,6 +86,7 @@ class _Lane:
     texts: list[IncrementalText]
     logits: torch.Tensor  # (n, V) the next-token logits
     active: list[bool]
+    reads_history: bool = False  # some processor reads `ids` (else lanes with equal processors share one pass)
 
     @property
     def rows(self) -> int:
@@ -199,8 +200,10 @@ class BatchEngine:
             generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
         logits, state = self.model.step(ids, self.model.start(cond), mask)
         decode = self.gen.tokenizer.decode_continuation
-        self._lanes.append(_Lane(job, ids, self.gen.processors(opts, ids.shape[1]), generator,
-                                 [IncrementalText(decode, head, opts.stop, job.safety) for _ in range(n)], logits, [True] * n))
+        processors = self.gen.processors(opts, ids.shape[1])
+        self._lanes.append(_Lane(job, ids, processors, generator,
+                                 [IncrementalText(decode, head, opts.stop, job.safety) for _ in range(n)], logits, [True] * n,
+                                 any(reads_history(p) for p in processors)))
         self._state = state if self._state is None else self.model.merge([self._state, state])
 
     def _choose(self) -> list[torch.Tensor]:
@@ -213,8 +216,7 @@ class BatchEngine:
         logits = torch.cat([lane.logits for lane in lanes]).float()
         groups: dict[Any, list[int]] = {}
         for i, lane in enumerate(lanes):
-            shared = not any(reads_history(p) for p in lane.processors)
-            groups.setdefault(("shared", tuple(lane.processors)) if shared else ("own", i), []).append(i)
+            groups.setdefault(("own", i) if lane.reads_history else ("shared", tuple(lane.processors)), []).append(i)
         starts = [0]
         for n in sizes:
             starts.append(starts[-1] + n)
@@ -241,7 +243,7 @@ class BatchEngine:
             if not all(lane.active):
                 active = torch.tensor(lane.active, device=nxt.device)
                 nxt = torch.where(active, nxt, torch.full_like(nxt, tok.pad_id))
-            if any(reads_history(p) for p in lane.processors):
+            if lane.reads_history:
                 lane.ids = torch.cat([lane.ids, nxt[:, None]], 1)
             nxt_all.append(nxt)
             if job.cancelled.is_set():

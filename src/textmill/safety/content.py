@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from ..config import checked
 from ..errors import ConfigError
 
 CATEGORIES = ("abuse", "hate", "sexual", "self_harm", "violence", "personal_attack")
@@ -49,6 +50,17 @@ _SECOND_PERSON = re.compile(
     r"absolute|absolutely|completely|totally|utterly|truly|really|seriously|literally|little|big|fucking|fking|freaking|damn|"
     r"bloody|stupid|dumb|ugly|fat|pathetic|worthless))* ?$"
     r"|(?:你们|你|您|妳)(?:是|这个|这些|这|那个|真是|真的|真|就是|就|个|一个|简直|像|太|好|也|们)*$")
+
+
+def check_categories(categories: Iterable[str]) -> list[str]:
+    categories = list(categories)
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise ConfigError(f"unknown content categories {unknown}; categories: {', '.join(CATEGORIES)}")
+    return categories
+
+
+ContentCategories = Annotated[list[str], checked(check_categories)]  # a config field of content categories
 
 
 def _cjk(ch: str) -> bool:
@@ -285,15 +297,19 @@ class ContentFilter:
         self.counts.update(h.category for v in verdicts for h in v.hits)
         return verdicts
 
+    def refused(self, verdict: Verdict) -> list[Hit]:
+        return [h for h in verdict.hits if self.policies[h.category] == "refuse"]
+
+    def masked(self, text: str, verdict: Verdict, end: int | None = None) -> str:
+        """`text` up to `end` (all of it by default) with the spans of `mask` categories replaced."""
+        end = len(text) if end is None else end
+        return self.verdict(text[:end], [h for h in verdict.hits if h.end <= end]).text
+
     def cut(self, text: str) -> tuple[str, Verdict]:
         """For an output: the text before its first refused span (all of it when nothing is refused),
         masked, and the verdict on the whole text."""
         v = self.check(text)
-        refused = [h.start for h in v.hits if self.policies[h.category] == "refuse"]
-        if not refused:
-            return v.text, v
-        head = text[:min(refused)]
-        return self.verdict(head, [h for h in v.hits if h.end <= len(head)]).text, v
+        return self.masked(text, v, min((h.start for h in self.refused(v)), default=None)), v
 
 
 def _merge(hits: Iterable[Hit]) -> list[Hit]:

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
+from ..config import checked
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -269,6 +270,9 @@ def check_types(types: Iterable[str]) -> list[str]:
     if unknown:
         raise ConfigError(f"unknown PII type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}")
     return types
+
+
+PiiTypes = Annotated[list[str], checked(check_types)]  # a config field of PII types
 
 
 class Redactor:

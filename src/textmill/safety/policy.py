@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from ..config import Strict
+from ..config import Strict, checked
 from ..errors import ConfigError, TextmillError
-from .content import CATEGORIES, ContentFilter, Policy
-from .pii import TYPES, Redactor, check_types, detect
+from .content import CATEGORIES, ContentFilter, Policy, check_categories
+from .pii import TYPES, PiiTypes, Redactor, detect
 
 PII_DEFAULT = [t for t in TYPES if t != "NAME"]  # names have the lowest precision: opt in
 STREAM_HOLD = 24  # characters a stream holds back so that a word being written can still be masked or cut
@@ -33,8 +33,13 @@ class SafetyError(TextmillError):
         self.categories = categories
 
 
+def _known_categories(content: dict[str, Policy]) -> dict[str, Policy]:
+    check_categories(content)
+    return content
+
+
 class SafetyConfig(Strict):
-    content: dict[str, Policy] = Field(
+    content: Annotated[dict[str, Policy], checked(_known_categories)] = Field(
         default_factory=lambda: {"hate": "refuse", "sexual": "refuse", "violence": "refuse", "self_harm": "flag",
                                  "abuse": "mask", "personal_attack": "mask"},
         description=f"policy per content category ({', '.join(CATEGORIES)}): allow, flag, mask or refuse")
@@ -44,23 +49,7 @@ class SafetyConfig(Strict):
     classifier: Literal["profanity-check"] | None = Field(None, description="an English abuse classifier after the word lists")
     threshold: float = Field(0.9, gt=0, le=1, description="the classifier's probability that counts as abuse")
     pii: Policy = Field("mask", description="personal information in prompts and outputs: allow, flag, mask or refuse")
-    pii_types: list[str] = Field(default_factory=lambda: list(PII_DEFAULT), description=f"among {', '.join(TYPES)}")
-
-    @field_validator("content")
-    @classmethod
-    def _known_categories(cls, content: dict[str, Policy]) -> dict[str, Policy]:
-        unknown = sorted(set(content) - set(CATEGORIES))
-        if unknown:
-            raise ValueError(f"unknown categories {unknown}; categories: {', '.join(CATEGORIES)}")
-        return content
-
-    @field_validator("pii_types")
-    @classmethod
-    def _known_types(cls, types: list[str]) -> list[str]:
-        try:
-            return check_types(types)
-        except ConfigError as e:
-            raise ValueError(str(e)) from None
+    pii_types: PiiTypes = Field(default_factory=lambda: list(PII_DEFAULT), description=f"among {', '.join(TYPES)}")
 
 
 class Safety:
@@ -106,10 +95,9 @@ class Safety:
         """The text with masks applied, where its first refused span starts (None: nothing refused),
         and the refused categories; `count` adds what was found to `counts`."""
         verdict = self.filter.verdict(text, self.filter.hits(text))
-        policy = self.filter.policies
         if count:
             self.counts.update(f"{where}:{h.category}" for h in verdict.hits)
-        refused = [h for h in verdict.hits if policy[h.category] == "refuse"]
+        refused = self.filter.refused(verdict)
         cut = min((h.start for h in refused), default=None)
         categories = sorted({h.category for h in refused})
         if self.config.pii != "allow":
@@ -119,8 +107,7 @@ class Safety:
             if self.config.pii == "refuse" and spans:
                 cut = min([spans[0].start] + ([cut] if cut is not None else []))
                 categories.append("pii")
-        head = text if cut is None else text[:cut]
-        masked = self.filter.verdict(head, [h for h in verdict.hits if h.end <= len(head)]).text
+        masked = self.filter.masked(text, verdict, cut)
         if self.config.pii == "mask":
             masked = self._redactor(masked) or ""  # masking never drops
         return masked, cut, categories

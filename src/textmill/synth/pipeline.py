@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from ..config import CanaryConfig, DataConfig, Strict
 from ..data.sources import read_labelled, read_records, read_utf8
@@ -37,8 +37,9 @@ from ..evaluate.metrics import is_chinese, metric_tokens
 from ..progress import ProgressOption, Report, reporter
 from ..safety import Redactor
 from ..safety.content import CATEGORIES as CONTENT_CATEGORIES
+from ..safety.content import ContentCategories
 from ..safety.pii import TYPES as PII_TYPES
-from ..safety.pii import check_types
+from ..safety.pii import PiiTypes
 from .classify import ClassifierKind
 from .filters import (
     Candidate,
@@ -95,9 +96,9 @@ class SynthConfig(Strict):
     min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
     label_classifier: ClassifierKind = Field("tfidf", description="the label filter's classifier, trained on the real rows")
     skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
-    pii_types: list[str] = Field(default_factory=lambda: list(PII_DEFAULT),
+    pii_types: PiiTypes = Field(default_factory=lambda: list(PII_DEFAULT),
                                  description="personal information the pii filter removes (textmill.safety.TYPES)")
-    content_categories: list[str] = Field(default_factory=lambda: list(CONTENT_CATEGORIES),
+    content_categories: ContentCategories = Field(default_factory=lambda: list(CONTENT_CATEGORIES),
                                           description="what the content filter removes (textmill.safety.CATEGORIES)")
     dp_epsilon: float | None = Field(None, gt=0, description="train the generator with DP-SGD to this epsilon "
                                                                "(trained generators: gpt, lstm, gru, rnn, pretrained)")
@@ -110,22 +111,6 @@ class SynthConfig(Strict):
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times per_label")
-
-    @field_validator("pii_types")
-    @classmethod
-    def _known_pii_types(cls, types: list[str]) -> list[str]:
-        try:
-            return check_types(types)
-        except ConfigError as e:
-            raise ValueError(str(e)) from None
-
-    @field_validator("content_categories")
-    @classmethod
-    def _known_categories(cls, categories: list[str]) -> list[str]:
-        unknown = sorted(set(categories) - set(CONTENT_CATEGORIES))
-        if unknown:
-            raise ValueError(f"unknown content categories {unknown}; categories: {', '.join(CONTENT_CATEGORIES)}")
-        return categories
 
 
 def generator_audit(run: Path, synthetic: Sequence[str]) -> dict[str, Any]:
