@@ -71,7 +71,11 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "prompt (described)": {"generator": "prompt", "generator_options": {"descriptions": "DESCRIPTIONS"}},
               "pretrained": {"generator": "pretrained"},
               "prompt (described, pretrained filter)": {"generator": "prompt", "label_classifier": "pretrained",
-                                                        "generator_options": {"descriptions": "DESCRIPTIONS"}}}
+                                                        "generator_options": {"descriptions": "DESCRIPTIONS"}},
+              "ngram (prefix 2, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
+                                                      "generator_options": {"prefix": 2}},
+              "ngram (prefix 2, T 0.7, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
+                                                             "generator_options": {"prefix": 2, "temperature": 0.7}}}
 # What each label means, as a user would say it (SST-2: EDA's 0/1; TREC: the coarse classes of Li and Roth 2002)
 DESCRIPTIONS = {"sst2": {"0": "negative movie reviews", "1": "positive movie reviews"},
                 "trec": {"0": "questions asking for a description, a definition or a reason",

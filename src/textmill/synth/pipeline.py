@@ -373,8 +373,8 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
             chain.commit(kept)
             new_rows = [{"text": c.text, "label": label, "generator": cfg.generator, "seed": seed, **c.scores,
                          "config_hash": config_hash} for c in kept]
-            journal.commit(label, p.chunks, new_rows, n, removed)
-            state.apply(label, p.chunks, new_rows, n, removed)
+            journal.commit(label, p.chunks, new_rows, len(candidates), removed)  # a generator may write fewer than n
+            state.apply(label, p.chunks, new_rows, len(candidates), removed)
             done += len(kept)
             progress(f"generating and filtering rows ({label})", done, total)
         if p.kept < cfg.per_label:

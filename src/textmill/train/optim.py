@@ -13,6 +13,9 @@ from ..config import TrainConfig
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """Matrices and embeddings decay; biases and norm gains (1-D) do not. Tied weights appear once.
 
+    The fused implementation updates each tensor in one pass (as transformers' Trainer does by
+    default): on SmolLM2-135M the multi-tensor (`foreach`) one took about a third of a CPU training step.
+
     A model may scale the learning rate of some parts (`lr_scales()`: {submodule name: factor}, e.g. a
     GAN's discriminator); each group carries its `lr_scale` and the schedule multiplies by it."""
     scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
@@ -23,7 +26,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         groups.setdefault((scale, p.dim() >= 2), []).append(p)
     param_groups = [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": scale}
                     for (scale, decay), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))]
-    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, fused=True)
 
 
 def lr_at(step: int, cfg: TrainConfig, budget_fraction: float | None = None) -> float:
