@@ -14,6 +14,8 @@ spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
 - `ngram (prefix 2)`: the n-gram generator continuing the first two words of a real sentence of the
   label (`generator_options={"prefix": 2}`); `ngram (prefix 2, T 0.7)` samples it at temperature 0.7,
   the best of T = 1, T = 0.7 and top-p 0.9 on training rows outside the draws (CNN, 2 draws per set);
+  `ngram (prefix 2, pretrained filter)` and `ngram (prefix 2, T 0.7, pretrained filter)` judge label
+  consistency with the pretrained-feature classifier instead of TF-IDF;
 - `gpt (base_en)`: the base GPT of `benchmarks/pretrain_base.py` (run it first), pretrained on
   unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`);
 - `prompt`: no training: SmolLM2-135M-Instruct (bf16 weights, compiled) writes each row from a chat
