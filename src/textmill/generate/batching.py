@@ -13,6 +13,7 @@ Beam search runs a job on its own between steps (its beams share no loop with ot
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import deque
@@ -217,18 +218,20 @@ class BatchEngine:
         groups: dict[Any, list[int]] = {}
         for i, lane in enumerate(lanes):
             groups.setdefault(("own", i) if lane.reads_history else ("shared", tuple(lane.processors)), []).append(i)
-        starts = [0]
-        for n in sizes:
-            starts.append(starts[-1] + n)
+        starts = [0, *itertools.accumulate(sizes)]
+
+        def rows_of(members: list[int]) -> torch.Tensor:
+            return torch.cat([torch.arange(starts[i], starts[i + 1]) for i in members])
+
         scores = torch.empty_like(logits)
         for key, members in groups.items():
-            rows = torch.cat([torch.arange(starts[i], starts[i + 1]) for i in members])
+            rows = rows_of(members)
             history = lanes[members[0]].ids if key[0] == "own" else None  # stateless processors never read it
             scores[rows] = apply_processors(lanes[members[0]].processors, history, logits[rows])
         sampling = [i for i, lane in enumerate(lanes) if lane.generator is not None]
         nxt = scores.argmax(-1)
         if sampling:
-            rows = torch.cat([torch.arange(starts[i], starts[i + 1]) for i in sampling])
+            rows = rows_of(sampling)
             uniforms = torch.cat([torch.rand(sizes[i], 1, generator=lanes[i].generator, device=lanes[i].generator.device)
                                   for i in sampling])
             nxt[rows] = sample_tokens(scores[rows], uniforms=uniforms)
