@@ -76,6 +76,14 @@ class SelfAttention(nn.Module):
             cache[0][:, :, start:start + T] = k
             cache[1][:, :, start:start + T] = v
             k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H_kv, start+T, D)
+            if T == 1 and self.n_kv_head != self.n_head:
+                # Decoding a token: the query heads that share a key/value head attend as one group of
+                # queries, which reads each cached key once; SDPA's grouped-query path reads them once
+                # per query head, 4-7x slower at bf16 (the same numbers; measured in benchmarks/pretrained.py)
+                B = x.shape[0]
+                grouped = q.reshape(B, self.n_kv_head, self.n_head // self.n_kv_head, D)
+                y = F.scaled_dot_product_attention(grouped, k, v, attn_mask=attn_mask).view(B, self.n_head, 1, D)
+                return self.resid_drop(self.proj(merge_heads(y)))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0,
                                            enable_gqa=self.n_kv_head != self.n_head)  # (B, H, T, D)
