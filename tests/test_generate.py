@@ -72,6 +72,14 @@ def test_num_return_sequences_shapes(gen):
     assert isinstance(out, list) and len(out) == 3
 
 
+def test_the_samples_of_a_prompt_continue_that_prompt(gen):
+    # a prompt is read once and its state repeated for its samples: with top_k=1 every sample of a
+    # prompt is its greedy continuation, whatever the other prompts' lengths (left padding)
+    samples = gen.generate(PROMPTS, num_return_sequences=3, top_k=1, max_new_tokens=12, seed=0)
+    assert samples == [[g] * 3 for g in gen.generate(PROMPTS, strategy="greedy", max_new_tokens=12)]
+    assert len({t for row in gen.generate(PROMPTS, num_return_sequences=3, max_new_tokens=12, seed=0) for t in row}) > 4
+
+
 def test_min_new_tokens_forbids_early_eos():
     gen = generator("gpt")
     ids, mask = gen.encode_prompts(["A"], truncate=False)

@@ -125,6 +125,9 @@ def test_sampling_is_seeded_and_stop_strings_work(hf_dir, gen):
     one = gen.generate("the cat", max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)
     assert "".join(gen.stream("the cat", max_new_tokens=10, seed=3, top_p=0.9, temperature=0.8)) == one
     assert all("the" not in t for t in gen.generate(["the cat"] * 4, max_new_tokens=10, seed=1, stop=["the"]))
+    # each prompt is read once for its samples (its cache repeated): with top_k=1 they are its greedy continuation
+    assert gen.generate(["the cat", "a big red dog ran"], num_return_sequences=2, top_k=1, max_new_tokens=6, seed=0) == \
+        [[g] * 2 for g in gen.generate(["the cat", "a big red dog ran"], strategy="greedy", max_new_tokens=6)]
 
 
 def test_eval_scores_a_corpus_as_transformers_does(hf_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""synth with pretrained models. The prompted generator: each row's few-shot prompt shows fresh real
+"""synth with pretrained models. The prompted generator: each few-shot prompt shows fresh real
 texts of its label only, as a chat reply to continue for an instruct model or a list for a base
 model; rows are reproducible from the seed and reach the output through the filters; bad options
 are clear errors. The pretrained-feature classifier: a text's features are the mean of the model's
@@ -48,10 +48,15 @@ def fitted(source: Path, tmp_path: Path, **options):
 
 
 def test_each_row_shows_fresh_real_texts_of_its_label_only(source, tmp_path, monkeypatch):
-    gen = fitted(source, tmp_path, shots=3, descriptions={"happy": "calm sentences about a mat"})
+    gen = fitted(source, tmp_path, shots=3, per_prompt=2, descriptions={"happy": "calm sentences about a mat"})
     seen = []
-    monkeypatch.setattr(gen.gen, "generate", lambda prompts, **kw: seen.extend(prompts) or ["x"] * len(prompts))
-    gen.sample("happy", 8, seed=1)
+
+    def generate(prompts, num_return_sequences, **options):
+        seen.extend(prompts)
+        return [[f"reply {i} to prompt {len(seen) - j}" for i in range(num_return_sequences)] for j in range(len(prompts))]
+
+    monkeypatch.setattr(gen.gen, "generate", generate)
+    assert len(set(gen.sample("happy", 7, seed=1))) == 7 and len(seen) == 4  # 2 replies per prompt, as many as asked
     instruct = source.name.startswith("instruct")
     assert gen.chat == instruct
     texts = ["".join(m["content"] for m in p) if instruct else p for p in seen]
@@ -60,7 +65,7 @@ def test_each_row_shows_fresh_real_texts_of_its_label_only(source, tmp_path, mon
     happy, sad = [t for t, x in ROWS if x == "happy"], [t for t, x in ROWS if x == "sad"]
     shown = [[t for t in happy if t in text] for text in texts]
     assert all(len(s) == 3 for s in shown) and not any(t in text for t in sad for text in texts)
-    assert len({tuple(s) for s in shown}) > 1  # drawn afresh for each row
+    assert len({tuple(s) for s in shown}) > 1  # drawn afresh for each prompt
     assert all("calm sentences about a mat" in t for t in texts)
     if not instruct:
         assert all(t.endswith("Label: happy\nText:") for t in texts)
@@ -94,6 +99,8 @@ def test_synth_writes_prompted_rows_through_its_filters(source, tmp_path):
 def test_bad_options_name_the_problem(source, tmp_path, caplog):
     with pytest.raises(ConfigError, match="shots=0 must be a whole number"):
         fitted(source, tmp_path, shots=0)
+    with pytest.raises(ConfigError, match="per_prompt=1.5 must be a whole number"):
+        fitted(source, tmp_path, per_prompt=1.5)
     with pytest.raises(ConfigError, match=r"descriptions name labels the data does not have: \['angry'\]"):
         fitted(source, tmp_path, descriptions={"angry": "x"})
     gen = fitted(source, tmp_path, shots=4)

@@ -192,7 +192,7 @@ class BatchEngine:
                 job.on_event(Finished(i, "content_filter" if cut else "stop", text, tokens))
             return
         n = opts.num_return_sequences
-        ids, mask, cond = self.gen.prepare([job.prompt] * n, opts, None)
+        ids, mask, cond = self.gen.prepare([job.prompt], opts, None)
         head = self.gen.prompt_ids(ids, mask)[0]
         job.on_event(Started(len(head)))
         generator = None
@@ -200,6 +200,9 @@ class BatchEngine:
             generator = torch.Generator(device=ids.device)
             generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
         logits, state = self.model.step(ids, self.model.start(cond), mask)
+        if n > 1:  # the prompt is read once; its rows start from copies of its state
+            index = torch.zeros(n, dtype=torch.long, device=ids.device)
+            ids, logits, state = ids[index], logits[index], self.model.reorder(state, index)
         decode = self.gen.tokenizer.decode_continuation
         processors = self.gen.processors(opts, ids.shape[1])
         self._lanes.append(_Lane(job, ids, processors, generator,
@@ -290,3 +293,4 @@ class BatchEngine:
             return chosen, [[] for _ in chosen]
         values, idx = lp.topk(k, dim=-1)
         return chosen, [list(zip(i, v)) for i, v in zip(idx.tolist(), values.tolist())]
+

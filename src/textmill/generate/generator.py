@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 from ..config import Strict
 from ..data.prepare import label_token
 from ..errors import ConfigError, GenerationError
-from ..models.base import Conditioning, StepModel
+from ..models.base import SENTENCE, Conditioning, StepModel
 from ..tokenizers import Tokenizer
 from .processors import (
     BadWords,
@@ -237,13 +237,14 @@ class Generator:
                                 early_stopping=opts.early_stopping, num_return_sequences=n,
                                 conditioning=cond.repeat_interleave(opts.num_beams))
             texts = [[self._finish(seq, opts.stop, heads[i], safety) for _, seq in row] for i, row in enumerate(found)]
-        else:  # several samples per prompt: each is its own row (with its own prior draw, for latent models)
-            expanded = [p for p in batch for _ in range(n)]
-            given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n).extras
-            ids, mask, cond = self.prepare(expanded, opts, given)
-            heads = self.prompt_ids(ids, mask)
-            outs: list[list[int]] = [[] for _ in range(ids.shape[0])]
-            for tokens, active in self._loop(ids, mask, opts, processors, cond):
+        else:  # several samples per prompt: each prompt is read once, except by latent models (one prior draw per sample)
+            shared = n if model.kind != SENTENCE else 1
+            rows = batch if shared > 1 else [p for p in batch for _ in range(n)]
+            given = Conditioning(len(batch), self.device, dict(conditioning or {})).repeat_interleave(n // shared).extras
+            ids, mask, cond = self.prepare(rows, opts, given)
+            heads = [h for h in self.prompt_ids(ids, mask) for _ in range(shared)]
+            outs: list[list[int]] = [[] for _ in heads]
+            for tokens, active in self._loop(ids, mask, opts, processors, cond, shared):
                 for i in torch.nonzero(active).flatten().tolist():
                     outs[i].append(int(tokens[i]))
             flat = [self._finish(o, opts.stop, h, safety) for o, h in zip(outs, heads)]
@@ -275,7 +276,7 @@ class Generator:
         if piece:
             yield piece
 
-    def _loop(self, ids, mask, opts: GenerationOptions, processors, cond: Conditioning):
+    def _loop(self, ids, mask, opts: GenerationOptions, processors, cond: Conditioning, samples: int = 1):
         procs = list(processors) if processors is not None else self.processors(opts, ids.shape[1])
         stopping = [MaxNewTokens(opts.max_new_tokens, ids.shape[1]), EosToken(self.tokenizer.eos_id)]
         if opts.stop:
@@ -285,7 +286,7 @@ class Generator:
             gen = torch.Generator(device=self.device)
             gen.manual_seed(opts.seed if opts.seed is not None else torch.seed())
         return token_loop(self.model, ids, mask, procs, stopping, do_sample=opts.strategy == "sample",
-                          pad_id=self.tokenizer.pad_id, generator=gen, conditioning=cond)
+                          pad_id=self.tokenizer.pad_id, generator=gen, conditioning=cond, samples=samples)
 
 
 def generate(run_dir: str, prompts: str | Sequence[str] = "", **options: Any) -> Any:

@@ -71,19 +71,24 @@ class TopP:
             raise ConfigError(f"top_p must be in (0, 1] (got {self.p})")
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        """Sorting a 49k vocabulary for 32 rows costs more than a SmolLM2 step, so the most likely
-        256, then 4,096 tokens are tried first: where they hold mass p in every row, the nucleus lies
-        among them, and only they need sorting (the same set as the full sort's)."""
+        """Sorting a 49k vocabulary for 32 rows costs more than a SmolLM2 step, so each row first tries
+        its most likely 256, then 4,096 tokens: where they hold mass p, its nucleus lies among them and
+        only they need sorting (the same set as the full sort's). Only the rows they do not cover go on
+        to the next size: one flat distribution no longer makes the whole batch sort everything."""
         if self.p >= 1.0:
             return scores
-        probs = scores.float().softmax(-1)
-        for k in (256, 4096, scores.shape[-1]):
-            top, order = probs.topk(min(k, scores.shape[-1]), dim=-1)  # (B, k), most likely first
-            if k >= scores.shape[-1] or bool((top.sum(-1) >= self.p).all()):
+        probs, vocab = scores.float().softmax(-1), scores.shape[-1]
+        keep = torch.zeros_like(scores, dtype=torch.bool)
+        rows = torch.arange(scores.shape[0], device=scores.device)
+        for k in (256, 4096, vocab):
+            top, order = probs[rows].topk(min(k, vocab), dim=-1)  # most likely first
+            covered = top.sum(-1) >= self.p if k < vocab else torch.ones_like(rows, dtype=torch.bool)
+            before = top.cumsum(-1) - top  # probability mass strictly above each token
+            done = rows[covered]  # the top token always stays (its `before` is 0)
+            keep[done] = keep[done].scatter_(-1, order[covered], (before < self.p)[covered])
+            rows = rows[~covered]
+            if not len(rows):
                 break
-        before = top.cumsum(-1) - top  # probability mass strictly above each token
-        keep_sorted = before < self.p  # the top token always stays (its `before` is 0)
-        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, order, keep_sorted)
         return scores.masked_fill(~keep, NEG_INF)
 
 

@@ -21,17 +21,22 @@ from .stopping import StoppingCriterion, any_done
 def token_loop(model: StepModel, input_ids: Tensor, attention_mask: Tensor,
                processors: Sequence[LogitsProcessor], stopping: Sequence[StoppingCriterion], *,
                do_sample: bool, pad_id: int, generator: torch.Generator | None = None,
-               conditioning: Conditioning | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+               conditioning: Conditioning | None = None, samples: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
     """Greedy or sampled decoding, one step at a time.
 
-    Yields `(tokens, active)` per step: the (B,) new tokens, and which rows were still generating
-    (finished rows receive `pad_id`). Ends when every row meets a stopping criterion.
+    Yields `(tokens, active)` per step: the (B * samples,) new tokens, and which rows were still
+    generating (finished rows receive `pad_id`). Ends when every row meets a stopping criterion.
+    With `samples > 1`, each prompt is read once and its state repeated: rows `i * samples` to
+    `(i + 1) * samples - 1` continue prompt i (a long few-shot prompt costs more than its replies).
     """
     B = input_ids.shape[0]
     cond = conditioning or Conditioning(B, input_ids.device)
     state = model.start(cond)
     logits, state = model.step(input_ids, state, attention_mask)
     ids = input_ids
+    if samples > 1:
+        index = torch.arange(B, device=input_ids.device).repeat_interleave(samples)
+        state, logits, ids, B = model.reorder(state, index), logits[index], ids[index], B * samples
     finished = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
     while True:
         scores = apply_processors(processors, ids, logits.float())

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Rows = Sequence[tuple[str, str]]  # (text, label)
 DEFAULT_PROMPT_SOURCE = "embedded:smollm2-135m-instruct"  # the pretrained generators' default model
+PER_PROMPT = 4  # replies sampled from each few-shot prompt: 1.4x the rows a second of 1, as many pass the filters
 
 
 class SynthGenerator:
@@ -410,18 +411,19 @@ QUOTES = ('""', "''", "\u201c\u201d", "\u300c\u300d")  # pairs that may wrap a w
 
 @GENERATORS.register("prompt")
 class PromptGenerator(SynthGenerator):
-    """No training: a pretrained model writes each new row from a few-shot prompt holding `shots` real
-    texts of the label, drawn afresh for every row (LLM few-shot augmentation, as in Yoo et al. 2021's
+    """No training: a pretrained model writes new rows from few-shot prompts holding `shots` real texts
+    of the label, drawn afresh for every prompt (LLM few-shot augmentation, as in Yoo et al. 2021's
     GPT3Mix, on a small local model). An instruct model (one with a chat template) continues a
     numbered list of the label's texts in its reply; a base model continues a list of `Label: X /
     Text: ...` entries. The label's description, where given, says what the label means.
     `prompt` runs SmolLM2-135M-Instruct; `prompt:SOURCE` any pretrained source or decoder run, or a
     model behind an OpenAI-compatible server (`prompt:openai:MODEL@http://host:port/v1`).
 
-    Options: `shots` (5), `descriptions` ({label: "positive movie reviews"}), `temperature` (0.9) and
-    `top_p` (0.95; chosen by reading samples: T 1.0 without top-p wrote noticeably noisier rows),
-    `max_new_tokens` (default: 1.5 x the longest real text, in tokens), `batch_size` (32), `quantize`
-    (bf16) and `compile` (True): the fast batch settings of models/inference.py."""
+    Options: `shots` (5), `per_prompt` (4: replies sampled from each prompt, which is read once for
+    them), `descriptions` ({label: "positive movie reviews"}), `temperature` (0.9) and `top_p` (0.95;
+    chosen by reading samples: T 1.0 without top-p wrote noticeably noisier rows), `max_new_tokens`
+    (default: 1.5 x the longest real text, in tokens), `batch_size` (32 replies), `quantize` (bf16)
+    and `compile` (True): the fast batch settings of models/inference.py."""
 
     name = "prompt"
     takes_argument = True
@@ -434,9 +436,10 @@ class PromptGenerator(SynthGenerator):
         from ..models.hf import HFCausalLM
         from ..rundir import load
 
-        self.shots = self.options.get("shots", 5)
-        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1:
-            raise ConfigError(f"generator option shots={self.shots!r} must be a whole number of examples >= 1")
+        self.shots, self.per_prompt = self.options.get("shots", 5), self.options.get("per_prompt", PER_PROMPT)
+        for name, value in (("shots", self.shots), ("per_prompt", self.per_prompt)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"generator option {name}={value!r} must be a whole number >= 1")
         self.descriptions = dict(self.options.get("descriptions") or {})
         self.by_label: dict[str, list[str]] = {}
         for t, label in rows:
@@ -494,16 +497,18 @@ class PromptGenerator(SynthGenerator):
             examples = examples[:-1]
 
     def sample(self, label: str, n: int, seed: int) -> list[str]:
+        """`per_prompt` replies to each of ceil(n / per_prompt) prompts, each prompt's examples drawn afresh,
+        in batches of `batch_size` replies."""
         rng = random.Random(f"{seed}/{label}/shots")
-        texts = self.by_label[label]
-        prompts = [self.fitting_prompt(label, rng.sample(texts, min(self.shots, len(texts)))) for _ in range(n)]
-        batch, out = int(self.options.get("batch_size", 32)), []
-        for start in range(0, n, batch):
-            replies = self.gen.generate(prompts[start:start + batch], seed=seed * 100003 + start, stop=["\n"],
-                                        max_new_tokens=self.max_new_tokens,
-                                        temperature=float(self.options.get("temperature", 0.9)), top_p=self.options.get("top_p", 0.95))
-            out += [clean_reply(r) for r in replies]
-        return out
+        texts, k = self.by_label[label], self.per_prompt
+        prompts = [self.fitting_prompt(label, rng.sample(texts, min(self.shots, len(texts)))) for _ in range(-(-n // k))]
+        step, replies = max(1, int(self.options.get("batch_size", 32)) // k), []
+        for start in range(0, len(prompts), step):
+            replies += self.gen.generate(prompts[start:start + step], seed=seed * 100003 + start, stop=["\n"],
+                                         max_new_tokens=self.max_new_tokens, num_return_sequences=k,
+                                         temperature=float(self.options.get("temperature", 0.9)),
+                                         top_p=self.options.get("top_p", 0.95))
+        return [clean_reply(r) for row in replies for r in (row if k > 1 else [row])][:n]
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.argument or DEFAULT_PROMPT_SOURCE, "chat": self.chat, "shots": self.shots,
