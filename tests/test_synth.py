@@ -413,6 +413,23 @@ def test_cli_synth(labelled, tmp_path):
     assert res.exit_code == 2 and "unknown generator" in res.output
 
 
+def test_per_row_keeps_the_labels_proportions(tmp_path):
+    rows = reviews(200)
+    rows = [r for r in rows if r[1] == "positive"] + [r for r in rows if r[1] == "negative"][:25]  # 100 to 25
+    data = tmp_path / "uneven.txt"
+    data.write_text("".join(f"{label}\t{text}\n" for text, label in rows), encoding="utf-8")
+    res = textmill.synthesize(str(data), generator="eda", per_row=1.5, holdout=0.2, out=tmp_path / "o.jsonl",
+                              near_duplicate_threshold=0.95, progress=False)
+    assert res.per_label == {"negative": 30, "positive": 120}  # 1.5 x the 20 and 80 training rows
+    with pytest.raises(ConfigError, match="give per_label .* or per_row .*, not both"):
+        textmill.synthesize(str(data), generator="eda", per_row=2, per_label=10, out=tmp_path / "p.jsonl")
+    res = runner.invoke(app, ["synth", str(data), "--generator", "eda", "--per-row", "0.5", "--out", str(tmp_path / "c.jsonl"),
+                              "--option", "near_duplicate_threshold=0.95"])
+    assert res.exit_code == 0 and "50 synthetic rows" in res.output, res.output
+    res = runner.invoke(app, ["synth", str(data), "--per-row", "0", "--out", str(tmp_path / "d.jsonl")])
+    assert res.exit_code == 2 and "per_row: Input should be greater than 0" in res.output
+
+
 def test_load_rows_reads_eda_files_and_tables(labelled, tmp_path):
     rows = load_rows(str(labelled), "auto", "text", "label")
     assert rows[0][1] == "positive" and rows[0][0].startswith("the ")

