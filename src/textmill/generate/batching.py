@@ -293,4 +293,3 @@ class BatchEngine:
             return chosen, [[] for _ in chosen]
         values, idx = lp.topk(k, dim=-1)
         return chosen, [list(zip(i, v)) for i, v in zip(idx.tolist(), values.tolist())]
-
