@@ -6,8 +6,11 @@ let each generator add synthetic rows (`textmill.synthesize` with the test set a
 nothing is held out of the N rows) and score the same classifier trained on real + synthetic. The
 classifiers (`--classifiers`): `tfidf` (TF-IDF + logistic regression, the report's default) and
 `cnn` (Kim's sentence CNN with random embeddings, seeded like the draw: the kind of model the EDA
-paper measured with). Each generator adds `--aug` synthetic rows per real row in total,
-spread evenly over the labels (the EDA paper's n_aug = 16 for N = 500). Rows:
+paper measured with). Each generator adds `--aug` synthetic rows for each real row of a label
+(`per_row`, the EDA paper's n_aug = 16 for N = 500), so the labels keep their proportions. Rows
+measured before, when every label got the same count (`--aug` x N / labels each: TREC's 8
+abbreviation questions of a draw got 1,336 rows, a sixth of its training data), are kept under the
+size `500 (equal labels)`. Rows:
 
 - `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
 - `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters;
@@ -108,7 +111,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--per-class", type=int, default=None)
-    ap.add_argument("--aug", type=int, default=16, help="synthetic rows per real row, in total")
+    ap.add_argument("--aug", type=int, default=16, help="synthetic rows for each real row of a label")
     ap.add_argument("--resume", action="store_true", help="skip the runs results/synth_eda.json already holds")
     args = ap.parse_args()
     if "gpt (base_en)" in args.generators and not (BASE / "model.safetensors").is_file():
@@ -122,8 +125,6 @@ def main() -> None:
         test = load_rows(str(DATASETS[name] / "test.txt"), "eda", 1, 0)
         for seed in range(args.seeds):
             real = draw(train_all, args.n, args.per_class, seed)
-            labels = sorted({y for _, y in real})
-            per_label = max(1, args.aug * len(real) // len(labels))
             for spec in ["real", *args.generators]:
                 gen = spec if spec == "real" or args.aug == 16 else f"{spec} (aug {args.aug})"
                 todo = {clf: f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{clf}") for clf in args.classifiers}
@@ -131,7 +132,7 @@ def main() -> None:
                 if not todo:
                     continue
                 synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
-                    generate(real, name, size, gen, with_descriptions(GENERATORS[spec], name), seed, per_label,
+                    generate(real, name, size, gen, with_descriptions(GENERATORS[spec], name), seed, args.aug,
                              DATASETS[name] / "test.txt")
                 for clf, run_id in todo.items():
                     a, f = classifier_scores(real + synthetic, test, chinese=False, seed=seed, classifier=clf)
@@ -153,17 +154,17 @@ def with_descriptions(options: dict, dataset: str) -> dict:
     return {**options, "generator_options": {**gen_options, "descriptions": DESCRIPTIONS[dataset]}}
 
 
-def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, options: dict, seed: int, per_label: int,
+def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, options: dict, seed: int, per_row: int,
              eval_data: Path) -> tuple[list[tuple[str, str]], dict]:
     """Synthetic rows of one generator for one draw, kept under runs/ so another classifier reuses them."""
-    stem = f"{name}_{size.replace('/', '-')}_{gen.replace(' ', '_')}_{seed}"
+    stem = f"{name}_{size.replace('/', '-')}_{gen}_{seed}".replace(" ", "_")
     rows_file, info_file = CACHE / f"{stem}.jsonl", CACHE / f"{stem}.json"  # not with_suffix: "T 0.7" holds a dot
     if not info_file.exists():
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "real.txt"
             data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
             started = time.perf_counter()
-            res = textmill.synthesize(str(data), out=Path(tmp) / "synth.jsonl", eval_data=str(eval_data), per_label=per_label,
+            res = textmill.synthesize(str(data), out=Path(tmp) / "synth.jsonl", eval_data=str(eval_data), per_row=per_row,
                                       seed=seed, overwrite=True, **options)
             seconds = time.perf_counter() - started
             CACHE.mkdir(parents=True, exist_ok=True)
