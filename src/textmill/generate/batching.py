@@ -28,6 +28,7 @@ from ..models.base import sample_tokens
 from .generator import GenerationOptions, Generator, Prompt
 from .processors import apply_processors, reads_history
 from .stopping import IncrementalText
+from .strategies import repeat_rows
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,7 @@ class BatchEngine:
             generator = torch.Generator(device=ids.device)
             generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
         logits, state = self.model.step(ids, self.model.start(cond), mask)
-        if n > 1:  # the prompt is read once; its rows start from copies of its state
-            index = torch.zeros(n, dtype=torch.long, device=ids.device)
-            ids, logits, state = ids[index], logits[index], self.model.reorder(state, index)
+        state, logits, ids = repeat_rows(self.model, state, logits, ids, n)  # the prompt is read once for its n rows
         decode = self.gen.tokenizer.decode_continuation
         processors = self.gen.processors(opts, ids.shape[1])
         self._lanes.append(_Lane(job, ids, processors, generator,

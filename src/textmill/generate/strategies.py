@@ -17,6 +17,15 @@ from .processors import LogitsProcessor, apply_processors
 from .stopping import StoppingCriterion, any_done
 
 
+def repeat_rows(model: StepModel, state, logits: Tensor, ids: Tensor, samples: int) -> tuple:
+    """Each row's state, next-token logits and ids `samples` times in a row: a prompt read once
+    continues as several samples."""
+    if samples == 1:
+        return state, logits, ids
+    index = torch.arange(ids.shape[0], device=ids.device).repeat_interleave(samples)
+    return model.reorder(state, index), logits[index], ids[index]
+
+
 @torch.no_grad()
 def token_loop(model: StepModel, input_ids: Tensor, attention_mask: Tensor,
                processors: Sequence[LogitsProcessor], stopping: Sequence[StoppingCriterion], *,
@@ -33,10 +42,8 @@ def token_loop(model: StepModel, input_ids: Tensor, attention_mask: Tensor,
     cond = conditioning or Conditioning(B, input_ids.device)
     state = model.start(cond)
     logits, state = model.step(input_ids, state, attention_mask)
-    ids = input_ids
-    if samples > 1:
-        index = torch.arange(B, device=input_ids.device).repeat_interleave(samples)
-        state, logits, ids, B = model.reorder(state, index), logits[index], ids[index], B * samples
+    state, logits, ids = repeat_rows(model, state, logits, input_ids, samples)
+    B = ids.shape[0]
     finished = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
     while True:
         scores = apply_processors(processors, ids, logits.float())

@@ -66,27 +66,25 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
                 cache: tuple[Tensor, Tensor] | None = None, start: int = 0,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        D = self.head_dim
+        B, T, D = *x.shape[:2], self.head_dim
         q, k, v = self.qkv(x).split([self.n_head * D, self.n_kv_head * D, self.n_kv_head * D], dim=2)
         q, k, v = split_heads(q, self.n_head), split_heads(k, self.n_kv_head), split_heads(v, self.n_kv_head)  # (B, H, T, D)
         if rotary is not None:
             q, k = rotate(q, *rotary), rotate(k, *rotary)
         if cache is not None:
-            T = x.shape[1]
             cache[0][:, :, start:start + T] = k
             cache[1][:, :, start:start + T] = v
             k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]  # (B, H_kv, start+T, D)
-            if T == 1 and self.n_kv_head != self.n_head:
-                # Decoding a token: the query heads that share a key/value head attend as one group of
-                # queries, which reads each cached key once; SDPA's grouped-query path reads them once
-                # per query head, 4-7x slower at bf16 (the same numbers; measured in benchmarks/pretrained.py)
-                B = x.shape[0]
-                grouped = q.reshape(B, self.n_kv_head, self.n_head // self.n_kv_head, D)
-                y = F.scaled_dot_product_attention(grouped, k, v, attn_mask=attn_mask).view(B, self.n_head, 1, D)
-                return self.resid_drop(self.proj(merge_heads(y)))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0,
-                                           enable_gqa=self.n_kv_head != self.n_head)  # (B, H, T, D)
+        if cache is not None and T == 1 and self.n_kv_head != self.n_head:
+            # Decoding a token: the query heads that share a key/value head attend as one group of
+            # queries, which reads each cached key once; SDPA's grouped-query path reads them once
+            # per query head, 4-7x slower at bf16 (the same numbers; measured in benchmarks/pretrained.py)
+            grouped = q.reshape(B, self.n_kv_head, self.n_head // self.n_kv_head, D)
+            y = F.scaled_dot_product_attention(grouped, k, v, attn_mask=attn_mask).view(B, self.n_head, 1, D)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                                               dropout_p=self.dropout if self.training else 0.0,
+                                               enable_gqa=self.n_kv_head != self.n_head)  # (B, H, T, D)
         return self.resid_drop(self.proj(merge_heads(y)))
 
 
