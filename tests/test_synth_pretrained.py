@@ -117,6 +117,21 @@ def test_bad_options_name_the_problem(source, tmp_path, caplog):
     assert "prompt[:SOURCE]" in str(e.value)
 
 
+def test_a_model_on_the_transformers_engine_prompts_with_bf16_weights_uncompiled(tmp_path):
+    """Gemma 3 runs through transformers, where blocks do not compile: the default must still work
+    (it once failed on compile=True), and asking for compile is the error that says why."""
+    tok = tiny_tokenizer(chat=False)
+    model = tiny_model("gemma3", len(tok))
+    model.save_pretrained(tmp_path / "gemma")
+    tok.save_pretrained(tmp_path / "gemma")
+    gen = build_generator(f"prompt:{tmp_path / 'gemma'}", {"max_new_tokens": 6})
+    gen.fit(ROWS, tmp_path, chinese=False, seed=0)
+    assert next(gen.gen.model.parameters()).dtype == torch.bfloat16
+    assert len(gen.sample("happy", 2, seed=0)) == 2
+    with pytest.raises(ConfigError, match="compile applies to textmill's GPT"):
+        build_generator(f"prompt:{tmp_path / 'gemma'}", {"compile": True}).fit(ROWS, tmp_path, chinese=False, seed=0)
+
+
 def test_replies_become_rows_without_list_marks_or_quotes():
     assert clean_reply(' 6. "A great film."\nmore') == "A great film."
     assert clean_reply("Text: a fine movie") == "a fine movie"

@@ -258,10 +258,13 @@ class TrainedGenerator(ModelSampler):
 
 def sample_fast(model: Any, options: dict[str, Any]) -> None:
     """The pretrained generators sample in batches: bf16 weights and compiled blocks unless the
-    options `quantize` and `compile` say otherwise (models/inference.py)."""
+    options `quantize` and `compile` say otherwise (models/inference.py). Blocks compile on textmill's
+    own GPT only, so by default a model on the transformers engine (Gemma 3) gets bf16 weights alone;
+    asking it to compile is the error that says so."""
+    from ..models import GPT
     from ..models.inference import optimize
 
-    optimize(model, options.get("quantize", "bf16"), bool(options.get("compile", True)))
+    optimize(model, options.get("quantize", "bf16"), bool(options.get("compile", isinstance(model, GPT))))
 
 
 def _fit_stream_windows(cfg: dict[str, Any], rows: Rows, chinese: bool) -> None:
@@ -426,6 +429,7 @@ class PromptGenerator(SynthGenerator):
     and `compile` (True): the fast batch settings of models/inference.py."""
 
     name = "prompt"
+    samples = True
     takes_argument = True
     argument_name = "SOURCE"
 
