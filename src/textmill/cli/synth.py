@@ -36,6 +36,10 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           temperature: Annotated[Optional[float], typer.Option(
               help="sampling temperature of model generators (default 1.0; prompt: 0.9)")] = None,
           top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling of model generators (default none; prompt: 0.95)")] = None,
+          tune: Annotated[bool, typer.Option(help="choose temperature and top-p among --option tune_grid=[...] (default: "
+                                                 "T 0.7; T 1.0; T 1.0 top-p 0.9) on validation rows before generating")] = False,
+          tune_data: Annotated[Optional[str], typer.Option(
+              help="labelled validation rows for --tune (a dev set, never the test set); default: a quarter of the training rows")] = None,
           describe: Annotated[Optional[list[str]], typer.Option(
               help="prompt generator: what a label's texts are, LABEL=TEXT (repeat), e.g. pos='positive movie reviews'")] = None,
           set_: SetOpt = None,
@@ -69,7 +73,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
     col = lambda c: int(c) if c.isdigit() else c  # noqa: E731
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
                    report=str(report) if report else None, report_classifier=report_classifier, seed=seed,
-                   redact_input=redact_input, dp_epsilon=dp_epsilon)
+                   redact_input=redact_input, dp_epsilon=dp_epsilon, tune=tune, tune_data=tune_data)
     gen_options = options.setdefault("generator_options", {})
     gen_options.update({k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None})
     if set_:
@@ -94,6 +98,14 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
     for name, n in res.per_label.items():
         table.add_row(name, str(n))
     out.print(table)
+    if res.tuning:
+        from ..synth.tune import Sampling
+
+        t = res.tuning
+        tried = "; ".join(f"{Sampling(temperature=v['temperature'], top_p=v['top_p']).describe()}: {v['accuracy']:.2f}"
+                          for v in t["settings"])
+        out.print(f"tuning ({t['classifier']}, {t['validation_rows']} validation rows; real only {t['real_only']['accuracy']:.2f}): "
+                  f"{tried} -> {Sampling(**t['chosen']).describe()}")
     out.print("removed by filter: " + ", ".join(f"{k} {v}" for k, v in res.removed.items()))
     if res.report:
         u = res.report.get("utility") or {}

@@ -51,6 +51,7 @@ class SynthGenerator:
     takes_argument = False  # whether a spec `name:argument` means something
     argument_name = "PATH"  # what the argument is, for messages
     argument_required = False
+    samples = False  # whether it samples a model (options temperature and top_p), which synth's tune can choose
 
     def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
         self.argument, self.options = argument, options
@@ -135,6 +136,8 @@ class ModelSampler(SynthGenerator):
     `prefix=K`, each sample starts with the first K words (characters for Chinese) of a real text of
     its label, taken in a shuffled round robin, and the model writes the rest (always at least the
     text's last word): new sentences that keep the way the label's real sentences open."""
+
+    samples = True
 
     def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
         super().__init__(argument, options)

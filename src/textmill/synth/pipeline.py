@@ -58,10 +58,11 @@ from .filters import (
     TrainingCopies,
     TrainingOverlap,
 )
-from .generators import build_generator
-from .journal import Journal
+from .generators import SynthGenerator, build_generator
+from .journal import Journal, LabelProgress
 from .quality import quality_report
 from .report import write_report
+from .tune import DEFAULT_GRID, Sampling, check_tunable, choose_sampling
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,21 @@ class SynthConfig(Strict):
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times its rows")
+    tune: bool = Field(False, description="choose the generator's temperature and top_p among tune_grid on validation "
+                                          "rows (tune_data, else a quarter of the training rows) before generating")
+    tune_grid: list[Sampling] = Field(default_factory=lambda: list(DEFAULT_GRID), min_length=1,
+                                      description="the settings tune tries: [{temperature, top_p}, ...]")
+    tune_data: str | None = Field(None, description="labelled validation rows for tune (a dev set, never the test set)")
 
     @model_validator(mode="after")
     def _one_count(self) -> SynthConfig:
         if self.per_label is not None and self.per_row is not None:
             raise ValueError("give per_label (rows for each label) or per_row (rows for each real row of a label), not both")
+        if self.tune_data and not self.tune:
+            raise ValueError("tune_data is the validation set of tune; pass tune=true (CLI: --tune) too, or drop it")
+        if self.tune_data and self.eval_data and Path(self.tune_data).resolve() == Path(self.eval_data).resolve():
+            raise ValueError("tune_data is the report's eval_data: a setting chosen on the test set makes the report "
+                             "promise more than new data will give; pass a separate dev set as tune_data")
         if self.per_row is None and self.per_label is None:
             self.per_label = PER_LABEL
         return self
@@ -156,6 +167,7 @@ class SynthResult:
     removed: dict[str, int]
     report: dict[str, Any] | None
     report_path: Path | None
+    tuning: dict[str, Any] | None = None  # with tune: each setting's validation score and the one chosen
 
 
 def load_rows(path: str, fmt: str, text_col: str | int, label_col: str | int, max_rows: int | None = None) -> Rows:
@@ -217,7 +229,7 @@ def _check_labels(rows: Rows, wanted: Sequence[str] | None, path: str) -> tuple[
 
 def _config_hash(cfg: SynthConfig) -> str:
     h = hashlib.sha256()
-    for path in (cfg.data, cfg.eval_data):
+    for path in (cfg.data, cfg.eval_data, cfg.tune_data):
         if path and not path.startswith("embedded:"):
             h.update(hashlib.sha256(Path(path).read_bytes()).digest())
     settings = cfg.model_dump(exclude={"data", "eval_data", "out", "report", "report_seeds", "report_classifier"})
@@ -311,8 +323,27 @@ def _check_existing_work(out: Path, work: Path, journal: Journal, config_hash: s
         raise DataError(f"nothing to resume: {work} holds no synth journal; run the command without --resume")
 
 
-def _chunk_seed(seed: int, label: str, chunk: int) -> int:
+def _chunk_seed(seed: int | str, label: str, chunk: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{label}/{chunk}".encode()).digest()[:4], "little")
+
+
+def fill_label(generator: SynthGenerator, chain: FilterChain, label: str, want: int, p: LabelProgress, seed: int | str,
+               on_chunk: Callable[[str, int, int, list[Candidate], int, dict[str, int]], None], chunk_size: int = 256,
+               max_attempts: int = 20) -> None:
+    """Generate chunks of `label` until `want` of its rows passed the filters, `max_attempts` x `want`
+    were generated, or 5 chunks in a row kept nothing. Each chunk is sized by the acceptance so far,
+    drawn from its own seed, filtered, committed to `chain`, and handed to `on_chunk(label, chunk,
+    seed, kept, generated, removed)`, which must count it in `p`."""
+    while p.kept < want and p.generated < max_attempts * want and p.fruitless < 5:
+        need = want - p.kept
+        acceptance = p.kept / p.generated if p.generated else 1.0
+        n = min(chunk_size, max(1, math.ceil(1.1 * need / max(acceptance, 0.05))))
+        chunk_seed = _chunk_seed(seed, label, p.chunks)
+        candidates = [Candidate(t, label) for t in generator.sample(label, n, chunk_seed)]
+        kept, removed = chain(candidates)
+        kept = kept[:need]
+        chain.commit(kept)
+        on_chunk(label, p.chunks, chunk_seed, kept, len(candidates), removed)  # a generator may write fewer than n
 
 
 def synthesize(data: str | None = None, *, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
@@ -351,9 +382,16 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
     if out_path.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"output {cfg.out} must end in {', '.join(OUTPUT_FORMATS)}")
     work = out_path.with_name(out_path.name + ".work")
-    generator = build_generator(cfg.generator, cfg.generator_options)
-    generator.train_privately({"epsilon": cfg.dp_epsilon} if cfg.dp_epsilon else None,
-                              cfg.canaries.model_dump() if cfg.canaries else None)
+
+    def build() -> SynthGenerator:
+        generator = build_generator(cfg.generator, cfg.generator_options)
+        generator.train_privately({"epsilon": cfg.dp_epsilon} if cfg.dp_epsilon else None,
+                                  cfg.canaries.model_dump() if cfg.canaries else None)
+        return generator
+
+    generator = build()
+    if cfg.tune:
+        check_tunable(generator, cfg.generator_options)
 
     rows = load_rows(cfg.data, cfg.format, cfg.text_col, cfg.label_col, cfg.max_rows)
     rows, labels, warnings = _check_labels(rows, cfg.labels, cfg.data)
@@ -362,6 +400,12 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         heldout = [r for r in load_rows(cfg.eval_data, cfg.format, cfg.text_col, cfg.label_col) if r[1] in set(labels)]
     else:
         train, heldout = stratified_split(rows, cfg.holdout, cfg.seed)
+    tune_rows = None
+    if cfg.tune_data:
+        tune_rows = [r for r in load_rows(cfg.tune_data, cfg.format, cfg.text_col, cfg.label_col) if r[1] in set(labels)]
+        if len({y for _, y in tune_rows}) < 2:
+            raise DataError(f"tune_data {cfg.tune_data} holds {len(tune_rows)} rows of this run's labels ({labels}) in "
+                            f"{len({y for _, y in tune_rows})} label(s); tuning needs validation rows of at least 2 labels")
     chinese = is_chinese([t for t, _ in train])
     train, input_pii = _scan_input(train, cfg)
     config_hash = _config_hash(cfg)
@@ -372,34 +416,37 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
     else:
         _check_existing_work(out_path, work, journal, config_hash, resume)
     state = journal.open()
-    chain = _filters(cfg, train, chinese, [f if isinstance(f, Filter) else Custom(*f) for f in extra_filters])
+    extra = [f if isinstance(f, Filter) else Custom(*f) for f in extra_filters]
+    chain = _filters(cfg, train, chinese, extra)
     chain.commit([Candidate(r["text"], r["label"]) for r in state.rows])
     log.info("fitting the %s generator on %d rows (%d labels)", cfg.generator, len(train), len(labels))
     progress(f"fitting the {cfg.generator} generator on {len(train):,} rows", 0, None)
     generator.progress = progress
     generator.fit(train, work, chinese, cfg.seed)
+    tuning = None
+    if cfg.tune:
+        tuning = choose_sampling(cfg, generator, build, train, tune_rows, labels, chinese, work,
+                                 lambda rows: _filters(cfg, rows, chinese, extra), progress)
+        generator.options.update(tuning["chosen"])
+        log.info("tuning chose %s", Sampling(**tuning["chosen"]).describe())
 
     wanted = cfg.wanted(train, labels)
     total = sum(wanted.values())
     done = sum(min(state.progress(label).kept, wanted[label]) for label in labels)
     progress("generating and filtering rows", done, total)
+
+    def commit(label: str, chunk: int, seed: int, kept: list[Candidate], generated: int, removed: dict[str, int]) -> None:
+        nonlocal done
+        new_rows = [{"text": c.text, "label": label, "generator": cfg.generator, "seed": seed, **c.scores,
+                     "config_hash": config_hash} for c in kept]
+        journal.commit(label, chunk, new_rows, generated, removed)
+        state.apply(label, chunk, new_rows, generated, removed)
+        done += len(kept)
+        progress(f"generating and filtering rows ({label})", done, total)
+
     for label in labels:
         p = state.progress(label)
-        while p.kept < wanted[label] and p.generated < cfg.max_attempts * wanted[label] and p.fruitless < 5:
-            need = wanted[label] - p.kept
-            acceptance = p.kept / p.generated if p.generated else 1.0
-            n = min(cfg.chunk_size, max(1, math.ceil(1.1 * need / max(acceptance, 0.05))))
-            seed = _chunk_seed(cfg.seed, label, p.chunks)
-            candidates = [Candidate(t, label) for t in generator.sample(label, n, seed)]
-            kept, removed = chain(candidates)
-            kept = kept[:need]
-            chain.commit(kept)
-            new_rows = [{"text": c.text, "label": label, "generator": cfg.generator, "seed": seed, **c.scores,
-                         "config_hash": config_hash} for c in kept]
-            journal.commit(label, p.chunks, new_rows, len(candidates), removed)  # a generator may write fewer than n
-            state.apply(label, p.chunks, new_rows, len(candidates), removed)
-            done += len(kept)
-            progress(f"generating and filtering rows ({label})", done, total)
+        fill_label(generator, chain, label, wanted[label], p, cfg.seed, commit, cfg.chunk_size, cfg.max_attempts)
         if p.kept < wanted[label]:
             msg = (f"label {label!r}: only {p.kept} of {wanted[label]} rows passed the filters after {p.generated} generated "
                    f"(removed: {dict(p.removed)}); loosen the filters or use a stronger generator")
@@ -421,9 +468,9 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         if getattr(generator, "run", None) is not None:
             progress("report: auditing the generator for memorization", 0, None)
             report["privacy"]["generator"] = generator_audit(generator.run, [t for t, _ in synthetic])
-        report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings,
+        report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings, "tuning": tuning,
                    "filters": {"generated": sum(state.progress(x).generated for x in labels),
                                "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}
         report_path = write_report(report, cfg.report)[0]
     per_label = {x: state.progress(x).kept for x in labels}
-    return SynthResult(out_path, len(state.rows), per_label, dict(removed), report, report_path)
+    return SynthResult(out_path, len(state.rows), per_label, dict(removed), report, report_path, tuning)

@@ -12,6 +12,9 @@ from typing import Any
 
 from ..rundir import atomic_write_text
 
+CLASSIFIER_NAMES = {"tfidf": "TF-IDF + logistic regression", "cnn": "Sentence CNN (Kim 2014)",
+                    "pretrained": "Pretrained-model features + logistic regression"}
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -69,6 +72,19 @@ def _ci(x: dict[str, float] | None) -> str:
     return f"{x['mean']:.2f}" + ("" if math.isnan(x["ci95"]) else f" ± {x['ci95']:.2f}")
 
 
+def _tuning(t: dict[str, Any]) -> str:
+    chosen = t["chosen"]
+    rows = [["real only", "", "", t["real_only"]["accuracy"], t["real_only"]["macro_f1"], ""]]
+    rows += [[("chosen: " if {k: v[k] for k in chosen} == chosen else "") + "real + synthetic", v["temperature"],
+              "none" if v["top_p"] is None else v["top_p"], v["accuracy"], v["macro_f1"], f"{v['rows']} of {v['generated']}"]
+             for v in t["settings"]]
+    return (f"<h2>Sampling, chosen on validation rows</h2><p>{CLASSIFIER_NAMES[t['classifier']]} trained on "
+            f"{t['fit_rows']} real rows (+ each setting's synthetic rows, {t['share']:.0%} of the run's), scored on "
+            f"{t['validation_rows']} validation rows ({html.escape(t['validation'])}), never on the rows held out for this "
+            "report.</p>" + _table(rows, ["trained on", "temperature", "top-p", "accuracy (%)", "macro-F1 (%)",
+                                          "rows kept of generated"]))
+
+
 def render_html(report: dict[str, Any]) -> str:
     import matplotlib
 
@@ -86,7 +102,7 @@ def _render(r: dict[str, Any]) -> str:
     u = r.get("utility")
     s.append("<h2>Utility: does the synthetic data help a classifier?</h2>")
     if u:
-        name = {"tfidf": "TF-IDF + logistic regression", "cnn": "Sentence CNN (Kim 2014)"}[u["classifier"]]
+        name = CLASSIFIER_NAMES[u["classifier"]]
         s.append(f"<p>{name}, scored on the {u['test_rows']} held-out real rows; mean and 95% interval "
                  f"over {u['seeds']} bootstrap resamples of each training set.</p>")
         s.append(_table([[k, _ci(v["accuracy"]), _ci(v["macro_f1"])] for k, v in u["settings"].items()],
@@ -97,6 +113,8 @@ def _render(r: dict[str, Any]) -> str:
         s.append(_utility_plot(u))
     else:
         s.append("<p>Not measured: no held-out rows or no synthetic rows.</p>")
+    if r.get("tuning"):
+        s.append(_tuning(r["tuning"]))
     f = r.get("fidelity")
     s.append("<h2>Fidelity: is it like the real data?</h2>")
     if f:
