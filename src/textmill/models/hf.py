@@ -219,8 +219,12 @@ class HFCausalLM(nn.Module):
             ids, full, cache = ids[:, -keep:], full[:, -keep:], None
             tokens = ids
         positions = (full.cumsum(1) - 1).clamp(min=0)[:, -tokens.shape[1]:]  # padding does not count
+        # The output layer for the last position only, named by index, which copies it out: the slice
+        # that logits_to_keep=1 takes is a strided (B, 1, C) view, and torch's linear multiplies such a
+        # view through a copy of the weight for every row (bf16 Gemma 3, 32 prompts: 94 s, not 0.1 s).
+        last = torch.tensor([tokens.shape[1] - 1], device=tokens.device) if tokens.shape[1] > 1 else 1
         out = self.hf(input_ids=tokens, attention_mask=full, position_ids=positions, cache=cache, use_cache=True,
-                      logits_to_keep=1)  # the output layer for the last position only
+                      logits_to_keep=last)
         return out.logits[:, -1].float(), HFState(out.cache, ids, full)  # (B, V)
 
     def reorder(self, state: HFState, index: Tensor) -> HFState:
