@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from pydantic import Field
 from ..config import Strict
 from ..errors import ConfigError
 from ..progress import Report
+from ..rundir import atomic_write_text
 from .filters import FilterChain
 from .generators import SynthGenerator
 from .journal import JournalState
@@ -117,7 +117,5 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
               "fit_rows": len(fit_rows), "classifier": cfg.report_classifier, "share": TUNE_SHARE,
               "real_only": {"accuracy": real_acc, "macro_f1": real_f1}, "settings": settings}
     work.mkdir(parents=True, exist_ok=True)
-    tmp = record_path.with_name(".tuning.json.tmp")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(tmp, record_path)
+    atomic_write_text(record_path, json.dumps(record, indent=1))
     return record
