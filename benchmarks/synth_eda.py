@@ -18,7 +18,10 @@ size `500 (equal labels)`. Rows:
   label (`generator_options={"prefix": 2}`); `ngram (prefix 2, T 0.7)` samples it at temperature 0.7,
   the best of T = 1, T = 0.7 and top-p 0.9 on training rows outside the draws (CNN, 2 draws per set);
   `ngram (prefix 2, pretrained filter)` and `ngram (prefix 2, T 0.7, pretrained filter)` judge label
-  consistency with the pretrained-feature classifier instead of TF-IDF;
+  consistency with the pretrained-feature classifier instead of TF-IDF; `ngram (prefix 2, tuned,
+  pretrained filter)` lets synth choose the temperature per draw (`tune=True`: T 0.7, T 1.0 or T 1.0
+  with top-p 0.9, each writing a quarter of the rows) by the CNN's accuracy on 1,000 training rows
+  outside the draw (`tune_data`), never the test set;
 - `gpt (base_en)`: the base GPT of `benchmarks/pretrain_base.py` (run it first), pretrained on
   unlabelled Yelp, DailyDialog, COCO and BBC text, fine-tuned on the N rows (`gpt:runs/base_en/gpt`);
 - `prompt`: no training: SmolLM2-135M-Instruct (bf16 weights, compiled) writes each row from a chat
@@ -63,6 +66,8 @@ from textmill.synth.classify import CLASSIFIERS  # noqa: E402
 from textmill.synth.pipeline import load_rows  # noqa: E402
 from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
 
+OUTSIDE = "OUTSIDE"  # tune_data: TUNE_ROWS training rows outside the draw (never the test set)
+TUNE_ROWS = 1000
 DATASETS = {"sst2": SHARED_DATA / "eda_sst2", "trec": SHARED_DATA / "eda_trec"}
 PAPER_EDA = {"generator": "eda", "skip_filters": ["length", "charset", "training_copy", "near_duplicate", "label"]}
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_synth_eda"
@@ -80,7 +85,10 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "ngram (prefix 2, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
                                                       "generator_options": {"prefix": 2}},
               "ngram (prefix 2, T 0.7, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
-                                                             "generator_options": {"prefix": 2, "temperature": 0.7}}}
+                                                             "generator_options": {"prefix": 2, "temperature": 0.7}},
+              "ngram (prefix 2, tuned, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
+                                                             "generator_options": {"prefix": 2}, "tune": True,
+                                                             "tune_data": OUTSIDE, "report_classifier": "cnn"}}
 # What each label means, as a user would say it (SST-2: EDA's 0/1; TREC: the coarse classes of Li and Roth 2002)
 DESCRIPTIONS = {"sst2": {"0": "negative movie reviews", "1": "positive movie reviews"},
                 "trec": {"0": "questions asking for a description, a definition or a reason",
@@ -125,6 +133,8 @@ def main() -> None:
         test = load_rows(str(DATASETS[name] / "test.txt"), "eda", 1, 0)
         for seed in range(args.seeds):
             real = draw(train_all, args.n, args.per_class, seed)
+            drawn = set(real)
+            outside = draw([r for r in train_all if r not in drawn], TUNE_ROWS, None, seed + 1000)
             for spec in ["real", *args.generators]:
                 gen = spec if spec == "real" or args.aug == 16 else f"{spec} (aug {args.aug})"
                 todo = {clf: f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{clf}") for clf in args.classifiers}
@@ -132,7 +142,7 @@ def main() -> None:
                 if not todo:
                     continue
                 synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
-                    generate(real, name, size, gen, with_descriptions(GENERATORS[spec], name), seed, args.aug,
+                    generate(real, outside, name, size, gen, with_descriptions(GENERATORS[spec], name), seed, args.aug,
                              DATASETS[name] / "test.txt")
                 for clf, run_id in todo.items():
                     a, f = classifier_scores(real + synthetic, test, chinese=False, seed=seed, classifier=clf)
@@ -154,22 +164,27 @@ def with_descriptions(options: dict, dataset: str) -> dict:
     return {**options, "generator_options": {**gen_options, "descriptions": DESCRIPTIONS[dataset]}}
 
 
-def generate(real: list[tuple[str, str]], name: str, size: str, gen: str, options: dict, seed: int, per_row: int,
-             eval_data: Path) -> tuple[list[tuple[str, str]], dict]:
-    """Synthetic rows of one generator for one draw, kept under runs/ so another classifier reuses them."""
+def generate(real: list[tuple[str, str]], outside: list[tuple[str, str]], name: str, size: str, gen: str, options: dict,
+             seed: int, per_row: int, eval_data: Path) -> tuple[list[tuple[str, str]], dict]:
+    """Synthetic rows of one generator for one draw, kept under runs/ so another classifier reuses them;
+    a generator that tunes its sampling does so on `outside` (training rows outside the draw)."""
     stem = f"{name}_{size.replace('/', '-')}_{gen}_{seed}".replace(" ", "_")
     rows_file, info_file = CACHE / f"{stem}.jsonl", CACHE / f"{stem}.json"  # not with_suffix: "T 0.7" holds a dot
     if not info_file.exists():
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "real.txt"
             data.write_text("".join(f"{y}\t{t}\n" for t, y in real), encoding="utf-8")
+            if options.get("tune_data") == OUTSIDE:
+                tune = Path(tmp) / "tune.txt"
+                tune.write_text("".join(f"{y}\t{t}\n" for t, y in outside), encoding="utf-8")
+                options = {**options, "tune_data": str(tune)}
             started = time.perf_counter()
             res = textmill.synthesize(str(data), out=Path(tmp) / "synth.jsonl", eval_data=str(eval_data), per_row=per_row,
                                       seed=seed, overwrite=True, **options)
             seconds = time.perf_counter() - started
             CACHE.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(res.out, rows_file)
-        info_file.write_text(json.dumps({"seconds": seconds, "removed": res.removed}), encoding="utf-8")
+        info_file.write_text(json.dumps({"seconds": seconds, "removed": res.removed, "tuning": res.tuning}), encoding="utf-8")
     rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines()]
     return [(r["text"], r["label"]) for r in rows], json.loads(info_file.read_text(encoding="utf-8"))
 
