@@ -15,7 +15,10 @@ from textmill.errors import ConfigError, DataError
 from textmill.synth.generators import GENERATORS, SynthGenerator
 from textmill.synth.report import render_html
 
+from . import test_synth
 from .test_synth import BAD, GOOD, reviews
+
+labelled = test_synth.labelled  # the fixture: 160 reviews in a label<TAB>text file
 
 runner = CliRunner()
 
@@ -49,78 +52,71 @@ def thermometer(monkeypatch):
     return Thermometer
 
 
-@pytest.fixture
-def data(tmp_path) -> Path:
-    path = tmp_path / "reviews.txt"
-    path.write_text("".join(f"{label}\t{text}\n" for text, label in reviews(200)), encoding="utf-8")
-    return path
-
-
 OPTIONS = dict(generator="thermometer", per_row=8, holdout=0.2, skip_filters=["label", "near_duplicate"], progress=False)
 
 
-def test_tune_picks_the_setting_that_helps_on_rows_the_report_never_sees(thermometer, data, tmp_path):
+def test_tune_picks_the_setting_that_helps_on_rows_the_report_never_sees(thermometer, labelled, tmp_path):
     out = tmp_path / "o.jsonl"
-    res = textmill.synthesize(str(data), out=out, tune=True, report=str(tmp_path / "r.html"), **OPTIONS)
+    res = textmill.synthesize(str(labelled), out=out, tune=True, report=str(tmp_path / "r.html"), **OPTIONS)
     t = res.tuning
     assert t["chosen"] == {"temperature": 0.7, "top_p": None}
     scores = {(s["temperature"], s["top_p"]): s["accuracy"] for s in t["settings"]}
     assert set(scores) == {(0.7, None), (1.0, None), (1.0, 0.9)}
     assert scores[0.7, None] >= t["real_only"]["accuracy"] > scores[1.0, None]  # rows of the other sentiment hurt
-    # 160 training rows: a stratified quarter validates; the tuning generator is fitted on the rest
+    # 128 training rows: a stratified quarter validates; the tuning generator is fitted on the rest
     final, fold = thermometer.fitted
-    assert (t["validation_rows"], t["fit_rows"], len(fold), len(final)) == (40, 120, 120, 160)
+    assert (t["validation_rows"], t["fit_rows"], len(fold), len(final)) == (32, 96, 96, 128)
     validation = set(final) - set(fold)
-    heldout = {(text, label) for text, label in reviews(200)} - set(final)
-    assert len(validation) == 40 and len(heldout) >= 35 and not validation & heldout  # (a few texts repeat)
+    heldout = {(text, label) for text, label in reviews(160)} - set(final)
+    assert len(validation) == 32 and len(heldout) >= 28 and not validation & heldout  # (a few texts repeat)
     # each setting wrote a quarter of the run's rows; the run then sampled with the winner only
-    assert all(s["rows"] == 240 for s in t["settings"])  # 0.25 x 120 fit rows x per_row 8
+    assert all(s["rows"] == 192 for s in t["settings"])  # 0.25 x 96 fit rows x per_row 8
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 1280 and all(any(w in r["text"] for w in (GOOD if r["label"] == "positive" else BAD)) for r in rows)
+    assert len(rows) == 1024 and all(any(w in r["text"] for w in (GOOD if r["label"] == "positive" else BAD)) for r in rows)
     assert res.report["tuning"] == t and "Sampling, chosen on validation rows" in (tmp_path / "r.html").read_text()
     # the same command again re-reports from the journal and keeps the choice without tuning again
-    again = textmill.synthesize(str(data), out=out, tune=True, report=str(tmp_path / "r.html"), **OPTIONS)
+    again = textmill.synthesize(str(labelled), out=out, tune=True, report=str(tmp_path / "r.html"), **OPTIONS)
     assert again.tuning == t and len(thermometer.fitted) == 3  # one more fit (the run's generator), no fold
 
 
-def test_tune_data_validates_instead_and_the_run_generator_is_fitted_once(thermometer, data, tmp_path):
+def test_tune_data_validates_instead_and_the_run_generator_is_fitted_once(thermometer, labelled, tmp_path):
     dev = tmp_path / "dev.txt"
     dev.write_text("".join(f"{label}\t{text}\n" for text, label in reviews(60, seed=7)), encoding="utf-8")
     grid = [{"temperature": 1.3, "top_p": 0.5}, {"temperature": 0.7}]
-    res = textmill.synthesize(str(data), out=tmp_path / "o.jsonl", tune=True, tune_data=str(dev), tune_grid=grid, **OPTIONS)
+    res = textmill.synthesize(str(labelled), out=tmp_path / "o.jsonl", tune=True, tune_data=str(dev), tune_grid=grid, **OPTIONS)
     assert res.tuning["validation"] == "tune_data" and res.tuning["validation_rows"] == 60
     assert res.tuning["chosen"] == {"temperature": 0.7, "top_p": None} and len(thermometer.fitted) == 1
     assert {s for s in thermometer.sampled} == {(1.3, 0.5), (0.7, None)}
 
 
-def test_cli_tune(thermometer, data, tmp_path):
-    res = runner.invoke(app, ["synth", str(data), "--generator", "thermometer", "--per-row", "1", "--tune",
+def test_cli_tune(thermometer, labelled, tmp_path):
+    res = runner.invoke(app, ["synth", str(labelled), "--generator", "thermometer", "--per-row", "1", "--tune",
                               "--out", str(tmp_path / "o.jsonl"), "--option", "skip_filters=[label, near_duplicate]"])
     assert res.exit_code == 0, res.output
-    assert "tuning (tfidf, 40 validation rows; real only" in res.output and "-> temperature 0.7" in res.output
+    assert "tuning (tfidf, 32 validation rows; real only" in res.output and "-> temperature 0.7" in res.output
 
 
-def test_tune_refuses_what_it_cannot_do(thermometer, data, tmp_path):
+def test_tune_refuses_what_it_cannot_do(thermometer, labelled, tmp_path):
     out = tmp_path / "o.jsonl"
     with pytest.raises(ConfigError, match="'eda' generator does not sample"):
-        textmill.synthesize(str(data), generator="eda", tune=True, out=out)
+        textmill.synthesize(str(labelled), generator="eda", tune=True, out=out)
     with pytest.raises(ConfigError, match="temperature was given too; drop --temperature"):
-        textmill.synthesize(str(data), generator="ngram", tune=True, generator_options={"temperature": 0.8}, out=out)
+        textmill.synthesize(str(labelled), generator="ngram", tune=True, generator_options={"temperature": 0.8}, out=out)
     with pytest.raises(ConfigError, match="tune_data is the validation set of tune; pass tune=true"):
-        textmill.synthesize(str(data), generator="ngram", tune_data=str(data), out=out)
+        textmill.synthesize(str(labelled), generator="ngram", tune_data=str(labelled), out=out)
     with pytest.raises(ConfigError, match="tune_grid.*temperature.*greater than 0"):
-        textmill.synthesize(str(data), generator="ngram", tune=True, tune_grid=[{"temperature": 0}], out=out)
+        textmill.synthesize(str(labelled), generator="ngram", tune=True, tune_grid=[{"temperature": 0}], out=out)
     with pytest.raises(ConfigError, match="tune_data is the report's eval_data"):
-        textmill.synthesize(str(data), generator="ngram", tune=True, tune_data=str(data), eval_data=str(data), out=out)
+        textmill.synthesize(str(labelled), generator="ngram", tune=True, tune_data=str(labelled), eval_data=str(labelled), out=out)
     one = tmp_path / "one.txt"
     one.write_text("positive\tthe soup was great\npositive\tthe bread was lovely\n", encoding="utf-8")
     with pytest.raises(DataError, match="tune_data .* in 1 label"):
-        textmill.synthesize(str(data), generator="ngram", tune=True, tune_data=str(one), out=out)
+        textmill.synthesize(str(labelled), generator="ngram", tune=True, tune_data=str(one), out=out)
     assert not out.exists()
 
 
-def test_the_report_names_every_classifier(thermometer, data, tmp_path):
-    res = textmill.synthesize(str(data), out=tmp_path / "o.jsonl", report=str(tmp_path / "r.html"), **OPTIONS)
+def test_the_report_names_every_classifier(thermometer, labelled, tmp_path):
+    res = textmill.synthesize(str(labelled), out=tmp_path / "o.jsonl", report=str(tmp_path / "r.html"), **OPTIONS)
     report = json.loads(json.dumps(res.report))
     report["utility"]["classifier"] = "pretrained"
     assert "Pretrained-model features + logistic regression" in render_html(report)
