@@ -137,6 +137,8 @@ def test_replies_become_rows_without_list_marks_or_quotes():
     assert clean_reply("Text: a fine movie") == "a fine movie"
     assert clean_reply("\u201cQuoted\u201d") == "Quoted"
     assert clean_reply("2001: a space odyssey") == "2001: a space odyssey"
+    assert clean_reply("1、房间的卫生间坏了") == clean_reply("5,房间的卫生间坏了") == "房间的卫生间坏了"  # Gemma's Chinese lists
+    assert clean_reply("3,000 people saw it") == "3,000 people saw it" and clean_reply("48GB/1TB") == "48GB/1TB"
 
 
 

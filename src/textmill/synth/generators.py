@@ -411,7 +411,9 @@ class RunGenerator(ModelSampler):
         return {"name": self.name, "run": self.argument}
 
 
-LIST_MARK = re.compile(r"^(?:\d{1,2}[.)]\s+|[-*\u2022]\s+|text\s*:\s*|example\s*\d*\s*:\s*)", re.IGNORECASE)
+# "6. ", "6) ", Chinese "6、" / "6，" / "6," (not "3,000"), bullets, "Text:", "Example 2:"
+LIST_MARK = re.compile(r"^(?:\d{1,2}(?:[.)]\s+|[\u3001\uff0c\uff0e]\s*|,(?!\d)\s*)|[-*\u2022]\s+|text\s*:\s*|"
+                       r"example\s*\d*\s*:\s*)", re.IGNORECASE)
 QUOTES = ('""', "''", "\u201c\u201d", "\u300c\u300d")  # pairs that may wrap a whole reply
 
 
