@@ -431,7 +431,8 @@ class PromptGenerator(SynthGenerator):
     them), `descriptions` ({label: "positive movie reviews"}), `temperature` (0.9) and `top_p` (0.95;
     chosen by reading samples: T 1.0 without top-p wrote noticeably noisier rows), `max_new_tokens`
     (default: 1.5 x the longest real text, in tokens), `batch_size` (32 replies), `quantize` (bf16)
-    and `compile` (True): the fast batch settings of models/inference.py."""
+    and `compile` (True for textmill's GPT, the engine of Llama and GPT-2 sources): the fast batch settings
+    of models/inference.py."""
 
     name = "prompt"
     samples = True
