@@ -232,7 +232,9 @@ def _config_hash(cfg: SynthConfig) -> str:
     for path in (cfg.data, cfg.eval_data, cfg.tune_data):
         if path and not path.startswith("embedded:"):
             h.update(hashlib.sha256(Path(path).read_bytes()).digest())
-    settings = cfg.model_dump(exclude={"data", "eval_data", "out", "report", "report_seeds", "report_classifier"})
+    # what only the report reads may change on a resumed run; with tune, report_classifier chooses the sampling
+    report_only = {"report", "report_seeds"} | ({"report_classifier"} if not cfg.tune else set())
+    settings = cfg.model_dump(exclude={"data", "eval_data", "out", *report_only})
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
