@@ -17,7 +17,7 @@ import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
 from textmill.models import Conditioning  # noqa: E402
-from textmill.models.inference import GROUP, Int4Linear  # noqa: E402
+from textmill.models.inference import GROUP, Int4Linear, PackedLinear  # noqa: E402
 
 from .conftest import tiny_config  # noqa: E402
 from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
@@ -87,6 +87,17 @@ def test_bf16_weights_stay_close_to_float32(hf_dir):
     assert next(fast.model.parameters()).dtype == torch.bfloat16
 
 
+@pytest.mark.skipif(not PackedLinear.available(torch.device("cpu")), reason="no oneDNN bf16 kernel on this CPU")
+def test_bf16_packs_every_linear_layer_and_computes_the_same_numbers(hf_dir):
+    fast = textmill.load(hf_dir, quantize="bf16")
+    assert not any(isinstance(m, torch.nn.Linear) for m in fast.model.modules())
+    assert any(isinstance(m, PackedLinear) for m in fast.model.modules())
+    plain = textmill.load(hf_dir)
+    plain.model.to(torch.bfloat16)  # the same bf16 weights, as nn.Linear
+    text = "the cat sat on the mat and then it ran in the park"
+    torch.testing.assert_close(step_logits(fast, text), step_logits(plain, text), atol=0, rtol=0)
+
+
 @pytest.mark.parametrize("quantize", ["bf16", "int4"])
 def test_a_quantized_prompt_gets_the_same_tokens_in_any_batch(hf_dir, quantize):
     gen = textmill.load(hf_dir, quantize=quantize)
@@ -102,6 +113,16 @@ def test_compiled_blocks_compute_what_the_eager_ones_do(tmp_path, corpus):
     textmill.train(tiny_config(corpus, max_steps=3), tmp_path / "r", progress=False)
     eager, compiled = textmill.load(tmp_path / "r"), textmill.load(tmp_path / "r", compile=True)
     torch.testing.assert_close(step_logits(compiled, "Al"), step_logits(eager, "Al"), atol=1e-4, rtol=1e-4)
+    prompts = ["Al", "The quick", "x"]
+    assert compiled.generate(prompts, strategy="greedy", max_new_tokens=12) == eager.generate(prompts, strategy="greedy",
+                                                                                              max_new_tokens=12)
+
+
+@pytest.mark.slow
+def test_compiled_blocks_call_the_packed_bf16_layers(tmp_path, corpus):
+    textmill.train(tiny_config(corpus, max_steps=3), tmp_path / "r", progress=False)
+    eager, compiled = textmill.load(tmp_path / "r", quantize="bf16"), textmill.load(tmp_path / "r", quantize="bf16",
+                                                                                     compile=True)
     prompts = ["Al", "The quick", "x"]
     assert compiled.generate(prompts, strategy="greedy", max_new_tokens=12) == eager.generate(prompts, strategy="greedy",
                                                                                               max_new_tokens=12)
