@@ -6,10 +6,14 @@ gate/up projections take one adapter each, peft's separate ones one each).
 
 Each configuration runs in a process of its own, so its peak resident memory is its own: `--steps`
 optimizer steps of `--batch` windows of `--context` tokens of the embedded Shakespeare. Training
-tokens per second: textmill's run figure (evaluation excluded); transformers' from the wall time of
-`Trainer.train()`. Run with `--repeats` > 1 to report medians.
+tokens per second are those of the steps after the first `--warmup` (the steady state of a longer
+run; the first steps allocate, and build oneDNN's kernels), timed from each engine's end-of-step
+event: textmill's step callback, a `TrainerCallback.on_step_end` for transformers. textmill's trainer
+keeps freed memory in the process (train/memory.py); `Trainer` runs as it comes, and once more with
+the same glibc settings given as environment variables (the "glibc tuned" rows), so the table shows
+what that setting is worth on its own. Run with `--repeats` > 1 to report medians.
 
-    python benchmarks/pretrained_finetune.py [--steps 8] [--batch 4] [--context 128] [--repeats 1]
+    python benchmarks/pretrained_finetune.py [--steps 12] [--warmup 2] [--batch 4] [--context 128] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -29,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, save  # noqa: E402
 
 SOURCE = "embedded:smollm2-135m-instruct"
+TUNED = "transformers (glibc tuned)"
 CONFIGS = [(engine, method, precision) for method in ("full", "lora") for precision in ("fp32", "bf16")
-           for engine in ("textmill", "transformers")]
+           for engine in ("textmill", "transformers", TUNED)]
+GLIBC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}  # what train/memory.py sets
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -40,6 +47,13 @@ def windows(tokenizer, context: int, n: int) -> list[list[int]]:
     text = "\n".join(embedded_documents("shakespeare")[:3])
     ids = tokenizer.encode(text)
     return [ids[i * (context + 1):(i + 1) * (context + 1)] for i in range(n)]
+
+
+def steady_tokens_per_s(step_ends: list[float], args: argparse.Namespace) -> float:
+    """Tokens per second over the steps after the first `args.warmup`."""
+    if len(step_ends) != args.steps or args.steps <= args.warmup:
+        raise SystemExit(f"timed {len(step_ends)} of {args.steps} steps; --steps must exceed --warmup ({args.warmup})")
+    return (args.steps - args.warmup) * args.batch * args.context / (step_ends[-1] - step_ends[args.warmup - 1])
 
 
 def run_textmill(base: Path, kind: str, precision: str, args: argparse.Namespace, work: Path) -> float:
@@ -55,9 +69,10 @@ def run_textmill(base: Path, kind: str, precision: str, args: argparse.Namespace
              "eval_every": 10**6, "eval_batches": 1, "precision": precision, "log_every": 1}
     if kind == "lora":
         train["lora"] = {"rank": 8, "alpha": 16}
-    res = textmill.train({"model": model, "data": {"source": str(data), "format": "lines"}, "train": train}, work / "run",
-                         progress=False)
-    return res.tokens_per_sec
+    step_ends: list[float] = []
+    textmill.train({"model": model, "data": {"source": str(data), "format": "lines"}, "train": train}, work / "run",
+                   progress=False, callback=lambda e: step_ends.append(time.perf_counter()) if e["kind"] == "step" else None)
+    return steady_tokens_per_s(step_ends, args)
 
 
 def run_transformers(base: Path, kind: str, precision: str, args: argparse.Namespace, work: Path) -> float:
@@ -88,10 +103,15 @@ def run_transformers(base: Path, kind: str, precision: str, args: argparse.Names
                                            max_steps=args.steps, learning_rate=1e-4, use_cpu=True, bf16=precision == "bf16",
                                            report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True,
                                            dataloader_num_workers=0)
-    trainer = transformers.Trainer(model=model, args=targs, train_dataset=Windows())
-    started = time.perf_counter()
+    step_ends: list[float] = []
+
+    class StepTimes(transformers.TrainerCallback):
+        def on_step_end(self, *_args, **_kwargs) -> None:
+            step_ends.append(time.perf_counter())
+
+    trainer = transformers.Trainer(model=model, args=targs, train_dataset=Windows(), callbacks=[StepTimes()])
     trainer.train()
-    return args.batch * args.context * args.steps / (time.perf_counter() - started)
+    return steady_tokens_per_s(step_ends, args)
 
 
 def one(args: argparse.Namespace) -> None:
@@ -108,7 +128,8 @@ def one(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=1)
@@ -124,13 +145,14 @@ def main() -> None:
         started = time.perf_counter()
         textmill.models.hf.import_run(SOURCE, base)
         import_s = time.perf_counter() - started
-        configs = [c for c in CONFIGS if c[:2] != ("transformers", "lora") or importlib.util.find_spec("peft")]
+        configs = [c for c in CONFIGS if c[0] == "textmill" or c[1] != "lora" or importlib.util.find_spec("peft")]
         results: dict[tuple[str, str, str], list[dict]] = {c: [] for c in configs}
         for _ in range(args.repeats):
             for c in configs:
                 cmd = [sys.executable, __file__, "--one", "/".join(c), "--base", str(base), "--steps", str(args.steps),
-                       "--batch", str(args.batch), "--context", str(args.context)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                       "--warmup", str(args.warmup), "--batch", str(args.batch), "--context", str(args.context)]
+                env = {**os.environ, **(GLIBC_KEEP if c[0] == TUNED else {})}
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
                 results[c].append(json.loads(out))
                 print(out, flush=True)
     rows = []
@@ -138,14 +160,17 @@ def main() -> None:
         rows.append({"engine": engine, "method": method, "precision": precision,
                      "tokens/s": statistics.median(r["tokens_per_s"] for r in runs),
                      "peak memory GB": statistics.median(r["peak_rss_gb"] for r in runs)})
-    for r in rows:  # against transformers with the same method (full where peft is absent) and precision
-        ref = next(x for m in (r["method"], "full") for x in rows
-                   if x["engine"] == "transformers" and x["method"] == m and x["precision"] == r["precision"])
-        r["vs transformers"], r["against"] = r["tokens/s"] / ref["tokens/s"], ref["method"]
-    print(f"\nimport of {SOURCE} into a textmill run: {import_s:.1f} s; {args.steps} steps of {args.batch} x {args.context} tokens")
-    print_table(rows, ["engine", "method", "precision", "tokens/s", "vs transformers", "against", "peak memory GB"])
-    save("pretrained_finetune", {"source": SOURCE, "steps": args.steps, "batch": args.batch, "context": args.context,
-                                 "repeats": args.repeats, "import_s": import_s, "rows": rows})
+    for r in rows:  # against each transformers setting with the same method (full where peft is absent) and precision
+        for engine, column in (("transformers", "vs transformers"), (TUNED, "vs glibc tuned")):
+            ref = next(x for m in (r["method"], "full") for x in rows
+                       if x["engine"] == engine and x["method"] == m and x["precision"] == r["precision"])
+            r[column], r["against"] = r["tokens/s"] / ref["tokens/s"], ref["method"]
+    print(f"\nimport of {SOURCE} into a textmill run: {import_s:.1f} s; {args.steps} steps of {args.batch} x {args.context} "
+          f"tokens, timed after the first {args.warmup}")
+    print_table(rows, ["engine", "method", "precision", "tokens/s", "vs transformers", "vs glibc tuned", "against",
+                       "peak memory GB"])
+    save("pretrained_finetune", {"source": SOURCE, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
+                                 "context": args.context, "repeats": args.repeats, "import_s": import_s, "rows": rows})
 
 
 if __name__ == "__main__":

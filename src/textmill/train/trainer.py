@@ -35,6 +35,7 @@ from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
 from .finetune import load_base_weights, with_base_tokenizers
 from .lora import apply_lora
+from .memory import reuse_freed_memory
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
 from .privacy import PrivateTraining, check_dp, dp_layers
@@ -323,6 +324,7 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Pat
             callback = _both(bar.event, callback)
         if counts:
             return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
+        stack.enter_context(reuse_freed_memory())
         return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
 
 
