@@ -81,3 +81,37 @@ def test_tied_weights_are_shared_and_counted_once():
     rnn = make("lstm", tie_weights=True)  # hidden 24 != embedding 16: a projection makes tying possible
     assert rnn.head.weight is rnn.embed.weight
     assert rnn(torch.randint(0, V, (2, 5))).shape == (2, 5, V)
+
+
+def test_short_bf16_windows_attend_explicitly_with_sdpa_s_numbers(monkeypatch):
+    """Training under bf16 autocast, windows up to EXPLICIT_MAX_T tokens take the written-out causal
+    attention (grouped key/value heads too): outputs and gradients match SDPA's; longer ones keep SDPA."""
+    from textmill.models.layers import attention
+
+    torch.manual_seed(0)
+    q = torch.randn(2, 6, 10, 16, requires_grad=True)
+    k, v = (torch.randn(2, 2, 10, 16, requires_grad=True) for _ in range(2))
+    grad = torch.randn(2, 6, 10, 16)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    want.backward(grad)
+    want_grads = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    got = attention.causal_softmax_attention(*(t.bfloat16() for t in (q, k, v)))
+    got.float().backward(grad)
+    torch.testing.assert_close(got.float(), want, atol=0.03, rtol=0.03)
+    for g, w in zip((q.grad, k.grad, v.grad), want_grads):
+        torch.testing.assert_close(g, w, atol=0.05, rtol=0.05)
+
+    calls = []
+    monkeypatch.setattr(attention, "causal_softmax_attention",
+                        lambda *a: calls.append(a[0].shape[2]) or torch.zeros_like(a[0]))
+    model = make("gpt", n_kv_head=1).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randint(4, V, (2, 8)))
+        assert calls == [8, 8]  # both layers
+        monkeypatch.setattr(attention, "EXPLICIT_MAX_T", 4)
+        model(torch.randint(4, V, (2, 8)))
+    assert calls == [8, 8]
+    model(torch.randint(4, V, (2, 8)))  # float32: SDPA
+    assert calls == [8, 8]
