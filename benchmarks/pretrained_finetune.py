@@ -11,7 +11,8 @@ run; the first steps allocate, and build oneDNN's kernels), timed from each engi
 event: textmill's step callback, a `TrainerCallback.on_step_end` for transformers. textmill's trainer
 keeps freed memory in the process (train/memory.py); `Trainer` runs as it comes, and once more with
 the same glibc settings given as environment variables (the "glibc tuned" rows), so the table shows
-what that setting is worth on its own. Run with `--repeats` > 1 to report medians.
+what that setting is worth on its own. Run with `--repeats` > 1 to report medians
+(of tokens/s, and of the ratios, each taken within one repeat).
 
     python benchmarks/pretrained_finetune.py [--steps 12] [--warmup 2] [--batch 4] [--context 128] [--repeats 1]
 """
@@ -126,6 +127,24 @@ def one(args: argparse.Namespace) -> None:
     print(json.dumps({"engine": engine, "method": kind, "precision": precision, "tokens_per_s": tps, "peak_rss_gb": peak_gb}))
 
 
+def summarise(results: dict[tuple[str, str, str], list[dict]]) -> list[dict]:
+    """One row per configuration: median tokens/s and memory, and the median over repeats of its ratio
+    to each transformers setting with the same method (full where peft is absent) and precision, each
+    ratio taken within one repeat (the configurations of a repeat run back to back)."""
+    rows = []
+    for (engine, method, precision), runs in results.items():
+        row = {"engine": engine, "method": method, "precision": precision,
+               "tokens/s": statistics.median(r["tokens_per_s"] for r in runs),
+               "peak memory GB": statistics.median(r["peak_rss_gb"] for r in runs)}
+        for ref_engine, column in (("transformers", "vs transformers"), (TUNED, "vs glibc tuned")):
+            ref = next(c for m in (method, "full") for c in results if c == (ref_engine, m, precision))
+            ratios = [mine["tokens_per_s"] / theirs["tokens_per_s"] for mine, theirs in zip(runs, results[ref])]
+            row[column], row[f"{column} range"] = statistics.median(ratios), f"{min(ratios):.2f}-{max(ratios):.2f}"
+            row["against"] = ref[1]
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=12)
@@ -155,22 +174,15 @@ def main() -> None:
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
                 results[c].append(json.loads(out))
                 print(out, flush=True)
-    rows = []
-    for (engine, method, precision), runs in results.items():
-        rows.append({"engine": engine, "method": method, "precision": precision,
-                     "tokens/s": statistics.median(r["tokens_per_s"] for r in runs),
-                     "peak memory GB": statistics.median(r["peak_rss_gb"] for r in runs)})
-    for r in rows:  # against each transformers setting with the same method (full where peft is absent) and precision
-        for engine, column in (("transformers", "vs transformers"), (TUNED, "vs glibc tuned")):
-            ref = next(x for m in (r["method"], "full") for x in rows
-                       if x["engine"] == engine and x["method"] == m and x["precision"] == r["precision"])
-            r[column], r["against"] = r["tokens/s"] / ref["tokens/s"], ref["method"]
+    rows = summarise(results)
     print(f"\nimport of {SOURCE} into a textmill run: {import_s:.1f} s; {args.steps} steps of {args.batch} x {args.context} "
           f"tokens, timed after the first {args.warmup}")
-    print_table(rows, ["engine", "method", "precision", "tokens/s", "vs transformers", "vs glibc tuned", "against",
-                       "peak memory GB"])
+    print_table(rows, ["engine", "method", "precision", "tokens/s", "vs transformers", "vs transformers range",
+                       "vs glibc tuned", "vs glibc tuned range", "against", "peak memory GB"])
     save("pretrained_finetune", {"source": SOURCE, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
-                                 "context": args.context, "repeats": args.repeats, "import_s": import_s, "rows": rows})
+                                 "context": args.context, "repeats": args.repeats, "import_s": import_s, "rows": rows,
+                                 "runs": [{"engine": c[0], "method": c[1], "precision": c[2], "runs": runs}
+                                          for c, runs in results.items()]})
 
 
 if __name__ == "__main__":
