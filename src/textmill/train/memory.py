@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 from collections.abc import Iterator
 
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_MMAP_THRESHOLD = -1, -4, -3  # mallopt parameters, malloc.h
@@ -28,13 +28,14 @@ MMAP_THRESHOLD = 32 << 20  # afterwards: what glibc's adaptive thresholds settle
 TRIM_THRESHOLD = 64 << 20
 
 
+@functools.cache
 def _libc():
-    name = ctypes.util.find_library("c")
+    """The C library the process runs on, when it is glibc (it has `mallopt` and `malloc_trim`)."""
     try:
-        libc = ctypes.CDLL(name) if name else None
-        return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+        libc = ctypes.CDLL(None)  # the symbols already loaded: no search for the library file
     except OSError:
         return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 @contextlib.contextmanager
