@@ -34,6 +34,7 @@ from ..rundir import RUN_MARKERS, atomic_write_text, find_last, read_run_config,
 from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
 from .finetune import load_base_weights, with_base_tokenizers
+from .linear import onednn_linear
 from .lora import apply_lora
 from .memory import reuse_freed_memory
 from .objectives import OBJECTIVES
@@ -170,7 +171,10 @@ class Trainer:
             net = nn.parallel.DistributedDataParallel(model)
         if t.compile:
             net = torch.compile(net)
-        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if t.precision == "bf16" else contextlib.nullcontext
+        if t.precision == "bf16":
+            numerics = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+        else:  # float32 linear layers through oneDNN (linear.py); a compiled graph keeps inductor's kernels
+            numerics = contextlib.nullcontext if t.compile else onednn_linear
         budget_s = t.max_minutes * 60 if t.max_minutes else None
         started = time.perf_counter()
         stopped, val_loss, done_step = "max_steps", math.nan, start_step
@@ -193,7 +197,7 @@ class Trainer:
                     batch = data.train.sample(t.batch_size, torch.Generator().manual_seed(seed))
                 torch.manual_seed(seed)  # dropout masks, DP noise and any other randomness of the objective
                 sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
-                with sync, autocast():
+                with sync, numerics():
                     loss, logs = objective.loss(net, batch, step)
                     loss = loss * (0.0 if empty else 1.0 / t.grad_accum)  # no window drawn: a step of noise alone
                 loss.backward()
