@@ -9,6 +9,7 @@ step s draws exactly what the uninterrupted run drew. The loop runs unchanged un
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -172,7 +173,7 @@ class Trainer:
         if t.compile:
             net = torch.compile(net)
         if t.precision == "bf16":
-            numerics = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+            numerics = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)
         else:  # float32 linear layers through oneDNN (linear.py); a compiled graph keeps inductor's kernels
             numerics = contextlib.nullcontext if t.compile else onednn_linear
         budget_s = t.max_minutes * 60 if t.max_minutes else None
