@@ -243,6 +243,34 @@ def test_import_then_fine_tune_in_the_one_trainer(hf_dir, tmp_path, corpus):
         textmill_import(hf_dir, run)
 
 
+def test_init_from_a_source_imports_it_once_and_takes_its_model_fields(hf_dir, tmp_path, monkeypatch):
+    """`train.init_from` names the pretrained directory itself: it is imported into the cache once (a
+    second run and a resume reuse it), and the model fields the config leaves out are the base's."""
+    if "llama" not in hf_dir.name:
+        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+    from textmill.train import finetune
+
+    monkeypatch.setenv("TEXTMILL_CACHE", str(tmp_path / "cache"))
+    finetune.imported.cache_clear()
+    imports = []
+    real_import = finetune.import_run
+    monkeypatch.setattr(finetune, "import_run", lambda spec, out: imports.append(spec) or real_import(spec, out))
+    data = tmp_path / "d.txt"
+    data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")
+    cfg = {"model": {"family": "gpt", "context": 16}, "data": {"source": str(data), "format": "lines"},
+           "train": {"init_from": str(hf_dir), "max_steps": 20, "batch_size": 4, "lr": 3e-3, "eval_every": 10, "warmup_steps": 0}}
+    tuned = textmill.train(cfg, tmp_path / "tuned", progress=False)
+    losses = [e["val_loss"] for e in tuned.history if e["kind"] == "eval"]
+    assert losses[-1] < losses[0]
+    base = textmill.rundir.read_run_config(next((tmp_path / "cache" / "imports").iterdir())).model
+    saved = textmill.rundir.read_run_config(tmp_path / "tuned")
+    assert saved.model == base.model_copy(update={"context": 16}) and saved.train.init_from == str(hf_dir)
+    finetune.imported.cache_clear()  # a new process: the cache directory, not memory, remembers
+    textmill.train({**cfg, "train": {**cfg["train"], "max_steps": 30}}, tmp_path / "tuned", resume=True, progress=False)
+    textmill.train(cfg, tmp_path / "again", progress=False)
+    assert imports == [str(hf_dir)]
+
+
 def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
     if "llama" not in hf_dir.name:
         pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")

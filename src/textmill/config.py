@@ -191,8 +191,10 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
-    init_from: str | None = Field(None, description="fine-tune: a run directory whose weights and tokenizer this run "
-                                                      "starts from (same family and sizes; labels it lacks are added)")
+    init_from: str | None = Field(None, description="fine-tune: a run directory, or a pretrained source (embedded:NAME, "
+                                                      "a GGUF file, a Llama or GPT-2 Hugging Face directory), whose weights "
+                                                      "and tokenizer this run starts from (same family and sizes: model "
+                                                      "fields left out are the base's; labels it lacks are added)")
     lora: LoRAConfig | None = Field(None, description="fine-tune low-rank adapters only (train/lora.py); needs init_from")
     dp: DPConfig | None = Field(None, description="differentially private training (DP-SGD, Opacus): gpt and rnn "
                                                     "families, LoRA on pretrained models")
@@ -321,7 +323,7 @@ def validate_config(data: dict[str, Any], origin: str = "config") -> RunConfig:
 def load_config(source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None) -> RunConfig:
     """Load a run config from a YAML path, a dict or a RunConfig, then apply overrides."""
     if isinstance(source, RunConfig):
-        data, origin = source.to_dict(), "config object"
+        data, origin = source.model_dump(mode="json", exclude_unset=True), "config object"  # what was set stays set
     elif isinstance(source, dict):
         data, origin = dict(source), "config dict"
     else:

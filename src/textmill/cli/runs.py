@@ -18,8 +18,9 @@ from .common import IS_MAIN, SetOpt, app, err, fail, load_safety, out, safety_su
 def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. configs/gpt/shakespeare_char.yaml")],
           out_dir: Annotated[Optional[Path], typer.Option("--out", help="run directory (default runs/<config name>)")] = None,
           set_: SetOpt = None,
-          init_from: Annotated[Optional[Path], typer.Option(
-              "--init-from", help="fine-tune: start from this run's weights and tokenizer (train.init_from)")] = None,
+          init_from: Annotated[Optional[str], typer.Option(
+              "--init-from", help="fine-tune: start from this run's (or pretrained source's, e.g. "
+                                  "embedded:smollm2-135m-instruct) weights and tokenizer (train.init_from)")] = None,
           resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
           overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:

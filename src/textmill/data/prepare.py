@@ -100,7 +100,9 @@ def new_tokenizer(cfg: RunConfig, tok_cfg: TokenizerConfig, texts: list[str], na
     """A tokenizer trained on `texts`; when fine-tuning (`train.init_from`), the base run's tokenizer
     file `name` with the control tokens of `tok_cfg` it lacks."""
     if cfg.train.init_from:
-        return load_tokenizer(Path(cfg.train.init_from) / name).with_control_tokens(tok_cfg.control_tokens)
+        from ..train.finetune import base_dir  # the base run, or a pretrained source's imported run
+
+        return load_tokenizer(base_dir(cfg) / name).with_control_tokens(tok_cfg.control_tokens)
     return build_tokenizer(tok_cfg, texts)
 
 

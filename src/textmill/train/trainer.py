@@ -34,7 +34,7 @@ from ..models import MODELS, build_model, count_parameters
 from ..rundir import RUN_MARKERS, atomic_write_text, find_last, read_run_config, write_run_config, write_run_files
 from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
-from .finetune import load_base_weights, with_base_tokenizers
+from .finetune import load_base_weights, with_base
 from .linear import onednn_linear
 from .lora import apply_lora
 from .memory import reuse_freed_memory
@@ -113,7 +113,7 @@ def _remove_run(run_dir: Path) -> None:
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
                  callback: Callback | None = None) -> None:
-        self.cfg = with_base_tokenizers(cfg) if cfg.train.init_from else cfg
+        self.cfg = with_base(cfg) if cfg.train.init_from else cfg
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.overwrite = overwrite
