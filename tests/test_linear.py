@@ -1,6 +1,7 @@
 """Float32 training multiplies its linear layers through oneDNN (train/linear.py): the same products
 as PyTorch's, forward and backward, within float32 rounding; bf16 autocast, other dtypes and small
-products are left to PyTorch; the trainer uses it in float32 only, and a run stays reproducible."""
+products are left to PyTorch; the trainer uses it for float32 steps and for evaluation (always
+float32), and a run stays reproducible."""
 
 from __future__ import annotations
 
@@ -59,13 +60,13 @@ def test_float32_training_multiplies_through_it_and_repeats_exactly(tmp_path, co
     monkeypatch.setattr(linear, "MIN_MACS", 0)  # the tiny model's products are below the size that gains
     calls = []
     apply = linear._OneDNNLinear.apply
-    monkeypatch.setattr(linear._OneDNNLinear, "apply", lambda *a: calls.append(1) or apply(*a))
+    monkeypatch.setattr(linear._OneDNNLinear, "apply", lambda *a: calls.append(torch.is_grad_enabled()) or apply(*a))
     cfg = tiny_config(corpus, max_steps=6, log_every=1)
     textmill.train(cfg, tmp_path / "a", progress=False)
-    assert calls
+    assert True in calls and False in calls  # training steps and evaluation
     textmill.train(cfg, tmp_path / "b", progress=False)
     assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 6
     calls.clear()
     cfg["train"]["precision"] = "bf16"
     textmill.train(cfg, tmp_path / "c", progress=False)
-    assert not calls
+    assert calls and True not in calls  # bf16 steps autocast; evaluation is float32

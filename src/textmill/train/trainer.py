@@ -226,7 +226,8 @@ class Trainer:
             last = done_step == t.max_steps or out_of_time
             if done_step % t.eval_every == 0 or last:
                 eval_started = time.perf_counter()
-                metrics = objective.evaluate(unwrap(model), data.val, t.batch_size, t.eval_batches)
+                with onednn_linear():  # evaluation runs the uncompiled model in float32, whatever the precision
+                    metrics = objective.evaluate(unwrap(model), data.val, t.batch_size, t.eval_batches)
                 val_loss = metrics["val_loss"]
                 improved = val_loss < best
                 best, bad_evals = (val_loss, 0) if improved else (best, bad_evals + 1)
