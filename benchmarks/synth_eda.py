@@ -30,6 +30,9 @@ size `500 (equal labels)`. Rows:
   pretrained filter)` judges label consistency with the pretrained-feature classifier instead of TF-IDF;
 - `pretrained`: SmolLM2-135M-Instruct with LoRA adapters fine-tuned on the N rows (LAMBADA-style,
   `<label=X> text`), sampled after each label's token.
+- `mix (ngram 8 : prompt 1, pretrained filter)`: both at once (`mix:ngram+prompt`): of every 9
+  samples 8 come from `ngram (prefix 2, T 0.7)` and 1 from `prompt (described)`, shuffled together
+  through one set of filters with the pretrained judge; run with `--aug 18` (16 + 2 per real row).
 
 A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
 kept apart, and it is compared with real only as any other.
@@ -86,6 +89,10 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
                                                       "generator_options": {"prefix": 2}},
               "ngram (prefix 2, T 0.7, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
                                                              "generator_options": {"prefix": 2, "temperature": 0.7}},
+              "mix (ngram 8 : prompt 1, pretrained filter)": {"generator": "mix:ngram+prompt", "label_classifier": "pretrained",
+                                                              "generator_options": {"shares": {"ngram": 8, "prompt": 1},
+                                                                                    "ngram": {"prefix": 2, "temperature": 0.7},
+                                                                                    "descriptions": "DESCRIPTIONS"}},
               "ngram (prefix 2, tuned, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
                                                              "generator_options": {"prefix": 2}, "tune": True,
                                                              "tune_data": OUTSIDE, "report_classifier": "cnn"}}

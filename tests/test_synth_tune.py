@@ -98,7 +98,7 @@ def test_cli_tune(thermometer, labelled, tmp_path):
 
 def test_tune_refuses_what_it_cannot_do(thermometer, labelled, tmp_path):
     out = tmp_path / "o.jsonl"
-    with pytest.raises(ConfigError, match="'eda' generator does not sample"):
+    with pytest.raises(ConfigError, match="'eda' generator is not one"):
         textmill.synthesize(str(labelled), generator="eda", tune=True, out=out)
     with pytest.raises(ConfigError, match="temperature was given too; drop --temperature"):
         textmill.synthesize(str(labelled), generator="ngram", tune=True, generator_options={"temperature": 0.8}, out=out)

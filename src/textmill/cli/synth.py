@@ -22,7 +22,8 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           label_col: Annotated[str, typer.Option(help="column or field of the label")] = "label",
           data_format: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl | parquet | eda (label<TAB>text)")] = "auto",
           generator: Annotated[str, typer.Option(
-              help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE] | pretrained[:SOURCE]")] = "gpt",
+              help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE] | pretrained[:SOURCE] | "
+                   "mix:A+B (several, by --option 'generator_options={shares: {A: 8, B: 1}}')")] = "gpt",
           per_label: Annotated[Optional[int], typer.Option(help="synthetic rows to produce for each label (default 500)")] = None,
           per_row: Annotated[Optional[float], typer.Option(
               help="instead of --per-label: synthetic rows for each real row of a label, keeping the labels' proportions "

@@ -26,6 +26,7 @@ class Candidate:
     text: str
     label: str
     scores: dict[str, float] = field(default_factory=dict)
+    source: str | None = None  # which generator of a mix wrote it (None: the run's one generator)
 
 
 def units(text: str) -> list[str]:

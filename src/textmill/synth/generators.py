@@ -13,6 +13,7 @@ A generator is named by a spec `name` or `name:argument`:
 - `prompt`, `prompt:SOURCE`: no training: a pretrained model (SmolLM2-Instruct by default) writes new
   rows of a label from a few-shot prompt of real ones;
 - `pretrained`, `pretrained:SOURCE`: that model fine-tuned (LoRA) on the labelled rows, as `gpt:BASE`.
+- `mix:A+B[+...]`: several of these at once, each writing its share of every chunk of samples.
 New kinds (an OpenAI-compatible endpoint) register a class here; the pipeline only calls `fit` and
 `sample`.
 
@@ -36,6 +37,7 @@ from ..errors import ConfigError
 from ..progress import Report
 from ..registry import Registry
 from .augment import EDA, build_thesaurus, eda_alpha
+from .filters import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ class SynthGenerator:
 
     def sample(self, label: str, n: int, seed: int) -> list[str]:
         raise NotImplementedError
+
+    def candidates(self, label: str, n: int, seed: int) -> list[Candidate]:
+        """`sample` as the filters' candidates (a mix also says which of its generators wrote each)."""
+        return [Candidate(t, label) for t in self.sample(label, n, seed)]
 
     def describe(self) -> dict[str, Any]:
         """What the report says about this generator."""
@@ -532,3 +538,74 @@ def clean_reply(text: str) -> str:
         if len(line) > 1 and line[0] == left and line[-1] == right:
             line = line[1:-1].strip()
     return line
+
+
+@GENERATORS.register("mix")
+class MixGenerator(SynthGenerator):
+    """Several generators at once (`mix:ngram+prompt`): every chunk of a label's samples is split among
+    them by their `shares` and shuffled together, so the filters (duplicates across generators
+    included) and the label's row count see one stream. Each output row names the generator that
+    wrote it. Generators fail differently (an n-gram model recombines the label's own words, a
+    prompted model brings words the rows never had), so a mix dilutes each one's failures.
+
+    Options: `shares` ({spec: weight}; default equal), a generator's own options under its spec
+    (`{ngram: {prefix: 2}, prompt: {descriptions: {...}}}`), and any other option for all of them
+    (`temperature`, `descriptions`). Specs are split at `+`, so a run path holding `+` cannot be a
+    part."""
+
+    name = "mix"
+    takes_argument = True
+    argument_name = "A+B"
+    argument_required = True
+
+    def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
+        super().__init__(argument, options)
+        specs = [s.strip() for s in (argument or "").split("+")]
+        if len(specs) < 2 or not all(specs):
+            raise ConfigError(f"generator mix:{argument or ''} needs two or more generators joined by '+', "
+                              "e.g. --generator mix:ngram+prompt")
+        if len(set(specs)) < len(specs):
+            raise ConfigError(f"generator mix:{argument} names a generator twice; give it a larger share instead "
+                              "(generator_options={shares: {...}})")
+        if any(s.partition(":")[0] == "mix" for s in specs):
+            raise ConfigError(f"generator mix:{argument}: a mix cannot hold another mix; list all its generators in one")
+        shares = options.get("shares") or dict.fromkeys(specs, 1)
+        if not isinstance(shares, dict) or set(shares) != set(specs) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in shares.values()):
+            raise ConfigError(f"generator option shares={shares!r} must give each of {specs} a positive weight, e.g. "
+                              f"shares={{{', '.join(f'{s}: 1' for s in specs)}}}")
+        common = {k: v for k, v in options.items() if k != "shares" and k not in specs}
+        self.specs, self.shares = specs, [float(shares[s]) for s in specs]
+        self.parts = [build_generator(s, {**common, **(options.get(s) or {})}) for s in specs]
+
+    def train_privately(self, dp: dict[str, Any] | None, canaries: dict[str, Any] | None) -> None:
+        for part in self.parts:
+            part.train_privately(dp, canaries)
+
+    def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
+        for i, part in enumerate(self.parts):
+            part.progress = self.progress
+            part.fit(rows, workdir / f"mix_{i}", chinese, seed)
+
+    def counts(self, n: int) -> list[int]:
+        """n split by the shares, largest remainders first (ties to the earlier generator)."""
+        total = sum(self.shares)
+        exact = [n * s / total for s in self.shares]
+        counts = [int(x) for x in exact]
+        for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[:n - sum(counts)]:
+            counts[i] += 1
+        return counts
+
+    def candidates(self, label: str, n: int, seed: int) -> list[Candidate]:
+        out = [Candidate(t, label, source=spec)
+               for i, (spec, part, k) in enumerate(zip(self.specs, self.parts, self.counts(n))) if k
+               for t in part.sample(label, k, seed * 31 + i)]
+        random.Random(seed).shuffle(out)  # a chunk cut short at the label's count cuts every generator alike
+        return out
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        return [c.text for c in self.candidates(label, n, seed)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": f"mix:{self.argument}",
+                "parts": [{**part.describe(), "share": share} for part, share in zip(self.parts, self.shares)]}

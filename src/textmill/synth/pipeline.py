@@ -341,7 +341,7 @@ def fill_label(generator: SynthGenerator, chain: FilterChain, label: str, want: 
         acceptance = p.kept / p.generated if p.generated else 1.0
         n = min(chunk_size, max(1, math.ceil(1.1 * need / max(acceptance, 0.05))))
         chunk_seed = _chunk_seed(seed, label, p.chunks)
-        candidates = [Candidate(t, label) for t in generator.sample(label, n, chunk_seed)]
+        candidates = generator.candidates(label, n, chunk_seed)
         kept, removed = chain(candidates)
         kept = kept[:need]
         chain.commit(kept)
@@ -439,7 +439,7 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
 
     def commit(label: str, chunk: int, seed: int, kept: list[Candidate], generated: int, removed: dict[str, int]) -> None:
         nonlocal done
-        new_rows = [{"text": c.text, "label": label, "generator": cfg.generator, "seed": seed, **c.scores,
+        new_rows = [{"text": c.text, "label": label, "generator": c.source or cfg.generator, "seed": seed, **c.scores,
                      "config_hash": config_hash} for c in kept]
         journal.commit(label, chunk, new_rows, generated, removed)
         state.apply(label, chunk, new_rows, generated, removed)
@@ -467,6 +467,7 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         synthetic = [(r["text"], r["label"]) for r in state.rows]
         report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds, cfg.report_classifier)
         report["privacy"]["input_pii"] = input_pii
+        report["rows"]["by_generator"] = dict(Counter(r["generator"] for r in state.rows))
         if getattr(generator, "run", None) is not None:
             progress("report: auditing the generator for memorization", 0, None)
             report["privacy"]["generator"] = generator_audit(generator.run, [t for t, _ in synthetic])

@@ -63,8 +63,9 @@ DEFAULT_GRID = [Sampling(temperature=0.7), Sampling(temperature=1.0), Sampling(t
 def check_tunable(generator: SynthGenerator, options: dict[str, Any]) -> None:
     """Refuse tuning that cannot mean anything, before any work."""
     if not generator.samples:
-        raise ConfigError(f"tune chooses a sampling temperature and top-p; the {generator.name!r} generator does not sample "
-                          "from a model (use ngram, rnn/lstm/gru, gpt, cvae, run, prompt or pretrained), or drop tune")
+        raise ConfigError(f"tune chooses the sampling temperature and top-p of one generator that samples a model (ngram, "
+                          f"rnn/lstm/gru, gpt, cvae, run, prompt or pretrained); the {generator.name!r} generator is not "
+                          "one: pick one of those, or drop tune")
     given = [k for k in ("temperature", "top_p") if k in options]
     if given:
         raise ConfigError(f"tune chooses temperature and top_p itself, but {' and '.join(given)} was given too; drop "
