@@ -90,3 +90,13 @@ def test_a_mix_can_neither_be_tuned_nor_hold_a_generator_that_cannot_do_what_is_
     with pytest.raises(ConfigError, match="the 'eda' generator trains no model"):
         textmill.synthesize(str(data), generator="mix:ngram+eda", dp_epsilon=8, out=tmp_path / "d.jsonl", progress=False)
     assert not (tmp_path / "t.jsonl").exists() and not (tmp_path / "d.jsonl").exists()
+
+
+def test_the_report_audits_each_generator_of_a_mix_that_trained_on_the_rows(data, tmp_path):
+    res = textmill.synthesize(str(data), generator="mix:eda+gpt", per_label=10, out=tmp_path / "m.jsonl",
+                              report=str(tmp_path / "r.html"), report_seeds=3, skip_filters=["label"], progress=False,
+                              generator_options={"gpt": {"overrides": ["train.max_steps=10", "train.max_minutes=null",
+                                                                       "model.n_layer=1", "model.n_embd=32"]}})
+    audits = res.report["privacy"]["generators"]
+    assert list(audits) == ["gpt"] and 0 <= audits["gpt"]["membership"]["auc"] <= 1  # eda trains nothing
+    assert "The generator gpt: what did it memorize?" in (tmp_path / "r.html").read_text(encoding="utf-8")

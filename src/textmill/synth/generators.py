@@ -73,6 +73,11 @@ class SynthGenerator:
         """What the report says about this generator."""
         return {"name": self.name}
 
+    def trained_runs(self) -> dict[str, Path]:
+        """The runs it trained on the rows, by generator, which the report audits for memorization."""
+        run = getattr(self, "run", None)
+        return {self.name: run} if run is not None else {}
+
     def train_privately(self, dp: dict[str, Any] | None, canaries: dict[str, Any] | None) -> None:
         """Train with DP-SGD (`train.dp`) and/or planted canaries (`data.canaries`): only generators that
         train a model on the rows can."""
@@ -605,6 +610,9 @@ class MixGenerator(SynthGenerator):
 
     def sample(self, label: str, n: int, seed: int) -> list[str]:
         return [c.text for c in self.candidates(label, n, seed)]
+
+    def trained_runs(self) -> dict[str, Path]:
+        return {spec: run for spec, part in zip(self.specs, self.parts) for run in part.trained_runs().values()}
 
     def describe(self) -> dict[str, Any]:
         return {"name": f"mix:{self.argument}",

@@ -58,7 +58,7 @@ from .filters import (
     TrainingCopies,
     TrainingOverlap,
 )
-from .generators import SynthGenerator, build_generator
+from .generators import MixGenerator, SynthGenerator, build_generator
 from .journal import Journal, LabelProgress
 from .quality import quality_report
 from .report import write_report
@@ -468,9 +468,14 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         report = quality_report(train, heldout, synthetic, chinese, cfg.report_seeds, cfg.report_classifier)
         report["privacy"]["input_pii"] = input_pii
         report["rows"]["by_generator"] = dict(Counter(r["generator"] for r in state.rows))
-        if getattr(generator, "run", None) is not None:
+        runs = generator.trained_runs()
+        if runs:
             progress("report: auditing the generator for memorization", 0, None)
-            report["privacy"]["generator"] = generator_audit(generator.run, [t for t, _ in synthetic])
+            audits = {name: generator_audit(run, [t for t, _ in synthetic]) for name, run in runs.items()}
+            if isinstance(generator, MixGenerator):
+                report["privacy"]["generators"] = audits  # by the mix's generator that trained each run
+            else:
+                report["privacy"]["generator"] = next(iter(audits.values()))
         report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings, "tuning": tuning,
                    "filters": {"generated": sum(state.progress(x).generated for x in labels),
                                "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}

@@ -150,10 +150,10 @@ def _render(r: dict[str, Any]) -> str:
         s.append(f"<p>Personal information in the real training rows: {pii['rows']} of {pii['of']} rows ({types}); "
                  + ("masked before the generator saw them.</p>" if pii["redacted"] else
                     "not masked (<code>--redact-input</code> masks it).</p>"))
-    g = p.get("generator")
-    if g:
+    audits = p.get("generators") or ({"": p["generator"]} if p.get("generator") else {})
+    for name, g in audits.items():
         dp, m = g.get("dp"), g["membership"]
-        s.append("<h3>The generator: what did it memorize?</h3>")
+        s.append(f"<h3>The generator{' ' + html.escape(name) if name else ''}: what did it memorize?</h3>")
         rows = [["differential privacy", f"epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} ({dp['unit']})"
                  + ("" if dp["meaningful"] else ": too large to mean much protection") if dp else "none (no --dp-epsilon)"],
                 ["membership inference by loss, AUC (0.5: chance)", m["auc"]],
