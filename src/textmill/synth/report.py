@@ -93,12 +93,12 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def _render(r: dict[str, Any]) -> str:
+    by_generator = r["rows"].get("by_generator", {})
+    written = "".join(f"; {n} written by {html.escape(g)}" for g, n in by_generator.items()) if len(by_generator) > 1 else ""
     s: list[str] = [f"<h1>textmill synth report</h1><p>{html.escape(r['generator']['name'])} generator, "
                     f"{r['rows']['synthetic']} synthetic rows from {r['rows']['train']} real training rows; "
-                    f"{r['rows']['heldout']} real rows held out for this report only"
-                    + "".join(f"; {n} written by {html.escape(g)}" for g, n in r["rows"].get("by_generator", {}).items()
-                              if len(r["rows"]["by_generator"]) > 1)
-                    + f". Config hash <code>{html.escape(r['config_hash'])}</code>.</p>"]
+                    f"{r['rows']['heldout']} real rows held out for this report only{written}. Config hash "
+                    f"<code>{html.escape(r['config_hash'])}</code>.</p>"]
     if r.get("warnings"):
         s.append("<div class=warn>" + "".join(f"<p>{html.escape(w)}</p>" for w in r["warnings"]) + "</div>")
     u = r.get("utility")
