@@ -1,7 +1,8 @@
 """Pretrained models: generation speed of textmill against transformers' `generate` on the embedded
-SmolLM2-135M-Instruct, and what textmill's faster weights cost in agreement and perplexity.
+SmolLM2-135M-Instruct (or `--source embedded:gemma3-270m`), and what textmill's faster weights cost in
+agreement and perplexity.
 
-transformers runs the float32 weights. textmill runs them in its own GPT (imported Llama weights) as
+transformers runs the float32 weights. textmill runs them in its own GPT (imported Llama or Gemma 3 weights) as
 they are (float32, whose greedy text must equal transformers'), and with models/inference.py's
 options: bf16 weights and compiled blocks (`quantize="bf16", compile=True`), and int4 weights and
 compiled blocks (`quantize="int4", compile=True`). Each row generates exactly `--new-tokens` tokens
@@ -12,7 +13,9 @@ over the measured copy bandwidth. Quality: the greedy tokens each variant shares
 the first difference, and bits per character on Tiny Shakespeare's validation split (the first
 `--ppl-chars` characters; ../shared/data, else skipped).
 
-    python benchmarks/pretrained.py [--new-tokens 128] [--repeats 3] [--batches 1 8 32]
+    python benchmarks/pretrained.py [--new-tokens 128] [--repeats 3] [--batches 1 8 32] [--source embedded:gemma3-270m]
+
+Results go to results/pretrained.json (SmolLM2) or results/pretrained_<name>.json (another source).
 """
 
 from __future__ import annotations
@@ -84,16 +87,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--ppl-chars", type=int, default=20000)
+    ap.add_argument("--source", default=SOURCE)
     args = ap.parse_args()
 
     gens, load_s = {}, {}
     for name, options in VARIANTS.items():
         t = time.perf_counter()
-        gens[name] = textmill.load(SOURCE, **options)
+        gens[name] = textmill.load(args.source, **options)
         load_s[name] = time.perf_counter() - t
-    wrapped = textmill.load(SOURCE, engine="transformers")
+    wrapped = textmill.load(args.source, engine="transformers")
     exact = gens["float32"]
-    prompt_ids = exact.tokenizer.encode(PROMPT)[:32]
+    prompt_ids = exact.tokenizer.encode(PROMPT, add_bos=True)[:32]  # as textmill encodes a prompt (Gemma: <bos> first)
     prompt = exact.tokenizer.decode(prompt_ids)
     assert exact.tokenizer.encode(prompt, add_bos=True) == prompt_ids, "the prompt must encode to the same 32 tokens"
     compile_s = {}
@@ -135,13 +139,14 @@ def main() -> None:
             agree[name]["val bits/char"] = likelihood(gen, [val])["bits_per_char"]
     quality = [{"weights": name, **agree[name], "load s": load_s[name], "first calls s": compile_s[name]} for name in gens]
 
-    print(f"\nSmolLM2-135M-Instruct: {weights_gb:.2f} GB of float32 weights; copy bandwidth {bandwidth:.1f} GB/s "
+    print(f"\n{args.source}: {weights_gb:.2f} GB of float32 weights; copy bandwidth {bandwidth:.1f} GB/s "
           f"-> float32 batch-1 bound {bound:.0f} tokens/s (bf16 {2 * bound:.0f}, int4 {8 * bound:.0f})")
     print_table(rows, ["batch", "decoding", "transformers tokens/s", *(f"{n} tokens/s" for n in gens), "fastest", "ratio"])
     print()
     print_table(quality, ["weights", "greedy tokens shared with transformers float32", "val bits/char", "load s",
                           "first calls s"])
-    save("pretrained", {"source": SOURCE, "new_tokens": args.new_tokens, "repeats": args.repeats, "prompt_tokens": 32,
+    name = "pretrained" if args.source == SOURCE else "pretrained_" + args.source.removeprefix("embedded:")
+    save(name, {"source": args.source, "new_tokens": args.new_tokens, "repeats": args.repeats, "prompt_tokens": 32,
                         "weights_gb": weights_gb, "copy_bandwidth_gbs": bandwidth, "batch1_bound_tokens_per_s": bound,
                         "ppl_chars": args.ppl_chars, "rows": rows, "quality": quality})
 

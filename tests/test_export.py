@@ -17,14 +17,18 @@ from textmill.export import export_hf  # noqa: E402
 from .conftest import tiny_config  # noqa: E402
 
 LLAMA = {"norm": "rmsnorm", "positions": "rope", "mlp": "swiglu", "n_kv_head": 1, "ffn": 48, "bias": False, "rope_theta": 500.0}
+GEMMA3 = {"norm": "rmsnorm", "positions": "rope", "mlp": "geglu", "n_kv_head": 1, "ffn": 48, "bias": False, "head_dim": 16,
+          "qk_norm": True, "sandwich_norm": True, "embed_scale": True, "window": 8, "local_layers": [0],
+          "local_rope_theta": 100.0}
+LAYOUTS = {"llama": (LLAMA, "LlamaForCausalLM"), "gemma3": (GEMMA3, "Gemma3ForCausalLM"), "gpt2": ({}, "GPT2LMHeadModel")}
 TEXT = "First Citizen:\nSpeak, speak."
 
 
 @pytest.mark.parametrize("layout,tokenizer,tied", [("gpt2", "char", True), ("gpt2", "bpe", False), ("llama", "bpe", True),
-                                                   ("llama", "char", False)])
+                                                   ("llama", "char", False), ("gemma3", "char", True)])
 def test_transformers_loads_an_export_with_the_same_logits(tmp_path, corpus, layout, tokenizer, tied):
     cfg = tiny_config(corpus, max_steps=20, eval_every=20)
-    cfg["model"].update(tie_weights=tied, **(LLAMA if layout == "llama" else {}))
+    cfg["model"].update(tie_weights=tied, **LAYOUTS[layout][0])
     cfg["tokenizer"] = {"kind": tokenizer, "vocab_size": 300} if tokenizer == "bpe" else {"kind": "char"}
     run = tmp_path / "run"
     textmill.train(cfg, run, progress=False)
@@ -33,7 +37,7 @@ def test_transformers_loads_an_export_with_the_same_logits(tmp_path, corpus, lay
     assert res.exit_code == 0, res.output
     gen = textmill.load(run)
     model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    assert type(model).__name__ == ("GPT2LMHeadModel" if layout == "gpt2" else "LlamaForCausalLM")
+    assert type(model).__name__ == LAYOUTS[layout][1]
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
     ids = gen.tokenizer.encode(TEXT, add_bos=True)
     assert hf_tok(TEXT).input_ids == ids and hf_tok.decode(ids, skip_special_tokens=True) == TEXT
@@ -57,9 +61,9 @@ def test_export_refuses_what_it_cannot_write(tmp_path, corpus, tiny_run):
         export_hf(run, tmp_path / "x")
     mixed = tmp_path / "mixed"
     cfg = tiny_config(corpus, max_steps=2, eval_every=2)
-    cfg["model"]["norm"] = "rmsnorm"
+    cfg["model"].update(norm="rmsnorm", positions="rope", mlp="swiglu", qk_norm=True)  # Llama's, with Gemma's norms
     textmill.train(cfg, mixed, progress=False)
-    with pytest.raises(TextmillError, match="no Hugging Face architecture has this gpt's layout"):
+    with pytest.raises(TextmillError, match="no Hugging Face architecture has this gpt's layout .*query/key norms"):
         export_hf(mixed, tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     res = CliRunner().invoke(app, ["export", str(tiny_run), str(tmp_path / "z"), "--format", "onnx"])

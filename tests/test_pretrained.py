@@ -41,11 +41,10 @@ def tiny_tokenizer(chat: bool = False):
                                                 pad_token="<pad>", chat_template=CHAT if chat else None)
 
 
-NATIVE = ("llama", "gpt2")  # the architectures textmill imports into its own GPT
 PEAKED = 0.3  # larger random weights than the default 0.02: logits far apart, so no greedy step is a near-tie
 
 
-def tiny_model(arch: str, vocab: int):
+def tiny_model(arch: str, vocab: int, **options):
     torch.manual_seed(0)
     if arch == "llama":
         cfg = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -53,11 +52,19 @@ def tiny_model(arch: str, vocab: int):
                                        bos_token_id=1, eos_token_id=2, pad_token_id=3, initializer_range=PEAKED)
         return transformers.LlamaForCausalLM(cfg)
     if arch == "gemma3":
+        # heads wider than hidden / heads, as Gemma 3's are; a window shorter than the test prompts, so the
+        # local layer's window and its own rotary base both count
+        options = {"query_pre_attn_scalar": 16, **options}
         cfg = transformers.Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
-                                            sliding_window=8, bos_token_id=1, eos_token_id=2, pad_token_id=3,
-                                            initializer_range=PEAKED)
-        return transformers.Gemma3ForCausalLM(cfg)
+                                            num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+                                            sliding_window=6, layer_types=["sliding_attention", "full_attention"],
+                                            bos_token_id=1, eos_token_id=2, pad_token_id=3, initializer_range=PEAKED, **options)
+        model = transformers.Gemma3ForCausalLM(cfg)
+        with torch.no_grad():  # its norms start at 0 (a scale of 1 + 0): random ones check the import's offset
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.normal_(0.0, 0.3)
+        return model
     cfg = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=24, bos_token_id=1,
                                   eos_token_id=2, pad_token_id=3, initializer_range=PEAKED)
     return transformers.GPT2LMHeadModel(cfg)
@@ -74,9 +81,7 @@ def hf_dir(request, tmp_path_factory) -> Path:
 
 @pytest.fixture(params=["auto", "transformers"])
 def gen(request, hf_dir):
-    """The model of `hf_dir` on each engine: textmill's GPT for Llama and GPT-2 (auto), transformers' model otherwise."""
-    if request.param == "transformers" and not hf_dir.name.startswith(NATIVE):
-        pytest.skip("auto already runs this architecture through transformers")
+    """The model of `hf_dir` on each engine: textmill's GPT (auto) and transformers' own model."""
     return textmill.load(hf_dir, engine=request.param)
 
 
@@ -179,13 +184,19 @@ def test_chat_template_renders_messages(hf_dir, gen):
         "<s>user: the cat</s><s>assistant:a dog", strategy="greedy", max_new_tokens=3)
 
 
-def test_llama_and_gpt2_run_natively_only_where_textmill_implements_it(hf_dir):
-    if hf_dir.name.startswith(NATIVE):
-        assert textmill.load(hf_dir).info["engine"] == "textmill gpt"
-    else:
-        assert textmill.load(hf_dir).info["engine"] == "transformers"
-        with pytest.raises(TextmillError, match="does not implement .* use engine='transformers'"):
-            textmill.load(hf_dir, engine="native")
+def test_models_run_natively_only_where_textmill_implements_them(hf_dir, tmp_path):
+    assert textmill.load(hf_dir).info["engine"] == "textmill gpt"
+    if "gemma3" not in hf_dir.name:
+        return
+    # an option textmill's GPT lacks (Gemma 3 27B's query scale is not its head width): transformers runs it
+    odd = tmp_path / "odd"
+    tiny_model("gemma3", 40, query_pre_attn_scalar=12).save_pretrained(odd)
+    tiny_tokenizer().save_pretrained(odd)
+    assert textmill.load(odd).info["engine"] == "transformers"
+    with pytest.raises(TextmillError, match="does not implement gemma3_text models or this one's options .* use engine='transformers'"):
+        textmill.load(odd, engine="native")
+    with pytest.raises(TextmillError, match="cannot become a textmill run"):
+        textmill_import(odd, tmp_path / "run")
 
 
 def test_bad_sources_say_what_to_do(tmp_path, hf_dir):
@@ -219,10 +230,6 @@ def test_bad_sources_say_what_to_do(tmp_path, hf_dir):
 
 def test_import_then_fine_tune_in_the_one_trainer(hf_dir, tmp_path, corpus):
     """A Llama or GPT-2 source becomes a gpt run (the same logits), which train.init_from fine-tunes."""
-    if not hf_dir.name.startswith(NATIVE):
-        with pytest.raises(TextmillError, match="cannot become a textmill run"):
-            textmill_import(hf_dir, tmp_path / "run")
-        return
     run = tmp_path / "run"
     res = CliRunner().invoke(app, ["import", str(hf_dir), "--out", str(run)])
     assert res.exit_code == 0, res.output
@@ -247,7 +254,7 @@ def test_init_from_a_source_imports_it_once_and_takes_its_model_fields(hf_dir, t
     """`train.init_from` names the pretrained directory itself: it is imported into the cache once (a
     second run and a resume reuse it), and the model fields the config leaves out are the base's."""
     if "llama" not in hf_dir.name:
-        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+        pytest.skip("importing into the cache is the same for every architecture: the Llama source checks it")
     from textmill.train import finetune
 
     monkeypatch.setenv("TEXTMILL_CACHE", str(tmp_path / "cache"))
@@ -272,8 +279,8 @@ def test_init_from_a_source_imports_it_once_and_takes_its_model_fields(hf_dir, t
 
 
 def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
-    if "llama" not in hf_dir.name:
-        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+    if "gpt2" in hf_dir.name:
+        pytest.skip("the pretrained sources users fine-tune here are Llama (SmolLM2) and Gemma 3")
     run = textmill_import(hf_dir, tmp_path / "run")
     base = textmill.load(run)
     data = tmp_path / "d.jsonl"
@@ -292,9 +299,9 @@ def test_label_conditioned_fine_tuning_appends_control_tokens(hf_dir, tmp_path):
 
 
 def lora_setup(hf_dir: Path, tmp_path: Path, context: int = 16, **train) -> tuple[Path, dict]:
-    """The imported Llama run and a LoRA fine-tuning config on a tiny corpus."""
-    if "llama" not in hf_dir.name:
-        pytest.skip("fine-tuning needs a Llama source (imported into textmill's GPT)")
+    """The imported run (Llama or Gemma 3) and a LoRA fine-tuning config on a tiny corpus."""
+    if "gpt2" in hf_dir.name:
+        pytest.skip("the pretrained sources users fine-tune here are Llama (SmolLM2) and Gemma 3")
     run = textmill_import(hf_dir, tmp_path / "run")
     data = tmp_path / "d.txt"
     data.write_text("the cat sat on the mat\na dog ran in the park\n" * 40, encoding="utf-8")

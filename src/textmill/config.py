@@ -192,7 +192,7 @@ class TrainConfig(Strict):
     compile: bool = False
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
     init_from: str | None = Field(None, description="fine-tune: a run directory, or a pretrained source (embedded:NAME, "
-                                                      "a GGUF file, a Llama or GPT-2 Hugging Face directory), whose weights "
+                                                      "a GGUF file, a Llama, Gemma 3 or GPT-2 Hugging Face directory), whose weights "
                                                       "and tokenizer this run starts from (same family and sizes: model "
                                                       "fields left out are the base's; labels it lacks are added)")
     lora: LoRAConfig | None = Field(None, description="fine-tune low-rank adapters only (train/lora.py); needs init_from")

@@ -3,7 +3,9 @@
 The bridge to the engines users outgrow textmill into (vLLM, TGI, llama.cpp's converters): a `gpt`
 run in GPT-2's layout (LayerNorm, learned positions, GELU) becomes a `GPT2LMHeadModel`, one with the
 Llama options (RMSNorm, rotary positions, SwiGLU, optionally grouped-query attention) a
-`LlamaForCausalLM`; transformers loads either with the same logits. A pretrained model loaded into
+`LlamaForCausalLM`, one with Gemma 3's (query/key norms, norms around attention and MLP, GeGLU, scaled
+embeddings, sliding-window layers) a `Gemma3ForCausalLM`; transformers loads each with the same
+logits. A pretrained model loaded into
 textmill's GPT exports the same way. The tokenizer goes along where Hugging Face `tokenizers`
 represents it exactly (bpe, char and pretrained tokenizers), its bos added as textmill adds it;
 word and whitespace tokenizers have no exact equivalent, so their textmill `tokenizer.json` is kept
@@ -34,7 +36,7 @@ def export_hf(run: str | Path, out: str | Path, overwrite: bool = False) -> Path
     gen = load(run)
     if not isinstance(getattr(gen, "model", None), GPT):
         raise ConfigError(f"{run} is a {getattr(gen, 'info', {}).get('family', 'grammar')} model; --format hf exports gpt runs "
-                          "(and Llama or GPT-2 pretrained models, which textmill runs as gpt)")
+                          "(and Llama, Gemma 3 or GPT-2 pretrained models, which textmill runs as gpt)")
     try:
         import transformers
     except ImportError:
@@ -61,15 +63,30 @@ def _hf_model(transformers: Any, gpt: Any, tok: Tokenizer) -> Any:
                                          layer_norm_epsilon=c.norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                                          **special)
         return _load(transformers.GPT2LMHeadModel(config), gpt, "gpt2")
-    if (c.norm, c.positions, c.mlp) == ("rmsnorm", "rope", "swiglu"):
+    gemma = (c.qk_norm, c.sandwich_norm, c.embed_scale)
+    if (c.norm, c.positions, c.mlp) == ("rmsnorm", "rope", "swiglu") and not any(gemma) and not c.local_layers \
+            and c.head_width * c.n_head == c.n_embd:
         config = transformers.LlamaConfig(vocab_size=gpt.vocab_size, hidden_size=c.n_embd, intermediate_size=c.ffn or 4 * c.n_embd,
                                           num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
                                           num_key_value_heads=c.n_kv_head or c.n_head, max_position_embeddings=c.context,
                                           rms_norm_eps=c.norm_eps, attention_bias=c.bias, mlp_bias=c.bias,
                                           rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta}, **special)
         return _load(transformers.LlamaForCausalLM(config), gpt, "llama")
-    raise ConfigError(f"no Hugging Face architecture has this gpt's layout (norm {c.norm}, positions {c.positions}, mlp {c.mlp}); "
-                      "export takes GPT-2's (layernorm, learned, gelu) or Llama's (rmsnorm, rope, swiglu)")
+    if (c.norm, c.positions, c.mlp) == ("rmsnorm", "rope", "geglu") and all(gemma) and not c.bias:
+        rope = {"full_attention": {"rope_type": "default", "rope_theta": c.rope_theta},
+                "sliding_attention": {"rope_type": "default", "rope_theta": c.local_rope_theta or c.rope_theta}}
+        config = transformers.Gemma3TextConfig(
+            vocab_size=gpt.vocab_size, hidden_size=c.n_embd, intermediate_size=c.ffn or 4 * c.n_embd, num_hidden_layers=c.n_layer,
+            num_attention_heads=c.n_head, num_key_value_heads=c.n_kv_head or c.n_head, head_dim=c.head_width,
+            query_pre_attn_scalar=c.head_width, max_position_embeddings=c.context, rms_norm_eps=c.norm_eps,
+            sliding_window=c.window or c.context, rope_parameters=rope,
+            layer_types=["sliding_attention" if i in c.local_layers else "full_attention" for i in range(c.n_layer)],
+            hidden_activation="gelu_pytorch_tanh", **special)
+        return _load(transformers.Gemma3ForCausalLM(config), gpt, "gemma3")
+    raise ConfigError(f"no Hugging Face architecture has this gpt's layout (norm {c.norm}, positions {c.positions}, mlp {c.mlp}"
+                      f"{', query/key norms' if c.qk_norm else ''}{', sandwich norms' if c.sandwich_norm else ''}); export takes "
+                      "GPT-2's (layernorm, learned, gelu), Llama's (rmsnorm, rope, swiglu) or Gemma 3's (rmsnorm, rope, geglu, "
+                      "qk_norm, sandwich_norm, embed_scale, no biases)")
 
 
 def _load(model: Any, gpt: Any, layout: str) -> Any:

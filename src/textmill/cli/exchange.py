@@ -43,9 +43,9 @@ def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
 
 
 @app.command()
-def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Llama or GPT-2 pretrained source")],
+def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Llama, Gemma 3 or GPT-2 pretrained source")],
            out_dir: Annotated[Path, typer.Argument(help="directory to write")],
-           fmt: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model directory (GPT-2 or Llama)")] = "hf",
+           fmt: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model directory (GPT-2, Llama or Gemma 3)")] = "hf",
            overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False) -> None:
     """Export a GPT run as a Hugging Face model directory that transformers loads with the same logits."""
     from ..export import export_hf
@@ -60,7 +60,7 @@ def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Lla
 
 
 @app.command("import")
-def import_(source: Annotated[str, typer.Argument(help="a Llama or GPT-2 pretrained source: embedded:smollm2-135m-instruct, "
+def import_(source: Annotated[str, typer.Argument(help="a Llama, Gemma 3 or GPT-2 pretrained source: embedded:smollm2-135m-instruct, "
                                                       "a .gguf file or a Hugging Face directory")],
             out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")]) -> None:
     """Make a textmill run directory from a pretrained model, to fine-tune (--init-from RUN) or evaluate like any run."""

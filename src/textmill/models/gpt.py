@@ -7,7 +7,9 @@ from each row's first real token, and padding is masked out of every attention.
 GPT-2's layout is the default (LayerNorm, learned positions, GELU MLP, biases). The options that
 Llama-style weights need make the same model modern: `norm: rmsnorm`, `positions: rope` (rotary,
 `rope_theta`), `n_kv_head` (grouped-query attention), `mlp: swiglu` with its `ffn` width, `bias:
-false`; models/hf.py imports Llama checkpoints (SmolLM2) into it.
+false`; models/hf.py imports Llama checkpoints (SmolLM2) into it. Gemma 3's need a few more:
+`head_dim` wider than `n_embd / n_head`, `qk_norm`, `sandwich_norm`, `embed_scale`, `mlp: geglu`, and
+sliding-window attention in `local_layers` (`window`, with their own `local_rope_theta`).
 """
 
 from __future__ import annotations
@@ -37,15 +39,37 @@ class GPTConfig(ModelConfig):
     norm_eps: float = Field(1e-5, gt=0)
     positions: Literal["learned", "rope"] = "learned"
     rope_theta: float = Field(10000.0, gt=0)
-    mlp: Literal["gelu", "gelu_tanh", "swiglu"] = Field("gelu", description="gelu_tanh: GPT-2's tanh approximation")
+    mlp: Literal["gelu", "gelu_tanh", "swiglu", "geglu"] = Field(
+        "gelu", description="gelu_tanh: GPT-2's tanh approximation; swiglu (Llama) and geglu (Gemma: gelu_tanh) are gated")
     ffn: int | None = Field(None, ge=1, description="MLP hidden width; default 4 * n_embd")
+    head_dim: int | None = Field(None, ge=1, description="width of each attention head; default n_embd / n_head")
+    qk_norm: bool = Field(False, description="RMS-normalise each head's queries and keys before rotating them (Gemma 3)")
+    sandwich_norm: bool = Field(False, description="normalise the attention's and the MLP's outputs too, before each "
+                                                   "residual sum (Gemma 2 and 3)")
+    embed_scale: bool = Field(False, description="multiply token embeddings by sqrt(n_embd) (Gemma)")
+    window: int | None = Field(None, ge=1, description="sliding-window attention: in local_layers a query sees only the "
+                                                       "`window` most recent positions, itself included")
+    local_layers: list[int] = Field(default_factory=list, description="the layers (0-based) that attend within `window`")
+    local_rope_theta: float | None = Field(None, gt=0, description="the rotary base of local_layers; default rope_theta")
+
+    @property
+    def head_width(self) -> int:
+        return self.head_dim or self.n_embd // self.n_head
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> GPTConfig:
         if self.n_layer < 1 or self.n_head < 1 or self.n_embd < 1:
             raise ValueError("n_layer, n_head and n_embd must be positive")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if self.head_dim is None and self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}), or set head_dim")
+        if bool(self.window) != bool(self.local_layers):
+            raise ValueError("window and local_layers go together: the layers that attend locally, and how far they see")
+        if any(not 0 <= i < self.n_layer for i in self.local_layers):
+            raise ValueError(f"local_layers {self.local_layers} must name layers 0 to {self.n_layer - 1}")
+        if self.local_rope_theta is not None and not self.local_layers:
+            raise ValueError("local_rope_theta is the rotary base of local_layers; set local_layers and window too")
+        if self.local_rope_theta is not None and self.positions != "rope":
+            raise ValueError("local_rope_theta needs positions: rope")
         if self.n_kv_head is not None and (self.n_kv_head < 1 or self.n_head % self.n_kv_head):
             raise ValueError(f"n_kv_head ({self.n_kv_head}) must divide n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
@@ -60,21 +84,26 @@ def norm(cfg: GPTConfig) -> nn.Module:
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, cfg: GPTConfig, local: bool = False) -> None:
         super().__init__()
+        self.local = local  # attends within cfg.window (GPT hands it the local mask and rotary)
         self.ln1 = norm(cfg)
-        self.attn = SelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias, n_kv_head=cfg.n_kv_head)
+        self.attn = SelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, cfg.bias, n_kv_head=cfg.n_kv_head,
+                                  head_dim=cfg.head_dim, qk_norm_eps=cfg.norm_eps if cfg.qk_norm else None)
         self.ln2 = norm(cfg)
-        self.mlp = MLP(cfg.n_embd, cfg.ffn or 4 * cfg.n_embd, cfg.dropout, cfg.bias, gated=cfg.mlp == "swiglu",
-                       tanh=cfg.mlp == "gelu_tanh")
+        self.mlp = MLP(cfg.n_embd, cfg.ffn or 4 * cfg.n_embd, cfg.dropout, cfg.bias, kind=cfg.mlp)
+        sandwich = cfg.sandwich_norm
+        self.post_attn, self.post_mlp = (norm(cfg), norm(cfg)) if sandwich else (nn.Identity(), nn.Identity())
 
     def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """Training: `cache` is None and attention is causal. Generation: keys and values go into the
-        preallocated `cache` at `start`, and `attn_mask` (B, 1, T, start+T) says what each query sees
-        (None: everything cached). `rotary` is the (cos, sin) of each position (rope models)."""
-        x = x + self.attn(self.ln1(x), attn_mask, is_causal=cache is None, cache=cache, start=start, rotary=rotary)
-        return x + self.mlp(self.ln2(x))
+        """Training: `cache` is None and attention is causal (or as `attn_mask` says: a local layer's
+        window). Generation: keys and values go into the preallocated `cache` at `start`, and
+        `attn_mask` (B, 1, T, start+T) says what each query sees (None: everything cached). `rotary`
+        is the (cos, sin) of each position (rope models)."""
+        causal = cache is None and attn_mask is None
+        x = x + self.post_attn(self.attn(self.ln1(x), attn_mask, is_causal=causal, cache=cache, start=start, rotary=rotary))
+        return x + self.post_mlp(self.mlp(self.ln2(x)))
 
 
 class Rotary(nn.Module):
@@ -115,9 +144,11 @@ class GPT(nn.Module):
         if cfg.positions == "learned":
             self.wpe = nn.Embedding(cfg.context, cfg.n_embd)
         else:
-            self.rotary = Rotary(cfg.n_embd // cfg.n_head, cfg.rope_theta)
+            self.rotary = Rotary(cfg.head_width, cfg.rope_theta)
+            if cfg.local_rope_theta is not None:
+                self.rotary_local = Rotary(cfg.head_width, cfg.local_rope_theta)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, local=i in cfg.local_layers) for i in range(cfg.n_layer))
         self.ln_f = norm(cfg)
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         if cfg.tie_weights:
@@ -136,21 +167,31 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {T} tokens is longer than the context ({self.max_context})")
         x, rotary = self.embed(idx, torch.arange(T, device=idx.device)[None])  # (B, T, C)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x, rotary=rotary)
+        window = None
+        if self.cfg.window and T > self.cfg.window:  # causal, and within the window
+            i = torch.arange(T, device=idx.device)
+            window = (i[None] <= i[:, None]) & (i[None] > i[:, None] - self.cfg.window)  # (T, T)
+        for block, rot in zip(self.blocks, rotary):
+            x = block(x, attn_mask=window if block.local else None, rotary=rot)
         return self.ln_f(x)
 
-    def embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-        """Token embeddings (plus learned position embeddings), and the rotary (cos, sin) of rope models."""
+    def embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor] | None]]:
+        """Token embeddings (plus learned position embeddings), and each layer's rotary (cos, sin)
+        (None with learned positions)."""
         x = self.wte(idx)  # (B, T, C)
-        if self.cfg.positions == "learned":
-            return x + self.wpe(positions.expand(idx.shape[0], -1)), None  # per-row positions: DP-SGD needs per-sample gradients
-        return x, self.rotary(positions.expand(idx.shape[0], -1), x.dtype)
+        if self.cfg.embed_scale:
+            x = x * self.cfg.n_embd ** 0.5
+        if self.cfg.positions == "learned":  # per-row positions: DP-SGD needs per-sample gradients
+            return x + self.wpe(positions.expand(idx.shape[0], -1)), [None] * len(self.blocks)
+        positions = positions.expand(idx.shape[0], -1)
+        rotary = self.rotary(positions, x.dtype)
+        local = self.rotary_local(positions, x.dtype) if self.cfg.local_rope_theta is not None else rotary
+        return x, [local if block.local else rotary for block in self.blocks]
 
     # -- the step interface ------------------------------------------------------------------------
     def start(self, cond: Conditioning) -> GPTState:
         B, dev, C = cond.batch_size, cond.device, self.max_context
-        shape = (B, self.cfg.n_kv_head or self.cfg.n_head, C, self.cfg.n_embd // self.cfg.n_head)
+        shape = (B, self.cfg.n_kv_head or self.cfg.n_head, C, self.cfg.head_width)
         dtype = self.wte.weight.dtype  # the cache holds what the weights compute in (bf16 weights: bf16 keys)
         return GPTState(
             kv=[(torch.empty(shape, device=dev, dtype=dtype), torch.empty(shape, device=dev, dtype=dtype))
@@ -183,12 +224,21 @@ class GPT(nn.Module):
             k_idx = torch.arange(L + T, device=tokens.device)[None, :]
             allowed = (k_idx <= q_idx)[None] & key_mask[:, None, :]  # (B, T, L+T) causal and not padding
             attn_mask = (allowed | (k_idx == q_idx)[None])[:, None]   # a padding query sees itself (no empty rows)
+        local_mask = self._windowed(attn_mask, L, T, tokens.device) if self.cfg.window and L + T > self.cfg.window else attn_mask
         x, rotary = self.embed(tokens, positions)  # (B, T, C)
-        for block, cache in zip(self.blocks, state.kv):
-            x = block(x, cache, L, attn_mask, rotary)
+        for block, cache, rot in zip(self.blocks, state.kv, rotary):
+            x = block(x, cache, L, local_mask if block.local else attn_mask, rot)
         state.pos = state.pos + real.sum(1)
         state.length = L + T
         return self.lm_head(self.ln_f(x[:, -1])).float(), state  # (B, V)
+
+    def _windowed(self, attn_mask: Tensor | None, L: int, T: int, device: torch.device) -> Tensor:
+        """`attn_mask` of a step, narrowed to the window of local layers (cache positions count, as in
+        transformers' sliding-window masks)."""
+        q_idx = torch.arange(T, device=device)[:, None] + L
+        k_idx = torch.arange(L + T, device=device)[None, :]
+        near = (k_idx > q_idx - self.cfg.window)[None, None]  # (1, 1, T, L+T)
+        return near if attn_mask is None else attn_mask & near
 
     def reorder(self, state: GPTState, index: Tensor) -> GPTState:
         L = state.length
@@ -245,4 +295,4 @@ class GPT(nn.Module):
         """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L H Q T."""
         n = sum(p.numel() for p in self.parameters()) - (self.wpe.weight.numel() if self.cfg.positions == "learned" else 0)
         c = self.cfg
-        return 6 * n + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.context
+        return 6 * n + 12 * c.n_layer * c.n_head * c.head_width * c.context

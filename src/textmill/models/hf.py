@@ -8,8 +8,10 @@ A pretrained source is one of
 Nothing is downloaded: a hub name such as `gpt2` is refused with the embedded defaults named.
 
 Llama-architecture weights (SmolLM2) are imported into textmill's own GPT (`native_gpt`: RMSNorm,
-rotary positions, grouped-query attention, SwiGLU), as are GPT-2's (its own layout), and run on
-textmill's preallocated KV cache with the same logits. Other architectures run through `HFCausalLM`: start/step/reorder over the
+rotary positions, grouped-query attention, SwiGLU), as are Gemma 3's (wide heads, query/key norms,
+norms around attention and MLP, GeGLU, sliding-window layers with their own rotary base) and GPT-2's
+(its own layout), and run on textmill's preallocated KV cache with the same logits. Other
+architectures run through `HFCausalLM`: start/step/reorder over the
 model's own KV cache, with left padding handled by an attention mask and position ids that count
 only real tokens. Either way every decoding strategy, processor, stop string and `eval` works on
 them unchanged.
@@ -238,12 +240,18 @@ class HFCausalLM(nn.Module):
                        None if state.mask is None else state.mask[index])
 
 
+NATIVE_ARCHITECTURES = "Llama, Gemma 3 (text) and GPT-2"
+
+
 def native_gpt(hf: nn.Module, context: int) -> nn.Module | None:
-    """A textmill GPT holding the weights of a Llama-architecture model (SmolLM2, TinyLlama, ...) or a
-    GPT-2, or None for architectures or options it does not implement (they run through transformers)."""
+    """A textmill GPT holding the weights of a Llama-architecture model (SmolLM2, TinyLlama, ...), a
+    Gemma 3 text model or a GPT-2, or None for architectures or options it does not implement (they
+    run through transformers)."""
     c = hf.config
     if c.model_type == "llama":
         return _from_llama(hf, context)
+    if c.model_type == "gemma3_text":
+        return _from_gemma3(hf, context)
     if c.model_type == "gpt2":
         return _from_gpt2(hf, context)
     return None
@@ -261,6 +269,26 @@ def _from_llama(hf: nn.Module, context: int) -> nn.Module | None:
                     norm_eps=c.rms_norm_eps, positions="rope", rope_theta=rope["rope_theta"], mlp="swiglu",
                     ffn=c.intermediate_size)
     return _filled(GPT(cfg, c.vocab_size), hf.state_dict(), "llama")
+
+
+def _from_gemma3(hf: nn.Module, context: int) -> nn.Module | None:
+    """Gemma 3: its RMSNorms scale by (1 + w), imported as w + 1 into plain RMSNorms (NORM_OFFSET)."""
+    c = hf.config
+    rope = {t: c.rope_parameters.get(t) or {} for t in set(c.layer_types)}
+    if (c.attention_bias or c.hidden_activation != "gelu_pytorch_tanh" or c.attn_logit_softcapping
+            or c.final_logit_softcapping or c.use_bidirectional_attention or c.query_pre_attn_scalar != c.head_dim
+            or set(rope) - {"sliding_attention", "full_attention"}
+            or any(r.get("rope_type", "default") != "default" for r in rope.values())):
+        return None
+    local = [i for i, t in enumerate(c.layer_types) if t == "sliding_attention"]
+    cfg = GPTConfig(n_layer=c.num_hidden_layers, n_head=c.num_attention_heads, n_kv_head=c.num_key_value_heads,
+                    n_embd=c.hidden_size, head_dim=c.head_dim, context=context, bias=False,
+                    tie_weights=bool(c.tie_word_embeddings), norm="rmsnorm", norm_eps=c.rms_norm_eps, positions="rope",
+                    rope_theta=rope.get("full_attention", {}).get("rope_theta", 10000.0), mlp="geglu",
+                    ffn=c.intermediate_size, qk_norm=True, sandwich_norm=True, embed_scale=True,
+                    window=c.sliding_window if local else None, local_layers=local,
+                    local_rope_theta=rope["sliding_attention"]["rope_theta"] if local else None)
+    return _filled(GPT(cfg, c.vocab_size), hf.state_dict(), "gemma3")
 
 
 GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
@@ -284,12 +312,25 @@ LAYOUTS: dict[str, tuple[dict[str, list[str]], dict[str, str], str]] = {
                "attn.proj": ["self_attn.o_proj"], "ln2": ["post_attention_layernorm"],
                "mlp.fc": ["mlp.gate_proj", "mlp.up_proj"], "mlp.proj": ["mlp.down_proj"]},
               {"wte": "model.embed_tokens", "ln_f": "model.norm", "lm_head": "lm_head"}, "model.layers"),
+    "gemma3": ({"ln1": ["input_layernorm"], "attn.qkv": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                "attn.q_norm": ["self_attn.q_norm"], "attn.k_norm": ["self_attn.k_norm"], "attn.proj": ["self_attn.o_proj"],
+                "post_attn": ["post_attention_layernorm"], "ln2": ["pre_feedforward_layernorm"],
+                "mlp.fc": ["mlp.gate_proj", "mlp.up_proj"], "mlp.proj": ["mlp.down_proj"],
+                "post_mlp": ["post_feedforward_layernorm"]},
+               {"wte": "model.embed_tokens", "ln_f": "model.norm", "lm_head": "lm_head"}, "model.layers"),
     "gpt2": ({"ln1": ["ln_1"], "attn.qkv": ["attn.c_attn"], "attn.proj": ["attn.c_proj"], "ln2": ["ln_2"],
               "mlp.fc": ["mlp.c_fc"], "mlp.proj": ["mlp.c_proj"]},
              {"wte": "transformer.wte", "wpe": "transformer.wpe", "ln_f": "transformer.ln_f", "lm_head": "lm_head"},
              "transformer.h"),
 }
 CONV1D = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # GPT-2 keeps these weights as (in, out)
+NORM_OFFSET = {"gemma3": 1.0}  # the layouts whose RMSNorms scale by (1 + w): textmill's weight is theirs + offset
+NORMS = ("ln1", "ln2", "ln_f", "post_attn", "post_mlp", "q_norm", "k_norm")
+
+
+def _offset(key: str, layout: str) -> float:
+    """What textmill's value of weight `key` adds to the checkpoint's (an RMSNorm's scale, in some layouts)."""
+    return NORM_OFFSET.get(layout, 0.0) if key.rsplit(".", 1)[0].rsplit(".", 1)[-1] in NORMS else 0.0
 
 
 def checkpoint_names(key: str, layout: str) -> tuple[list[str], bool]:
@@ -309,7 +350,7 @@ def to_checkpoint(gpt: GPT, layout: str) -> dict[str, Tensor]:
         if key == "lm_head.weight" and gpt.cfg.tie_weights:
             continue
         names, transposed = checkpoint_names(key, layout)
-        value = value.detach().float()
+        value = value.detach().float() - _offset(key, layout)
         sizes = _qkv_rows(gpt.cfg) if len(names) == 3 else [value.shape[0] // len(names)] * len(names)
         parts = value.split(sizes)  # a fused weight into its parts (q, k, v; gate, up)
         out.update({n: (t.t() if transposed else t).contiguous() for n, t in zip(names, parts)})
@@ -317,7 +358,7 @@ def to_checkpoint(gpt: GPT, layout: str) -> dict[str, Tensor]:
 
 
 def _qkv_rows(cfg: GPTConfig) -> list[int]:
-    D, kv = cfg.n_embd // cfg.n_head, cfg.n_kv_head or cfg.n_head
+    D, kv = cfg.head_width, cfg.n_kv_head or cfg.n_head
     return [cfg.n_head * D, kv * D, kv * D]
 
 
@@ -329,7 +370,7 @@ def _filled(gpt: GPT, theirs: dict[str, Tensor], layout: str) -> GPT:
             continue  # tied: lm_head is wte
         names, transposed = checkpoint_names(key, layout)
         value = torch.cat([theirs[n].t() if transposed else theirs[n] for n in names])
-        ours[key] = value[:target.shape[0]] if key == "wpe.weight" else value
+        ours[key] = (value[:target.shape[0]] if key == "wpe.weight" else value) + _offset(key, layout)
     missing, unexpected = gpt.load_state_dict(ours, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
     return gpt.eval()
@@ -341,7 +382,7 @@ NATIVE_CONTEXT = 2048  # the native GPT preallocates its KV cache to this many p
 def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine: str = "auto", quantize: str | None = None,
                     compile: bool = False):
     """A ready `Generator` for a pretrained source (see the module docstring). `engine`: `native` runs
-    the weights in textmill's GPT (Llama architectures), `transformers` through transformers' own
+    the weights in textmill's GPT (Llama, Gemma 3 and GPT-2 architectures), `transformers` through transformers' own
     model, `auto` the native one where it exists. `quantize` and `compile`: models/inference.py."""
     from ..generate import Generator
     from ..tokenizers.hf import HFTokenizer
@@ -354,8 +395,8 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
     config = hf_model.config
     model = native_gpt(hf_model, min(positions(config) or NATIVE_CONTEXT, NATIVE_CONTEXT)) if engine != "transformers" else None
     if engine == "native" and model is None:
-        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models (it imports Llama "
-                          "and GPT-2 architectures); use engine='transformers'")
+        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models or this one's "
+                          f"options (it imports {NATIVE_ARCHITECTURES} architectures); use engine='transformers'")
     model = optimize((model or HFCausalLM(hf_model)).to(device), quantize, compile)
     tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
     info = {"run_dir": source.spec, "family": "pretrained", "source": source.spec,
@@ -371,7 +412,7 @@ def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine
 
 
 def import_run(spec: str | Path, out: str | Path) -> Path:
-    """Write a Llama or GPT-2 pretrained source as a textmill `gpt` run directory (its GPT weights
+    """Write a Llama, Gemma 3 or GPT-2 pretrained source as a textmill `gpt` run directory (its GPT weights
     and its own tokenizer), which `train.init_from` fine-tunes and `load` reads like any run."""
     from safetensors.torch import save_model
 
@@ -386,8 +427,9 @@ def import_run(spec: str | Path, out: str | Path) -> Path:
     hf_model, hf_tokenizer = load_transformers(source)
     gpt = native_gpt(hf_model, min(positions(hf_model.config) or NATIVE_CONTEXT, NATIVE_CONTEXT))
     if gpt is None:
-        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models, so it "
-                          "cannot become a textmill run (Llama and GPT-2 architectures can); generate with it as a pretrained source")
+        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models or this "
+                          f"one's options, so it cannot become a textmill run ({NATIVE_ARCHITECTURES} architectures can); "
+                          "generate with it as a pretrained source")
     cfg = validate_config({"model": gpt.cfg.model_dump(mode="json"), "tokenizer": {"kind": "hf"},
                            "data": {"source": source.spec}}, f"import of {source.spec}")
     tmp = out.with_name(f".{out.name}.tmp")

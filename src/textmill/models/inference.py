@@ -123,7 +123,7 @@ def optimize(model: nn.Module, quantize: str | None = None, compile: bool = Fals
         _swap_linears(model, Int4Linear, Int4Linear.fits)
     if compile:
         if not isinstance(model, GPT):
-            raise ConfigError("compile applies to textmill's GPT (runs, and Llama or GPT-2 sources on the native engine)")
+            raise ConfigError("compile applies to textmill's GPT (runs, and Llama, Gemma 3 or GPT-2 sources on the native engine)")
         # Compiled graphs are cached per code object: every compiled model, weight format and kind of
         # call (prefill, one token, scoring) is another entry of Block.forward's cache, beyond the default 8.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)

@@ -273,7 +273,7 @@ class TrainedGenerator(ModelSampler):
 def sample_fast(model: Any, options: dict[str, Any]) -> None:
     """The pretrained generators sample in batches: bf16 weights and compiled blocks unless the
     options `quantize` and `compile` say otherwise (models/inference.py). Blocks compile on textmill's
-    own GPT only, so by default a model on the transformers engine (Gemma 3) gets bf16 weights alone;
+    own GPT only, so by default a model on the transformers engine (Qwen2, say) gets bf16 weights alone;
     asking it to compile is the error that says so."""
     from ..models import GPT
     from ..models.inference import optimize
@@ -309,7 +309,8 @@ class GPTGenerator(TrainedGenerator):
 @GENERATORS.register("pretrained")
 class PretrainedGenerator(GPTGenerator):
     """LAMBADA (Anaby-Tavor et al. 2020) on a pretrained language model: SOURCE (default
-    SmolLM2-135M-Instruct; any Llama or GPT-2 source textmill's GPT imports) becomes a textmill gpt
+    SmolLM2-135M-Instruct; `embedded:gemma3-270m` for Chinese; any Llama, Gemma 3 or GPT-2 source
+    textmill's GPT imports) becomes a textmill gpt
     run, its LoRA adapters (rank 16, bf16 autocast) are fine-tuned on the `<label=X> text` rows with
     a context of 128, and it is sampled after each label's token with bf16 weights and compiled blocks.
 
@@ -442,7 +443,7 @@ class PromptGenerator(SynthGenerator):
     them), `descriptions` ({label: "positive movie reviews"}), `temperature` (0.9) and `top_p` (0.95;
     chosen by reading samples: T 1.0 without top-p wrote noticeably noisier rows), `max_new_tokens`
     (default: 1.5 x the longest real text, in tokens), `batch_size` (32 replies), `quantize` (bf16)
-    and `compile` (True for textmill's GPT, the engine of Llama and GPT-2 sources): the fast batch settings
+    and `compile` (True for textmill's GPT, the engine of Llama, Gemma 3 and GPT-2 sources): the fast batch settings
     of models/inference.py."""
 
     name = "prompt"

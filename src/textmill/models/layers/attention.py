@@ -65,16 +65,20 @@ class SelfAttention(nn.Module):
     `cache=(keys, values)`, buffers of shape (B, H_kv, capacity, D): this call's keys and values are
     written at `start` and the queries attend to every cached position that `attn_mask` allows.
     `n_kv_head` < `n_head` is grouped-query attention (each key/value head serves n_head / n_kv_head
-    query heads); `rotary=(cos, sin)` rotates queries and keys by their positions first."""
+    query heads); `rotary=(cos, sin)` rotates queries and keys by their positions first, and with
+    `qk_norm_eps` each head's queries and keys are RMS-normalised before that (Gemma 3)."""
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True, n_kv_head: int | None = None,
-                 head_dim: int | None = None) -> None:
+                 head_dim: int | None = None, qk_norm_eps: float | None = None) -> None:
         super().__init__()
         if head_dim is None and n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
         self.n_head, self.n_kv_head = n_head, n_kv_head or n_head
         self.head_dim = head_dim or n_embd // n_head
         self.qkv = nn.Linear(n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_dim, bias=bias)
+        self.q_norm = self.k_norm = None
+        if qk_norm_eps is not None:
+            self.q_norm, self.k_norm = nn.RMSNorm(self.head_dim, eps=qk_norm_eps), nn.RMSNorm(self.head_dim, eps=qk_norm_eps)
         self.proj = nn.Linear(self.n_head * self.head_dim, n_embd, bias=bias)
         self.dropout = dropout
         self.resid_drop = nn.Dropout(dropout)
@@ -85,6 +89,8 @@ class SelfAttention(nn.Module):
         B, T, D = *x.shape[:2], self.head_dim
         q, k, v = self.qkv(x).split([self.n_head * D, self.n_kv_head * D, self.n_kv_head * D], dim=2)
         q, k, v = split_heads(q, self.n_head), split_heads(k, self.n_kv_head), split_heads(v, self.n_kv_head)  # (B, H, T, D)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if rotary is not None:
             q, k = rotate(q, *rotary), rotate(k, *rotary)
         if cache is not None:
@@ -141,23 +147,28 @@ class CrossAttention(nn.Module):
         return self.resid_drop(self.proj(merge_heads(y))), weights
 
 
-class MLP(nn.Module):
-    """GELU MLP (`tanh`: GPT-2's approximation of it), or with `gated` the SwiGLU of Llama:
-    proj(silu(gate(x)) * up(x)), gate and up fused."""
+MLP_KINDS = ("gelu", "gelu_tanh", "swiglu", "geglu")
 
-    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True, gated: bool = False,
-                 tanh: bool = False) -> None:
+
+class MLP(nn.Module):
+    """GELU MLP (`gelu_tanh`: GPT-2's approximation of it), or gated, gate and up fused: Llama's
+    SwiGLU proj(silu(gate(x)) * up(x)), or Gemma's GeGLU with tanh-approximated GELU for silu."""
+
+    def __init__(self, n_embd: int, hidden: int, dropout: float = 0.0, bias: bool = True, kind: str = "gelu") -> None:
         super().__init__()
-        self.gated, self.approximate = gated, "tanh" if tanh else "none"
-        self.fc = nn.Linear(n_embd, 2 * hidden if gated else hidden, bias=bias)
+        if kind not in MLP_KINDS:
+            raise ValueError(f"MLP kind {kind!r} is not one of {', '.join(MLP_KINDS)}")
+        self.gated, self.kind = kind in ("swiglu", "geglu"), kind
+        self.fc = nn.Linear(n_embd, 2 * hidden if self.gated else hidden, bias=bias)
         self.proj = nn.Linear(hidden, n_embd, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.gated:
-            gate, up = self.fc(x).chunk(2, dim=-1)
-            return self.drop(self.proj(F.silu(gate) * up))
-        return self.drop(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
+        if not self.gated:
+            return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh" if self.kind == "gelu_tanh" else "none")))
+        gate, up = self.fc(x).chunk(2, dim=-1)
+        gate = F.silu(gate) if self.kind == "swiglu" else F.gelu(gate, approximate="tanh")
+        return self.drop(self.proj(gate * up))
 
 
 def init_transformer_weights(model: nn.Module, n_layer: int) -> None:
