@@ -330,6 +330,27 @@ def test_lora_trains_adapters_only_and_merges(hf_dir, tmp_path):
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
 
 
+def test_lora_tells_labels_apart_by_their_names_rows(hf_dir, tmp_path):
+    """LoRA freezes the embeddings, so a label's control token keeps the row it starts with: the base's
+    rows of its name ("cat"), not one row shared by every label, after which no adapter could tell
+    the labels apart."""
+    run, cfg = lora_setup(hf_dir, tmp_path, max_steps=150, eval_every=50)
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": "the cat sat on the mat", "label": "cat"}, {"text": "a dog ran in the park", "label": "dog"}] * 40
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg["data"] = {"source": str(data), "text_field": "text", "label_field": "label"}
+    textmill.train(cfg, tmp_path / "tuned", progress=False)
+    base, tuned = textmill.load(run), textmill.load(tmp_path / "tuned")
+    sentences = {"cat": set(rows[0]["text"].split()), "dog": set(rows[1]["text"].split())}
+    for label, other in (("cat", "dog"), ("dog", "cat")):
+        row = tuned.model.wte.weight[tuned.tokenizer.encode(f"<label={label}>")[0]]
+        torch.testing.assert_close(row, base.model.wte.weight[base.tokenizer.encode(label)].mean(0))
+        # with one shared row both labels wrote "a dog ran in the park"; 150 steps of rank 4 on a random
+        # tiny model do not learn every word, so: closer to its own label's sentence than to the other's
+        words = set(tuned.generate("", label=label, strategy="greedy", max_new_tokens=6).split())
+        assert len(words & sentences[label]) > len(words & sentences[other]), (label, words)
+
+
 def test_lora_adapters_train_with_differential_privacy(hf_dir, tmp_path):
     run, cfg = lora_setup(hf_dir, tmp_path, context=8, max_steps=6, batch_size=4, eval_every=3, dp={"epsilon": 8})
     textmill.train(cfg, tmp_path / "dp", progress=False)

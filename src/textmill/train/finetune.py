@@ -2,13 +2,16 @@
 
 The base run's tokenizer is kept, with the control tokens this run needs and the base lacks (its
 labels, a task's markers) added right after the base's own special tokens. The embedding and output
-rows of an added token start at the mean of the base's rows; every other row starts at the base's
+rows of an added token start at the mean of the base's rows for its name (`<label=positive>`: the
+base's tokens of "positive"; the mean of all rows when the name has none), so each label starts
+distinct and meaningful, which LoRA, freezing the embeddings, depends on: with one shared row every
+label looked alike, and the adapters could not tell them apart. Every other row starts at the base's
 row for the same token. A shorter context keeps the base's first position rows. Every other weight
 must match the base's shape exactly; a mismatch names the model fields that differ. Model fields
 the config leaves out are the base's.
 
 `init_from` may also name a pretrained source (`embedded:NAME`, a GGUF file, a Hugging Face
-directory of a Llama or GPT-2 model): it is imported into a textmill run once (models/hf.py,
+directory of a Llama, Gemma 3 or GPT-2 model): it is imported into a textmill run once (models/hf.py,
 `import_run`), kept under the cache directory (`TEXTMILL_CACHE`, default ~/.cache/textmill) for the
 next run and a resume, and used as the base run.
 """
@@ -89,16 +92,24 @@ def with_base(cfg: RunConfig) -> RunConfig:
                                   "source_tokenizer": merged(base.source_tokenizer, cfg.source_tokenizer)})
 
 
+def token_name(token: str) -> str:
+    """The words a control token stands for: `<label=very_good>` -> "very good", `<sep>` -> "sep"."""
+    return re.sub(r"^<(?:label=)?|>$", "", token).replace("_", " ")
+
+
 def load_base_weights(model: nn.Module, cfg: RunConfig, tokenizers: dict[str, Tokenizer]) -> None:
     """Copy the base run's weights into `model` (built for `cfg` and `tokenizers`)."""
     path = base_dir(cfg)
     base, _ = load_weights(path)
     base_cfg = base.cfg
-    rows: dict[int, list[int]] = {}  # base vocabulary size -> the base row of each new id
+    # base vocabulary size -> the base row of each id (-1: added), and the base rows of each added id's name
+    rows: dict[int, tuple[list[int], dict[int, list[int]]]] = {}
     for name, tok in tokenizers.items():
-        index = vocab_index(load_tokenizer(path / name), tok)
-        base_size = len(index) - index.count(-1)
-        if rows.setdefault(base_size, index) != index:
+        base_tok = load_tokenizer(path / name)
+        index = vocab_index(base_tok, tok)
+        new_ids = [i for i, b in enumerate(index) if b < 0]  # in the order of the added specials
+        names = {i: base_tok.encode(token_name(t)) for i, t in zip(new_ids, tok.specials[len(base_tok.specials):])}
+        if rows.setdefault(len(index) - len(new_ids), (index, names)) != (index, names):
             raise ConfigError(f"train.init_from: {path}'s source and target vocabularies have the same size but gained "
                               "different tokens; give the task's control tokens to one of them")
     ours, theirs = model.state_dict(), base.state_dict()
@@ -112,10 +123,11 @@ def load_base_weights(model: nn.Module, cfg: RunConfig, tokenizers: dict[str, To
             source = theirs[key]
             if source.shape == target.shape:
                 target.copy_(source)
-            elif source.shape[1:] == target.shape[1:] and len(rows.get(source.shape[0], [])) == target.shape[0]:
-                index = torch.tensor(rows[source.shape[0]])
-                mean = source.float().mean(0).to(source.dtype)
-                target.copy_(torch.where((index >= 0).view(-1, *[1] * (source.dim() - 1)), source[index.clamp(min=0)], mean))
+            elif source.shape[1:] == target.shape[1:] and len(rows.get(source.shape[0], ([], {}))[0]) == target.shape[0]:
+                index, names = rows[source.shape[0]]
+                target.copy_(source[torch.tensor(index).clamp(min=0)])
+                for i, ids in names.items():
+                    target[i] = source[ids].float().mean(0) if ids else source.float().mean(0)
             elif source.shape[1:] == target.shape[1:] and source.shape[0] == base_cfg.context > target.shape[0] == cfg.model.context:
                 target.copy_(source[:target.shape[0]])
             else:
