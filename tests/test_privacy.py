@@ -102,12 +102,21 @@ def test_a_memorizing_model_is_caught(ngram_run):
     assert json.loads((ngram_run / "audit.json").read_text()) == rep
 
 
-def test_text_nll_agrees_between_batched_and_single_scoring(tiny_run):
+def test_text_nll_agrees_between_batched_and_single_scoring(tiny_run, monkeypatch):
     gen = textmill.load(tiny_run)
     texts = ["Speak, speak.", "First Citizen:", "x"]
     together, counts = text_nll(gen, texts)
     alone = [text_nll(gen, [t])[0][0] for t in texts]
     assert together == pytest.approx(alone, rel=1e-5) and list(counts) == [len(t) + 1 for t in texts]
+    # a large vocabulary scores fewer rows at a time (Gemma 3's 262,144 tokens: 8.6 GB of logits for 64 rows)
+    from textmill.safety import audit
+
+    monkeypatch.setattr(audit, "LOGITS_BUDGET", 30 * gen.model.vocab_size)  # 30 positions: 1 row of 16, then 2 of 15
+    batches = []
+    hook = gen.model.register_forward_pre_hook(lambda m, args: batches.append(tuple(args[0].shape)))
+    assert list(text_nll(gen, texts)[0]) == pytest.approx(alone, rel=1e-5)
+    hook.remove()
+    assert batches == [(1, 15), (2, 14)]  # inputs: each row but its last token
     with pytest.raises(ConfigError, match="at least 2"):
         membership_inference(gen, ["a"], ["b", "c"])
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.canaries import Canary, random_secret
 from ..errors import ConfigError
@@ -39,10 +40,15 @@ LEAK_LEN = 8  # metric tokens: a sample sharing this many in a row with a traini
 
 
 # -- scoring -----------------------------------------------------------------------------------------
+LOGITS_BUDGET = 2**27  # logits a scoring batch may hold (512 MB in float32): Gemma 3's 262,144-token vocabulary
+# made 64 rows of 128 tokens 8.6 GB of logits, and their log-softmax as much again
+
+
 @torch.no_grad()
 def text_nll(gen: Any, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Each text's negative log-likelihood in nats (summed over its tokens) and how many tokens were
-    scored, as the model writes it: `<bos> text <eos>`, cut to the model's context."""
+    scored, as the model writes it: `<bos> text <eos>`, cut to the model's context. Batches hold at
+    most `batch_size` texts and `LOGITS_BUDGET` logits."""
     model, tok = gen.model, gen.tokenizer
     rows = [tok.encode(t, add_bos=True, add_eos=True) for t in texts]
     if hasattr(model, "score_stream"):  # n-gram models
@@ -53,17 +59,20 @@ def text_nll(gen: Any, texts: Sequence[str], batch_size: int = 64) -> tuple[np.n
     rows = [r[:limit + 1] if limit else r for r in rows]
     device = next(model.parameters()).device
     out = np.zeros(len(rows))
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths share a batch
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        width = max(len(rows[i]) for i in idx)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)  # similar lengths share a batch
+    vocab = getattr(model, "vocab_size", None) or tok.vocab_size
+    while order:
+        width = len(rows[order[0]])  # the longest left
+        take = max(1, min(batch_size, LOGITS_BUDGET // (width * vocab)))
+        idx, order = order[:take], order[take:]
         ids = torch.full((len(idx), width), tok.pad_id, dtype=torch.long)
         for j, i in enumerate(idx):
             ids[j, :len(rows[i])] = torch.tensor(rows[i])
         ids = ids.to(device)
-        logp = model(ids[:, :-1]).float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        logits = model(ids[:, :-1])
+        nll = F.cross_entropy(logits.float().flatten(0, 1), ids[:, 1:].flatten(), reduction="none").view(len(idx), -1)
         real = torch.tensor([[k < len(rows[i]) - 1 for k in range(width - 1)] for i in idx], device=device)
-        sums = (-logp * real).sum(1).tolist()
+        sums = (nll * real).sum(1).tolist()
         for j, i in enumerate(idx):
             out[i] = sums[j]
     return out, np.array([len(r) - 1 for r in rows])
