@@ -74,22 +74,29 @@ class TopP:
         """Sorting a 49k vocabulary for 32 rows costs more than a SmolLM2 step, so each row first tries
         its most likely 256, then 4,096 tokens: where they hold mass p, its nucleus lies among them and
         only they need sorting (the same set as the full sort's). Only the rows they do not cover go on
-        to the next size: one flat distribution no longer makes the whole batch sort everything."""
+        to the next size: one flat distribution no longer makes the whole batch sort everything. The
+        kept scores are scattered into a row of -inf rather than the rest masked out, and a batch whose
+        rows are all still to do is not copied: Gemma 3's 262,144-token rows made those passes most of
+        the processor's time."""
         if self.p >= 1.0:
             return scores
-        probs, vocab = scores.float().softmax(-1), scores.shape[-1]
-        keep = torch.zeros_like(scores, dtype=torch.bool)
-        rows = torch.arange(scores.shape[0], device=scores.device)
+        probs, (batch, vocab) = scores.float().softmax(-1), scores.shape
+        out = torch.full_like(scores, NEG_INF)
+        rows = torch.arange(batch, device=scores.device)
         for k in (256, 4096, vocab):
-            top, order = probs[rows].topk(min(k, vocab), dim=-1)  # most likely first
+            every = len(rows) == batch
+            top, order = (probs if every else probs[rows]).topk(min(k, vocab), dim=-1)  # most likely first
             covered = top.sum(-1) >= self.p if k < vocab else torch.ones_like(rows, dtype=torch.bool)
-            before = top.cumsum(-1) - top  # probability mass strictly above each token
-            done = rows[covered]  # the top token always stays (its `before` is 0)
-            keep[done] = keep[done].scatter_(-1, order[covered], (before < self.p)[covered])
+            before = top.cumsum(-1) - top  # probability mass strictly above each token; the top token's is 0
+            kept = torch.where(before < self.p, (scores if every else scores[rows]).gather(-1, order), NEG_INF)
+            if every and bool(covered.all()):
+                return out.scatter_(-1, order, kept)
+            done = rows[covered]
+            out[done] = out[done].scatter_(-1, order[covered], kept[covered])
             rows = rows[~covered]
             if not len(rows):
                 break
-        return scores.masked_fill(~keep, NEG_INF)
+        return out
 
 
 @dataclass(frozen=True)
