@@ -61,8 +61,10 @@ def test_fine_tuning_starts_from_the_base_weights(tiny_run, speakers, tmp_path):
     base, ours = textmill.load(tiny_run).model.state_dict(), textmill.load(run).model.state_dict()
     for key, weight in ours.items():
         old = base[key]
-        if weight.shape[0] == tok.vocab_size:  # embedding and output rows follow their tokens; added ones start at the mean
-            expected = torch.where((index >= 0)[:, None], old[index.clamp(min=0)], old.mean(0))
+        if weight.shape[0] == tok.vocab_size:  # embedding and output rows follow their tokens; an added label's
+            expected = old[index.clamp(min=0)]  # starts at the mean of the base's rows for its name's characters
+            for token, name in zip(tok.specials[4:], ["All", "First Citizen"]):
+                expected[tok.encode(token)[0]] = old[base_tok.encode(name)].mean(0)
         elif key == "wpe.weight":
             expected = old[:16]
         else:
