@@ -44,6 +44,9 @@ def tiny_tokenizer(chat: bool = False):
 PEAKED = 0.3  # larger random weights than the default 0.02: logits far apart, so no greedy step is a near-tie
 
 
+FOREIGN = {"query_pre_attn_scalar": 12}  # a Gemma 3 option textmill's GPT lacks (27B's query scale): transformers runs it
+
+
 def tiny_model(arch: str, vocab: int, **options):
     torch.manual_seed(0)
     if arch == "llama":
@@ -188,9 +191,8 @@ def test_models_run_natively_only_where_textmill_implements_them(hf_dir, tmp_pat
     assert textmill.load(hf_dir).info["engine"] == "textmill gpt"
     if "gemma3" not in hf_dir.name:
         return
-    # an option textmill's GPT lacks (Gemma 3 27B's query scale is not its head width): transformers runs it
     odd = tmp_path / "odd"
-    tiny_model("gemma3", 40, query_pre_attn_scalar=12).save_pretrained(odd)
+    tiny_model("gemma3", 40, **FOREIGN).save_pretrained(odd)
     tiny_tokenizer().save_pretrained(odd)
     assert textmill.load(odd).info["engine"] == "transformers"
     with pytest.raises(TextmillError, match="does not implement gemma3_text models or this one's options .* use engine='transformers'"):

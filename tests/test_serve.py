@@ -23,7 +23,7 @@ from textmill.generate.batching import BatchEngine, Failed, Finished, Job, Start
 from textmill.serve.launch import model_id  # noqa: E402
 
 from .conftest import free_port, live, post  # noqa: E402
-from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+from .test_pretrained import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
 
 KEY = "test-key"
 
@@ -296,7 +296,7 @@ def test_jobs_with_different_settings_share_a_step_and_each_gets_what_it_gets_al
 def test_a_model_without_merge_serves_jobs_one_after_another(tmp_path):
     pytest.importorskip("transformers")
     tok = tiny_tokenizer()
-    tiny_model("gemma3", len(tok)).save_pretrained(tmp_path)
+    tiny_model("gemma3", len(tok), **FOREIGN).save_pretrained(tmp_path)  # on the transformers engine
     tok.save_pretrained(tmp_path)
     gen = textmill.load(tmp_path)
     engine = BatchEngine(gen)

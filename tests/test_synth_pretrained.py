@@ -22,7 +22,7 @@ from textmill.errors import ConfigError  # noqa: E402
 from textmill.synth.classify import PretrainedFeatures, text_classifier  # noqa: E402
 from textmill.synth.generators import build_generator, clean_reply  # noqa: E402
 
-from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+from .test_pretrained import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
 
 ROWS = [(f"the {a} {b} sat on the mat", "happy") for a in ("big", "small", "red") for b in ("cat", "dog")] + \
        [(f"a {a} {b} ran in the park", "sad") for a in ("blue", "red") for b in ("cat", "dog")]
@@ -118,10 +118,11 @@ def test_bad_options_name_the_problem(source, tmp_path, caplog):
 
 
 def test_a_model_on_the_transformers_engine_prompts_with_bf16_weights_uncompiled(tmp_path):
-    """Gemma 3 runs through transformers, where blocks do not compile: the default must still work
-    (it once failed on compile=True), and asking for compile is the error that says why."""
+    """A model textmill's GPT does not implement runs through transformers, where blocks do not compile:
+    the default must still work (it once failed on compile=True), and asking for compile is the error
+    that says why."""
     tok = tiny_tokenizer(chat=False)
-    model = tiny_model("gemma3", len(tok))
+    model = tiny_model("gemma3", len(tok), **FOREIGN)
     model.save_pretrained(tmp_path / "gemma")
     tok.save_pretrained(tmp_path / "gemma")
     gen = build_generator(f"prompt:{tmp_path / 'gemma'}", {"max_new_tokens": 6})
