@@ -92,8 +92,7 @@ class Block(nn.Module):
                                   head_dim=cfg.head_dim, qk_norm_eps=cfg.norm_eps if cfg.qk_norm else None)
         self.ln2 = norm(cfg)
         self.mlp = MLP(cfg.n_embd, cfg.ffn or 4 * cfg.n_embd, cfg.dropout, cfg.bias, kind=cfg.mlp)
-        sandwich = cfg.sandwich_norm
-        self.post_attn, self.post_mlp = (norm(cfg), norm(cfg)) if sandwich else (nn.Identity(), nn.Identity())
+        self.post_attn, self.post_mlp = (norm(cfg), norm(cfg)) if cfg.sandwich_norm else (nn.Identity(), nn.Identity())
 
     def forward(self, x: Tensor, cache=None, start: int = 0, attn_mask: Tensor | None = None,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
