@@ -29,7 +29,8 @@ size `500 (equal labels)`. Rows:
   each label means (`DESCRIPTIONS`, as a user would with `--describe`), and `prompt (described,
   pretrained filter)` judges label consistency with the pretrained-feature classifier instead of TF-IDF;
 - `pretrained`: SmolLM2-135M-Instruct with LoRA adapters fine-tuned on the N rows (LAMBADA-style,
-  `<label=X> text`), sampled after each label's token.
+  `<label=X> text`), sampled after each label's token; `pretrained (described)` names each label's
+  token by its description (`DESCRIPTIONS`), whose pretrained rows it starts from.
 - `mix (ngram 8 : prompt 1, pretrained filter)`: both at once (`mix:ngram+prompt`): of every 9
   samples 8 come from `ngram (prefix 2, T 0.7)` and 1 from `prompt (described)`, shuffled together
   through one set of filters with the pretrained judge; run with `--aug 18` (16 + 2 per real row).
@@ -83,6 +84,7 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "prompt": {"generator": "prompt"},
               "prompt (described)": {"generator": "prompt", "generator_options": {"descriptions": "DESCRIPTIONS"}},
               "pretrained": {"generator": "pretrained"},
+              "pretrained (described)": {"generator": "pretrained", "generator_options": {"descriptions": "DESCRIPTIONS"}},
               "prompt (described, pretrained filter)": {"generator": "prompt", "label_classifier": "pretrained",
                                                         "generator_options": {"descriptions": "DESCRIPTIONS"}},
               "ngram (prefix 2, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",

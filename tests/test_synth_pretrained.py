@@ -176,3 +176,26 @@ def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_labe
     rows = gen.sample("sad", 4, seed=1)
     assert len(rows) == 4 and rows == gen.sample("sad", 4, seed=1)
     assert gen.describe()["source"] == str(src)
+
+
+@pytest.mark.slow
+def test_the_pretrained_generator_knows_labels_by_their_descriptions(tmp_path):
+    """`descriptions` name the labels' tokens, so each starts at the pretrained rows of its words."""
+    src = tmp_path / "llama"
+    tok = tiny_tokenizer()
+    tiny_model("llama", len(tok)).save_pretrained(src)
+    tok.save_pretrained(src)
+    options = {"overrides": ["train.max_steps=3", "train.eval_every=3"], "compile": False,
+               "descriptions": {"happy": "big red", "sad": "small blue"}}
+    gen = build_generator(f"pretrained:{src}", options)
+    gen.fit(ROWS * 4, tmp_path / "work", chinese=False, seed=0)
+    assert sorted(gen.gen.labels) == ["big red", "small blue"] and gen.describe()["descriptions"]["sad"] == "small blue"
+    wte, model_tok = gen.gen.model.wte.weight.float(), gen.gen.tokenizer
+    torch.testing.assert_close(wte[model_tok.encode("<label=small blue>")[0]], wte[model_tok.encode("small blue")].mean(0),
+                               atol=1e-2, rtol=1e-2)  # bf16 weights for sampling
+    assert len(gen.sample("sad", 3, seed=1)) == 3
+    for bad, match in (({"happy": "x", "sad": "x"}, "its own"), ({"happy": "a > b"}, "without '>'")):
+        with pytest.raises(ConfigError, match=match):
+            build_generator(f"pretrained:{src}", {"descriptions": bad})
+    with pytest.raises(ConfigError, match="labels the data does not have: \\['angry'\\]"):
+        build_generator(f"pretrained:{src}", {"descriptions": {"angry": "red"}}).fit(ROWS, tmp_path / "w2", chinese=False, seed=0)

@@ -314,7 +314,10 @@ class PretrainedGenerator(GPTGenerator):
     run, its LoRA adapters (rank 16, bf16 autocast) are fine-tuned on the `<label=X> text` rows with
     a context of 128, and it is sampled after each label's token with bf16 weights and compiled blocks.
 
-    Options: those of `TrainedGenerator`, and `quantize` (bf16) and `compile` (True) for sampling."""
+    Options: those of `TrainedGenerator`, `quantize` (bf16) and `compile` (True) for sampling, and
+    `descriptions` ({label: "positive movie reviews"}): the words the model knows each label by. A
+    label's token starts at the pretrained rows of its name, and LoRA keeps them, so a label named
+    `1` starts from the digit; its description gives it the words instead."""
 
     name = "pretrained"
     argument_name = "SOURCE"
@@ -322,10 +325,20 @@ class PretrainedGenerator(GPTGenerator):
     def __init__(self, argument: str | None, options: dict[str, Any]) -> None:
         super().__init__(argument, options)
         self.source = argument or DEFAULT_PROMPT_SOURCE
+        self.names = {str(k): " ".join(str(v).split()) for k, v in (options.get("descriptions") or {}).items()}
+        bad = [v for v in self.names.values() if not v or ">" in v]
+        if bad or len(set(self.names.values())) < len(self.names):
+            raise ConfigError(f"generator option descriptions {self.names}: each label needs its own non-empty description "
+                              f"without '>' (it names the label's control token){f'; not {bad}' if bad else ''}")
 
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..models.hf import import_run
 
+        unknown = sorted(set(self.names) - {label for _, label in rows})
+        if unknown:
+            raise ConfigError(f"descriptions name labels the data does not have: {unknown}; its labels: "
+                              f"{sorted({label for _, label in rows})}")
+        rows = [(t, self.names.get(label, label)) for t, label in rows]  # the model learns each label by its words
         base = workdir / "base"
         if not (base / "model.safetensors").is_file():
             self.progress(f"importing {self.source}", 0, None)
@@ -336,6 +349,9 @@ class PretrainedGenerator(GPTGenerator):
         super().fit(rows, workdir, chinese, seed)
         sample_fast(self.gen.model, self.options)
 
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        return super().sample(self.names.get(label, label), n, seed)
+
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = super().run_config(rows, data, chinese, seed)
         cfg["model"]["context"] = min(cfg["model"]["context"], 128)
@@ -344,7 +360,8 @@ class PretrainedGenerator(GPTGenerator):
         return cfg
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "lora": {"rank": 16, "alpha": 32}, "options": self.options}
+        return {"name": self.name, "source": self.source, "lora": {"rank": 16, "alpha": 32}, "descriptions": self.names,
+                "options": {k: v for k, v in self.options.items() if k != "descriptions"}}
 
 
 def _recurrent(cell: str) -> type[TrainedGenerator]:
