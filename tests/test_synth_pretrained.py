@@ -160,12 +160,19 @@ def test_pretrained_features_are_the_mean_hidden_state_of_each_text_in_any_batch
     assert text_classifier(False, kind="pretrained").steps[0][1].source == "embedded:smollm2-135m-instruct"
 
 
-@pytest.mark.slow
-def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_label(tmp_path):
+@pytest.fixture
+def llama(tmp_path) -> Path:
+    """A tiny Llama source for the LoRA generator."""
     src = tmp_path / "llama"
     tok = tiny_tokenizer()
     tiny_model("llama", len(tok)).save_pretrained(src)
     tok.save_pretrained(src)
+    return src
+
+
+@pytest.mark.slow
+def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_label(llama, tmp_path):
+    src = llama
     gen = build_generator(f"pretrained:{src}", {"overrides": ["train.max_steps=6", "train.eval_every=3"], "compile": False})
     gen.fit(ROWS * 4, tmp_path / "work", chinese=False, seed=0)
     from textmill.rundir import read_run_config
@@ -179,12 +186,9 @@ def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_labe
 
 
 @pytest.mark.slow
-def test_the_pretrained_generator_knows_labels_by_their_descriptions(tmp_path):
+def test_the_pretrained_generator_knows_labels_by_their_descriptions(llama, tmp_path):
     """`descriptions` name the labels' tokens, so each starts at the pretrained rows of its words."""
-    src = tmp_path / "llama"
-    tok = tiny_tokenizer()
-    tiny_model("llama", len(tok)).save_pretrained(src)
-    tok.save_pretrained(src)
+    src = llama
     options = {"overrides": ["train.max_steps=3", "train.eval_every=3"], "compile": False,
                "descriptions": {"happy": "big red", "sad": "small blue"}}
     gen = build_generator(f"pretrained:{src}", options)
