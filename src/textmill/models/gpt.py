@@ -169,7 +169,7 @@ class GPT(nn.Module):
         window = None
         if self.cfg.window and T > self.cfg.window:  # causal, and within the window
             i = torch.arange(T, device=idx.device)
-            window = (i[None] <= i[:, None]) & (i[None] > i[:, None] - self.cfg.window)  # (T, T)
+            window = self._windowed((i[None] <= i[:, None])[None, None], 0, T, idx.device)  # (1, 1, T, T)
         for block, rot in zip(self.blocks, rotary):
             x = block(x, attn_mask=window if block.local else None, rotary=rot)
         return self.ln_f(x)

@@ -270,6 +270,13 @@ class TrainedGenerator(ModelSampler):
         return {"name": self.name, "family": self.preset["model"]["family"], "base": self.argument, "options": self.options}
 
 
+def check_described(descriptions: dict[str, str], labels: set[str]) -> None:
+    """The generator option `descriptions` may describe only labels the data has."""
+    unknown = sorted(set(descriptions) - labels)
+    if unknown:
+        raise ConfigError(f"descriptions name labels the data does not have: {unknown}; its labels: {sorted(labels)}")
+
+
 def sample_fast(model: Any, options: dict[str, Any]) -> None:
     """The pretrained generators sample in batches: bf16 weights and compiled blocks unless the
     options `quantize` and `compile` say otherwise (models/inference.py). Blocks compile on textmill's
@@ -334,10 +341,7 @@ class PretrainedGenerator(GPTGenerator):
     def fit(self, rows: Rows, workdir: Path, chinese: bool, seed: int) -> None:
         from ..models.hf import import_run
 
-        unknown = sorted(set(self.names) - {label for _, label in rows})
-        if unknown:
-            raise ConfigError(f"descriptions name labels the data does not have: {unknown}; its labels: "
-                              f"{sorted({label for _, label in rows})}")
+        check_described(self.names, {label for _, label in rows})
         rows = [(t, self.names.get(label, label)) for t, label in rows]  # the model learns each label by its words
         base = workdir / "base"
         if not (base / "model.safetensors").is_file():
@@ -483,9 +487,7 @@ class PromptGenerator(SynthGenerator):
         self.by_label: dict[str, list[str]] = {}
         for t, label in rows:
             self.by_label.setdefault(label, []).append(t)
-        unknown = sorted(set(self.descriptions) - set(self.by_label))
-        if unknown:
-            raise ConfigError(f"descriptions name labels the data does not have: {unknown}; its labels: {sorted(self.by_label)}")
+        check_described(self.descriptions, set(self.by_label))
         for label, texts in sorted(self.by_label.items()):
             if len(texts) < self.shots:
                 log.warning("label %r has %d examples, fewer than shots=%d: its prompts show all of them",

@@ -126,8 +126,9 @@ def load_base_weights(model: nn.Module, cfg: RunConfig, tokenizers: dict[str, To
             elif source.shape[1:] == target.shape[1:] and len(rows.get(source.shape[0], ([], {}))[0]) == target.shape[0]:
                 index, names = rows[source.shape[0]]
                 target.copy_(source[torch.tensor(index).clamp(min=0)])
+                everything = source.float().mean(0)
                 for i, ids in names.items():
-                    target[i] = source[ids].float().mean(0) if ids else source.float().mean(0)
+                    target[i] = source[ids].float().mean(0) if ids else everything
             elif source.shape[1:] == target.shape[1:] and source.shape[0] == base_cfg.context > target.shape[0] == cfg.model.context:
                 target.copy_(source[:target.shape[0]])
             else:
