@@ -69,8 +69,16 @@ class _KimCNN(nn.Module):
         self.out = nn.Linear(filters * len(widths), classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits for rows of token ids padded with 0 (each row at least as long as the widest filter).
+        Windows that reach into the padding are left out of the max-pool, so a text scores the same
+        whatever the length of the rows it is batched with."""
         x = self.drop(self.embed(ids)).transpose(1, 2)  # (batch, embed, time)
-        pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]
+        lengths = (ids != 0).sum(dim=1, keepdim=True).clamp(min=max(c.kernel_size[0] for c in self.convs))
+        pooled = []
+        for conv in self.convs:
+            h = F.relu(conv(x))  # (batch, filters, windows)
+            inside = torch.arange(h.shape[2]) < lengths - conv.kernel_size[0] + 1  # (batch, windows)
+            pooled.append((h * inside[:, None, :]).amax(dim=2))  # >= 0 after relu: masking with 0 drops them
         return self.out(self.drop(torch.cat(pooled, dim=1)))
 
 
