@@ -38,6 +38,10 @@ size `500 (equal labels)`. Rows:
 A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
 kept apart, and it is compared with real only as any other.
 
+Rows scored by the classifier `cnn (padding-dependent)` were measured with the CNN before 83eaab4, which
+let windows over padding into its max-pool, so a text's score depended on its batch mates; they are
+kept for the record, and `cnn` rows are measured after the fix.
+
 Times are wall seconds per run for fitting, generating and filtering. Synthetic rows are kept under
 `runs/bench_synth_eda/` and reused by later invocations (another classifier scores the same rows).
 Runs accumulate in `results/synth_eda.json` across invocations, so one generator can run per invocation;
