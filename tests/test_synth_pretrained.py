@@ -172,8 +172,7 @@ def llama(tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_label(llama, tmp_path):
-    src = llama
-    gen = build_generator(f"pretrained:{src}", {"overrides": ["train.max_steps=6", "train.eval_every=3"], "compile": False})
+    gen = build_generator(f"pretrained:{llama}", {"overrides": ["train.max_steps=6", "train.eval_every=3"], "compile": False})
     gen.fit(ROWS * 4, tmp_path / "work", chinese=False, seed=0)
     from textmill.rundir import read_run_config
 
@@ -182,16 +181,15 @@ def test_the_pretrained_generator_fine_tunes_lora_adapters_and_samples_each_labe
     assert sorted(gen.gen.labels) == ["happy", "sad"]
     rows = gen.sample("sad", 4, seed=1)
     assert len(rows) == 4 and rows == gen.sample("sad", 4, seed=1)
-    assert gen.describe()["source"] == str(src)
+    assert gen.describe()["source"] == str(llama)
 
 
 @pytest.mark.slow
 def test_the_pretrained_generator_knows_labels_by_their_descriptions(llama, tmp_path):
     """`descriptions` name the labels' tokens, so each starts at the pretrained rows of its words."""
-    src = llama
     options = {"overrides": ["train.max_steps=3", "train.eval_every=3"], "compile": False,
                "descriptions": {"happy": "big red", "sad": "small blue"}}
-    gen = build_generator(f"pretrained:{src}", options)
+    gen = build_generator(f"pretrained:{llama}", options)
     gen.fit(ROWS * 4, tmp_path / "work", chinese=False, seed=0)
     assert sorted(gen.gen.labels) == ["big red", "small blue"] and gen.describe()["descriptions"]["sad"] == "small blue"
     wte, model_tok = gen.gen.model.wte.weight.float(), gen.gen.tokenizer
@@ -200,6 +198,6 @@ def test_the_pretrained_generator_knows_labels_by_their_descriptions(llama, tmp_
     assert len(gen.sample("sad", 3, seed=1)) == 3
     for bad, match in (({"happy": "x", "sad": "x"}, "its own"), ({"happy": "a > b"}, "without '>'")):
         with pytest.raises(ConfigError, match=match):
-            build_generator(f"pretrained:{src}", {"descriptions": bad})
+            build_generator(f"pretrained:{llama}", {"descriptions": bad})
     with pytest.raises(ConfigError, match="labels the data does not have: \\['angry'\\]"):
-        build_generator(f"pretrained:{src}", {"descriptions": {"angry": "red"}}).fit(ROWS, tmp_path / "w2", chinese=False, seed=0)
+        build_generator(f"pretrained:{llama}", {"descriptions": {"angry": "red"}}).fit(ROWS, tmp_path / "w2", chinese=False, seed=0)

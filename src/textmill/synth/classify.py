@@ -77,7 +77,7 @@ class _KimCNN(nn.Module):
         pooled = []
         for conv in self.convs:
             h = F.relu(conv(x))  # (batch, filters, windows)
-            inside = torch.arange(h.shape[2]) < lengths - conv.kernel_size[0] + 1  # (batch, windows)
+            inside = torch.arange(h.shape[2], device=ids.device) < lengths - conv.kernel_size[0] + 1  # (batch, windows)
             pooled.append((h * inside[:, None, :]).amax(dim=2))  # >= 0 after relu: masking with 0 drops them
         return self.out(self.drop(torch.cat(pooled, dim=1)))
 
