@@ -161,21 +161,21 @@ def main() -> None:
             outside = draw([r for r in train_all if r not in drawn], TUNE_ROWS, None, seed + 1000)
             for spec in ["real", *args.generators]:
                 gen = spec if spec == "real" or args.aug == 16 else f"{spec} (aug {args.aug})"
-                todo = {clf: f"{name}|{size}|{gen}|{seed}" + ("" if clf == "tfidf" else f"|{names[clf]}") for clf in args.classifiers}
-                todo = {clf: run_id for clf, run_id in todo.items() if run_id not in done}
+                todo = {clf: run_id(name, size, gen, seed, names[clf]) for clf in args.classifiers}
+                todo = {clf: id_ for clf, id_ in todo.items() if id_ not in done}
                 if not todo:
                     continue
                 synthetic, info = ([], {"seconds": 0.0}) if gen == "real" else \
                     generate(real, outside, name, size, gen, with_descriptions(GENERATORS[spec], name), seed, args.aug,
                              DATASETS[name] / "test.txt")
-                for clf, run_id in todo.items():
+                for clf, id_ in todo.items():
                     inits = args.inits if clf == "cnn" else 1
-                    single = earlier.get(f"{name}|{size}|{gen}|{seed}|cnn") if inits > 1 else None
+                    single = earlier.get(run_id(name, size, gen, seed, "cnn")) if inits > 1 else None
                     scores = [(single["accuracy"], single["macro_f1"])] if single else []
                     for init in range(len(scores), inits):
                         scores.append(classifier_scores(real + synthetic, test, chinese=False, seed=seed + 1000 * init, classifier=clf))
                     a, f = np.mean(scores, axis=0).tolist()
-                    runs.append({"id": run_id, "dataset": name, "size": size, "generator": gen, "seed": seed,
+                    runs.append({"id": id_, "dataset": name, "size": size, "generator": gen, "seed": seed,
                                  "classifier": names[clf], "accuracy": a, "macro_f1": f, "synthetic": len(synthetic), **info}
                                 | ({"init_accuracies": [s[0] for s in scores]} if len(scores) > 1 else {}))
                     print(f"{name} N={size} seed {seed} {gen} {names[clf]}: acc {a:.2f}, {len(synthetic)} rows, "
@@ -188,6 +188,11 @@ def main() -> None:
     print(f"\nThe target's view (N = 500, gain over real only paired by seed; cnn avg: the mean of the two sets' CNN gains, "
           f"the target is +{TARGET}):")
     print_table(headline(summary), ["generator", "cnn", "seeds", *HEADLINE_COLUMNS, "seconds"])
+
+
+def run_id(dataset: str, size: str, generator: str, seed: int, classifier: str) -> str:
+    """A run's key in results/synth_eda.json (TF-IDF runs, the first measured, carry no classifier)."""
+    return f"{dataset}|{size}|{generator}|{seed}" + ("" if classifier == "tfidf" else f"|{classifier}")
 
 
 def with_descriptions(options: dict, dataset: str) -> dict:
