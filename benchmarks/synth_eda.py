@@ -34,6 +34,8 @@ size `500 (equal labels)`. Rows:
 - `mix (ngram 8 : prompt 1, pretrained filter)`: both at once (`mix:ngram+prompt`): of every 9
   samples 8 come from `ngram (prefix 2, T 0.7)` and 1 from `prompt (described)`, shuffled together
   through one set of filters with the pretrained judge; run with `--aug 18` (16 + 2 per real row).
+  `mix (..., eda below 20)` writes the rows of a label with fewer than 20 real rows (TREC's 8
+  abbreviation questions) by EDA's edits instead (`eda_below=20`); every other label's rows are the mix's.
 
 A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
 kept apart, and it is compared with real only as any other.
@@ -105,6 +107,10 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
                                                               "generator_options": {"shares": {"ngram": 8, "prompt": 1},
                                                                                     "ngram": {"prefix": 2, "temperature": 0.7},
                                                                                     "descriptions": "DESCRIPTIONS"}},
+              "mix (ngram 8 : prompt 1, pretrained filter, eda below 20)": {
+                  "generator": "mix:ngram+prompt", "label_classifier": "pretrained", "eda_below": 20,
+                  "generator_options": {"shares": {"ngram": 8, "prompt": 1}, "ngram": {"prefix": 2, "temperature": 0.7},
+                                        "descriptions": "DESCRIPTIONS"}},
               "ngram (prefix 2, tuned, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
                                                              "generator_options": {"prefix": 2}, "tune": True,
                                                              "tune_data": OUTSIDE, "report_classifier": "cnn"}}

@@ -460,3 +460,33 @@ def test_language_model_presets_fit_tiny_data():
     assert cfg["data"]["val_fraction"] == 0.3 and held >= 3 * (cfg["model"]["context"] + 1) and cfg["model"]["context"] < 64
     big = GPTGenerator(None, {}).run_config(rows * 50, Path("d.jsonl"), chinese=False, seed=0)
     assert big["model"]["context"] == 64 and big["data"]["label_field"] == "label"
+
+
+def test_labels_below_eda_below_get_edits_of_their_rows(tmp_path):
+    rows = reviews(200)
+    rows = [r for r in rows if r[1] == "positive"] + [r for r in rows if r[1] == "negative"][:6]  # 100 to 6
+    data = tmp_path / "uneven.txt"
+    data.write_text("".join(f"{label}\t{text}\n" for text, label in rows), encoding="utf-8")
+    negatives = {t for t, label in rows if label == "negative"}
+    res = textmill.synthesize(str(data), generator="ngram", per_row=3, eval_data=str(data), out=tmp_path / "o.jsonl",
+                              eda_below=10, near_duplicate_threshold=0.95, report=str(tmp_path / "r.html"),
+                              report_seeds=3, progress=False)
+    out = [json.loads(line) for line in res.out.read_text(encoding="utf-8").splitlines()]
+    assert res.per_label == {"negative": 18, "positive": 300}
+    assert {r["generator"] for r in out if r["label"] == "negative"} == {"eda"}
+    assert {r["generator"] for r in out if r["label"] == "positive"} == {"ngram"}
+    # an edit keeps most of the words of one real row of its label
+    for r in out:
+        if r["label"] == "negative":
+            words = set(r["text"].split())
+            assert max(len(words & set(t.split())) / len(words) for t in negatives) >= 0.6, r["text"]
+    assert res.report["edited_labels"] == ["negative"]
+    with pytest.raises(ConfigError, match="eda_below writes edits of real rows, which DP-SGD cannot cover"):
+        textmill.synthesize(str(data), generator="gpt", eda_below=10, dp_epsilon=8, out=tmp_path / "dp.jsonl")
+    with pytest.raises(ConfigError, match="eda_below"):
+        textmill.synthesize(str(data), generator="ngram", eda_below=-1, out=tmp_path / "neg.jsonl")
+    res = runner.invoke(app, ["synth", str(data), "--generator", "ngram", "--per-row", "1", "--eda-below", "10",
+                              "--out", str(tmp_path / "c.jsonl"), "--option", "near_duplicate_threshold=0.95"])
+    assert res.exit_code == 0, res.output
+    cli_rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {r["generator"] for r in cli_rows if r["label"] == "negative"} == {"eda"}

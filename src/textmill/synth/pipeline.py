@@ -2,7 +2,9 @@
 
 1. Load and check the labelled rows; hold out a stratified share of each label (or read a separate
    evaluation file) that only the report ever sees.
-2. Fit the generator on the training rows.
+2. Fit the generator on the training rows (and EDA, for the labels with fewer rows than `eda_below`:
+   a generator learns little from a handful of a label's rows, and its samples of such a label
+   multiply whatever shape those rows share; an edit of a real row keeps its label).
 3. Per label, generate chunks, filter them, and commit each chunk to the journal until the label
    has its rows: `per_label` each, or `per_row` times its real rows (the generator may stop
    producing rows that pass the filters first).
@@ -116,6 +118,8 @@ class SynthConfig(Strict):
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times its rows")
+    eda_below: int = Field(0, ge=0, description="labels with fewer real training rows than this get EDA's edits of their "
+                                                "own rows instead of the generator's samples (0: every label from the generator)")
     tune: bool = Field(False, description="choose the generator's temperature and top_p among tune_grid on validation "
                                           "rows (tune_data, else a quarter of the training rows) before generating")
     tune_grid: list[Sampling] = Field(default_factory=lambda: list(DEFAULT_GRID), min_length=1,
@@ -131,6 +135,9 @@ class SynthConfig(Strict):
         if self.tune_data and self.eval_data and Path(self.tune_data).resolve() == Path(self.eval_data).resolve():
             raise ValueError("tune_data is the report's eval_data: a setting chosen on the test set makes the report "
                              "promise more than new data will give; pass a separate dev set as tune_data")
+        if self.eda_below and self.dp_epsilon:
+            raise ValueError("eda_below writes edits of real rows, which DP-SGD cannot cover; drop eda_below to train with "
+                             "dp_epsilon")
         if self.per_row is None and self.per_label is None:
             self.per_label = PER_LABEL
         return self
@@ -325,6 +332,16 @@ def _check_existing_work(out: Path, work: Path, journal: Journal, config_hash: s
         raise DataError(f"nothing to resume: {work} holds no synth journal; run the command without --resume")
 
 
+def _editor(train: Rows, work: Path, chinese: bool, seed: int, small: set[str]) -> SynthGenerator:
+    """EDA over the training rows, for the labels too small for the generator to learn from (`eda_below`)."""
+    for label in sorted(small):
+        log.info("label %r has %d real rows, fewer than eda_below: its rows are EDA's edits of them", label,
+                 sum(y == label for _, y in train))
+    editor = build_generator("eda")
+    editor.fit(train, work / "eda", chinese, seed)
+    return editor
+
+
 def _chunk_seed(seed: int | str, label: str, chunk: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{label}/{chunk}".encode()).digest()[:4], "little")
 
@@ -433,13 +450,17 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
         log.info("tuning chose %s", Sampling(**tuning["chosen"]).describe())
 
     wanted = cfg.wanted(train, labels)
+    counts = Counter(y for _, y in train)
+    small = {x for x in labels if counts[x] < cfg.eda_below} if cfg.generator != "eda" else set()
+    editor = _editor(train, work, chinese, cfg.seed, small) if small else None
     total = sum(wanted.values())
     done = sum(min(state.progress(label).kept, wanted[label]) for label in labels)
     progress("generating and filtering rows", done, total)
 
     def commit(label: str, chunk: int, seed: int, kept: list[Candidate], generated: int, removed: dict[str, int]) -> None:
         nonlocal done
-        new_rows = [{"text": c.text, "label": label, "generator": c.source or cfg.generator, "seed": seed, **c.scores,
+        writer = "eda" if label in small else cfg.generator
+        new_rows = [{"text": c.text, "label": label, "generator": c.source or writer, "seed": seed, **c.scores,
                      "config_hash": config_hash} for c in kept]
         journal.commit(label, chunk, new_rows, generated, removed)
         state.apply(label, chunk, new_rows, generated, removed)
@@ -448,7 +469,8 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
 
     for label in labels:
         p = state.progress(label)
-        fill_label(generator, chain, label, wanted[label], p, cfg.seed, commit, cfg.chunk_size, cfg.max_attempts)
+        fill_label(editor if label in small else generator, chain, label, wanted[label], p, cfg.seed, commit,
+                   cfg.chunk_size, cfg.max_attempts)
         if p.kept < wanted[label]:
             msg = (f"label {label!r}: only {p.kept} of {wanted[label]} rows passed the filters after {p.generated} generated "
                    f"(removed: {dict(p.removed)}); loosen the filters or use a stronger generator")
@@ -477,6 +499,7 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
             else:
                 report["privacy"]["generator"] = next(iter(audits.values()))
         report |= {"config_hash": config_hash, "generator": generator.describe(), "warnings": warnings, "tuning": tuning,
+                   "edited_labels": sorted(small),
                    "filters": {"generated": sum(state.progress(x).generated for x in labels),
                                "removed": {k: {"removed": removed.get(k, 0), "reason": reasons.get(k, "")} for k in reasons}}}
         report_path = write_report(report, cfg.report)[0]
