@@ -58,6 +58,7 @@ Runs accumulate in `results/synth_eda.json` across invocations, so one generator
     python benchmarks/synth_eda.py --classifiers cnn --resume
     python benchmarks/synth_eda.py --per-class 20
     python benchmarks/synth_eda.py --classifiers cnn --inits 3
+    python benchmarks/synth_eda.py --seeds 3 & python benchmarks/synth_eda.py --from-seed 3 --seeds 5   # draws 0-2 and 3-4 at once
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--generators", nargs="*", choices=list(GENERATORS), default=list(GENERATORS))
     ap.add_argument("--classifiers", nargs="*", choices=CLASSIFIERS, default=["tfidf"])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--from-seed", type=int, default=0, help="start at this draw (split a long run across processes)")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--per-class", type=int, default=None)
     ap.add_argument("--aug", type=int, default=16, help="synthetic rows for each real row of a label")
@@ -161,7 +163,7 @@ def main() -> None:
     for name in args.datasets:
         train_all = load_rows(str(DATASETS[name] / "train.txt"), "eda", 1, 0)
         test = load_rows(str(DATASETS[name] / "test.txt"), "eda", 1, 0)
-        for seed in range(args.seeds):
+        for seed in range(args.from_seed, args.seeds):
             real = draw(train_all, args.n, args.per_class, seed)
             drawn = set(real)
             outside = draw([r for r in train_all if r not in drawn], TUNE_ROWS, None, seed + 1000)

@@ -227,8 +227,8 @@ def _check_labels(rows: Rows, wanted: Sequence[str] | None, path: str) -> tuple[
     for label, n in sorted(counts.items()):
         if n < FEW_EXAMPLES:
             warnings.append(f"label {label!r} has only {n} examples: trained generators will mostly copy or garble them; "
-                            "expect little gain, prefer prompt (a pretrained model, no training), eda or ngram, and read the "
-                            "privacy section of the report")
+                            "expect little gain, prefer prompt (a pretrained model, no training), eda or ngram, or give such labels "
+                            f"EDA's edits of their rows with --eda-below {FEW_EXAMPLES}, and read the privacy section of the report")
     for w in warnings:
         log.warning(w)
     return rows, sorted(counts), warnings
