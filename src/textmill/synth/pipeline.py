@@ -332,11 +332,8 @@ def _check_existing_work(out: Path, work: Path, journal: Journal, config_hash: s
         raise DataError(f"nothing to resume: {work} holds no synth journal; run the command without --resume")
 
 
-def _editor(train: Rows, work: Path, chinese: bool, seed: int, small: set[str]) -> SynthGenerator:
+def _editor(train: Rows, work: Path, chinese: bool, seed: int) -> SynthGenerator:
     """EDA over the training rows, for the labels too small for the generator to learn from (`eda_below`)."""
-    for label in sorted(small):
-        log.info("label %r has %d real rows, fewer than eda_below: its rows are EDA's edits of them", label,
-                 sum(y == label for _, y in train))
     editor = build_generator("eda")
     editor.fit(train, work / "eda", chinese, seed)
     return editor
@@ -452,7 +449,9 @@ def _synthesize(data: str | None, out: str | Path | None, resume: bool, overwrit
     wanted = cfg.wanted(train, labels)
     counts = Counter(y for _, y in train)
     small = {x for x in labels if counts[x] < cfg.eda_below} if cfg.generator != "eda" else set()
-    editor = _editor(train, work, chinese, cfg.seed, small) if small else None
+    for label in sorted(small):
+        log.info("label %r has %d real rows, fewer than eda_below: its rows are EDA's edits of them", label, counts[label])
+    editor = _editor(train, work, chinese, cfg.seed) if small else None
     total = sum(wanted.values())
     done = sum(min(state.progress(label).kept, wanted[label]) for label in labels)
     progress("generating and filtering rows", done, total)
