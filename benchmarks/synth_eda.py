@@ -7,11 +7,11 @@ nothing is held out of the N rows) and score the same classifier trained on real
 classifiers (`--classifiers`): `tfidf` (TF-IDF + logistic regression, the report's default), `cnn`
 (Kim's sentence CNN with random embeddings, seeded like the draw: the kind of model the EDA paper
 measured with) and `pretrained` (SmolLM2's mean hidden states + logistic regression: the strong
-classifier, which augmentation is known to help least). Each generator adds `--aug` synthetic rows for each real row of a label
-(`per_row`, the EDA paper's n_aug = 16 for N = 500), so the labels keep their proportions. Rows
-measured before, when every label got the same count (`--aug` x N / labels each: TREC's 8
-abbreviation questions of a draw got 1,336 rows, a sixth of its training data), are kept under the
-size `500 (equal labels)`. Rows:
+classifier, which augmentation is known to help least). Each generator adds `--aug` synthetic rows
+for each real row of a label (`per_row`, the EDA paper's n_aug = 16 for N = 500), so the labels keep
+their proportions. Rows measured before, when every label got the same count (`--aug` x N / labels
+each: TREC's 8 abbreviation questions of a draw got 1,336 rows, a sixth of its training data), are
+kept under the size `500 (equal labels)`. Rows:
 
 - `eda (paper)`: EDA as the paper ran it: no filter beyond exact duplicates;
 - `eda`, `ngram`, `lstm`, `gpt`, `cvae`: textmill's generators with textmill's default filters;
