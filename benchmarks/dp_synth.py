@@ -32,7 +32,7 @@ from common import merge_rows, print_table, save  # noqa: E402
 from synth_eda import DATASETS, draw  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.synth.pipeline import load_rows  # noqa: E402
+from textmill.synth.rows import load_rows  # noqa: E402
 from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
 
 CANARIES = {"repeats": [1, 10, 100], "per_repeat": 1}
@@ -66,7 +66,7 @@ def run_one(real, test_file: Path, epsilon: float | None, seed: int, per_label: 
 def speed(repeats: int, steps: int = 100) -> None:
     """Training tokens/s of synth's gpt generator on one draw, without and with DP-SGD, alternating
     (the machine is shared: compare within a repeat, report medians)."""
-    from textmill.synth.generators import GPTGenerator
+    from textmill.synth.generators.trained import GPTGenerator
 
     real = draw(load_rows(str(DATASETS["sst2"] / "train.txt"), "eda", 1, 0), 500, None, 0)
     rows = []

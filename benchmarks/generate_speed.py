@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import print_table, save  # noqa: E402
 
-from textmill.generate import Generator  # noqa: E402
+from textmill.decoding import Generator  # noqa: E402
 from textmill.models import GPTConfig, RNNConfig, build_model  # noqa: E402
 from textmill.tokenizers import CharTokenizer  # noqa: E402
 

@@ -26,7 +26,7 @@ from common import SHARED_DATA, print_table, save  # noqa: E402
 import textmill  # noqa: E402
 from textmill.config import DataConfig, TokenizerConfig, load_config  # noqa: E402
 from textmill.data import embedded_documents, encode_stream, read_documents, split_documents  # noqa: E402
-from textmill.evaluate import likelihood  # noqa: E402
+from textmill.evaluation import likelihood  # noqa: E402
 from textmill.models import NGramConfig, NGramLM  # noqa: E402
 from textmill.tokenizers import build_tokenizer  # noqa: E402
 

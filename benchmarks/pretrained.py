@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.evaluate.runner import likelihood  # noqa: E402
+from textmill.evaluation.runner import likelihood  # noqa: E402
 
 PROMPT = ("The old lighthouse keeper climbed the spiral stairs every evening, carrying a lamp and a notebook in "
           "which he wrote down the ships he saw, the weather, and the colour of the sea at dusk.")

@@ -81,7 +81,7 @@ def run_transformers(base: Path, kind: str, precision: str, args: argparse.Names
     import transformers
 
     import textmill
-    from textmill.export import export_hf
+    from textmill.exchange.hf import export_hf
 
     # transformers' Trainer refuses a model loaded from GGUF ("purely quantized"): the same weights,
     # exported from the textmill run as a float32 Llama directory, load as a plain model
@@ -162,7 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "smollm2"
         started = time.perf_counter()
-        textmill.models.hf.import_run(SOURCE, base)
+        textmill.exchange.hf.import_run(SOURCE, base)
         import_s = time.perf_counter() - started
         configs = [c for c in CONFIGS if c[0] == "textmill" or c[1] != "lora" or importlib.util.find_spec("peft")]
         results: dict[tuple[str, str, str], list[dict]] = {c: [] for c in configs}

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, SHARED_DATA, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.models.hf import import_run  # noqa: E402
+from textmill.exchange.hf import import_run  # noqa: E402
 from textmill.rundir import read_run_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

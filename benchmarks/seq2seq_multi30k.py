@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.evaluate.metrics import bleu  # noqa: E402
+from textmill.evaluation.metrics import bleu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name: (config, the PyTorch tutorial's BLEU for the same kind of model)

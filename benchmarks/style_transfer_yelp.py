@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.evaluate.metrics import bleu, distinct_n  # noqa: E402
+from textmill.evaluation.metrics import bleu, distinct_n  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 YELP = SHARED_DATA / "yelp_style"

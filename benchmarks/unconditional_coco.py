@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.evaluate.bleu import ReferenceSet, self_bleu  # noqa: E402
-from textmill.evaluate.metrics import distinct_n  # noqa: E402
-from textmill.evaluate.plots import save_figure  # noqa: E402
-from textmill.evaluate.runner import sentence_likelihood  # noqa: E402
+from textmill.evaluation.bleu import ReferenceSet, self_bleu  # noqa: E402
+from textmill.evaluation.metrics import distinct_n  # noqa: E402
+from textmill.evaluation.plots import save_figure  # noqa: E402
+from textmill.evaluation.runner import sentence_likelihood  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"rnn": "configs/rnn/coco_lstm.yaml", "vae": "configs/vae/coco.yaml", "gan": "configs/gan/coco_seqgan.yaml",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import textmill
+from textmill.decoding.stopping import IncrementalText
 from textmill.errors import ConfigError
-from textmill.generate.stopping import IncrementalText
 from textmill.safety import CATEGORIES, ContentFilter, Safety, SafetyError
 from textmill.safety.content import normalise
 
@@ -219,7 +219,7 @@ def test_synth_removes_generated_rows_with_such_content():
     from pydantic import ValidationError
 
     from textmill.synth.filters import Candidate, Content
-    from textmill.synth.pipeline import SynthConfig
+    from textmill.synth.config import SynthConfig
 
     batch = [Candidate("what a shit film", "neg"), Candidate("a fine film", "pos"), Candidate("你这个废物", "neg")]
     assert Content(CATEGORIES).keep(batch) == [False, True, False]

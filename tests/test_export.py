@@ -12,7 +12,7 @@ from typer.testing import CliRunner  # noqa: E402
 import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import TextmillError  # noqa: E402
-from textmill.export import export_hf  # noqa: E402
+from textmill.exchange.hf import export_hf  # noqa: E402
 
 from .conftest import tiny_config  # noqa: E402
 

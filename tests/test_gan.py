@@ -7,7 +7,7 @@ import textmill
 from textmill.config import load_config
 from textmill.errors import ConfigError
 from textmill.models import GANConfig, build_model
-from textmill.train.objectives import Adversarial
+from textmill.training.objectives import Adversarial
 
 CFG = dict(n_embd=8, hidden=16, context=8, filter_sizes=[1, 2, 5], num_filters=[4, 4, 4], rollouts=3)
 

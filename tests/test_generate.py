@@ -3,9 +3,9 @@ import torch
 
 import textmill
 from textmill.data import encode_stream
+from textmill.decoding import Generator, beam_search, parse_options, token_loop
+from textmill.decoding.stopping import EosToken, MaxNewTokens
 from textmill.errors import ConfigError, GenerationError
-from textmill.generate import Generator, beam_search, parse_options, token_loop
-from textmill.generate.stopping import EosToken, MaxNewTokens
 from textmill.models import GPTConfig, NGramConfig, NGramLM, RNNConfig, build_model
 from textmill.models.base import sample_tokens
 from textmill.tokenizers import CharTokenizer, WordTokenizer

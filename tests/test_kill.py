@@ -86,7 +86,7 @@ def test_compare_killed_mid_run_writes_no_leaderboard_and_runs_again(tmp_path, c
 
 SLOW_EXPORT = """
 import json, sys, time
-from textmill.models import arpa
+from textmill.exchange import arpa
 real = json.dumps
 def slow(*args, **kwargs):  # the tokenizer comment is written first, into the open temporary file
     time.sleep(60)

@@ -11,7 +11,7 @@ from textmill.config import load_config
 from textmill.data.datasets import SentenceBatch, pad_right
 from textmill.errors import ConfigError, DataError, GenerationError
 from textmill.models import Conditioning, CVAEConfig, VAEConfig, build_model
-from textmill.train.objectives import EvidenceLowerBound, active_units, kl_per_dim
+from textmill.training.objectives import EvidenceLowerBound, active_units, kl_per_dim
 
 POSITIVE = ["the food was great", "great service and tasty food", "i loved the pizza", "the staff were friendly"]
 NEGATIVE = ["the food was cold", "terrible service and bland food", "i hated the pizza", "the staff were rude"]

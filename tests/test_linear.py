@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import textmill
-from textmill.train import linear
+from textmill.training import linear
 
 from .conftest import tiny_config
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import textmill
-from textmill.train import memory, trainer
+from textmill.training import memory, trainer
 
 from .conftest import tiny_config
 

@@ -1,6 +1,6 @@
 import pytest
 
-from textmill.evaluate import bits_per_char, distinct_n, length_stats, metric_tokens, perplexity, self_bleu
+from textmill.evaluation import bits_per_char, distinct_n, length_stats, metric_tokens, perplexity, self_bleu
 
 
 def test_metric_tokens_split_cjk_by_character():
@@ -35,7 +35,7 @@ def test_bleu_against_many_references_equals_nltk():
 
     from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-    from textmill.evaluate.bleu import ReferenceSet, self_bleu_scores
+    from textmill.evaluation.bleu import ReferenceSet, self_bleu_scores
 
     rng = random.Random(0)
     words = "a b c d e f g".split()
@@ -53,7 +53,7 @@ def test_bleu_against_many_references_equals_nltk():
 
 
 def test_bleu_against_references_handles_chinese():
-    from textmill.evaluate.metrics import corpus_bleu_against
+    from textmill.evaluation.metrics import corpus_bleu_against
 
     same = corpus_bleu_against(["床前明月光"], ["床前明月光", "疑是地上霜"])
     assert same["bleu_2"] == pytest.approx(100.0)

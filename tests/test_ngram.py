@@ -14,8 +14,8 @@ import textmill
 from textmill.config import validate_config
 from textmill.data import encode_stream
 from textmill.errors import ConfigError, DataError
+from textmill.exchange.arpa import escape, export_arpa, import_arpa, unescape, write_arpa
 from textmill.models import Conditioning, NGramConfig, NGramLM
-from textmill.models.arpa import escape, export_arpa, import_arpa, unescape, write_arpa
 from textmill.tokenizers import CharTokenizer, WhitespaceTokenizer
 
 DOCS = ["a b", "a b", "a c"]

@@ -20,10 +20,10 @@ import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.data.prepare import lm_documents  # noqa: E402
 from textmill.errors import TextmillError  # noqa: E402
-from textmill.evaluate.runner import likelihood  # noqa: E402
+from textmill.evaluation.runner import likelihood  # noqa: E402
+from textmill.exchange.hf import import_run as textmill_import  # noqa: E402
 from textmill.models import GPT, Conditioning  # noqa: E402
 from textmill.models.hf import HFCausalLM  # noqa: E402
-from textmill.models.hf import import_run as textmill_import  # noqa: E402
 
 from .conftest import tiny_config  # noqa: E402
 
@@ -257,7 +257,7 @@ def test_init_from_a_source_imports_it_once_and_takes_its_model_fields(hf_dir, t
     second run and a resume reuse it), and the model fields the config leaves out are the base's."""
     if "llama" not in hf_dir.name:
         pytest.skip("importing into the cache is the same for every architecture: the Llama source checks it")
-    from textmill.train import finetune
+    from textmill.training import finetune
 
     monkeypatch.setenv("TEXTMILL_CACHE", str(tmp_path / "cache"))
     finetune.imported.cache_clear()

@@ -1,5 +1,5 @@
 """Differential privacy (train/privacy.py), canaries (data/canaries.py) and memorization audits
-(safety/audit.py), alone and through the trainer, the CLI and synth."""
+(evaluation/audit.py), alone and through the trainer, the CLI and synth."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from textmill.config import CanaryConfig, validate_config
 from textmill.data.canaries import make_canaries
 from textmill.data.prepare import lm_documents
 from textmill.errors import ConfigError, TextmillError
-from textmill.safety.audit import extraction, membership_inference, text_nll
+from textmill.evaluation.audit import extraction, membership_inference, text_nll
 
 ROWS = [f"row {i}: the {random.Random(i).choice(['red', 'blue', 'green'])} {w} walked {i % 7} miles"
         for i, w in enumerate(["fox", "cat", "dog", "owl", "elk", "yak", "emu", "bat"] * 25)]
@@ -91,7 +91,7 @@ def ngram_run(tmp_path_factory, rows_file) -> Path:
 
 
 def test_a_memorizing_model_is_caught(ngram_run):
-    from textmill.safety.audit import AuditOptions, audit
+    from textmill.evaluation.audit import AuditOptions, audit
 
     rep = audit(ngram_run, AuditOptions(candidates=300, members=100, samples=20, max_new_tokens=40))
     assert all(c["leaked"] and c["rank"] == 1 for c in rep["canaries"])
@@ -109,7 +109,7 @@ def test_text_nll_agrees_between_batched_and_single_scoring(tiny_run, monkeypatc
     alone = [text_nll(gen, [t])[0][0] for t in texts]
     assert together == pytest.approx(alone, rel=1e-5) and list(counts) == [len(t) + 1 for t in texts]
     # a large vocabulary scores fewer rows at a time (Gemma 3's 262,144 tokens: 8.6 GB of logits for 64 rows)
-    from textmill.safety import audit
+    from textmill.evaluation import audit
 
     monkeypatch.setattr(audit, "LOGITS_BUDGET", 30 * gen.model.vocab_size)  # 30 positions: 1 row of 16, then 2 of 15
     batches = []

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from textmill.decoding import BadWords, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
 from textmill.errors import ConfigError
-from textmill.generate import BadWords, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
 
 INF = float("-inf")
 

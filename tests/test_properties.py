@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from textmill.config import DataConfig, load_config
 from textmill.data.sources import read_documents, read_labelled
 from textmill.errors import TextmillError
-from textmill.models.arpa import import_arpa, read_arpa
+from textmill.exchange.arpa import import_arpa, read_arpa
 from textmill.tokenizers import BOS_ID, BPETokenizer, CharTokenizer, WhitespaceTokenizer, WordTokenizer
 
 EXAMPLES = int(os.environ.get("TEXTMILL_HYPOTHESIS_EXAMPLES", 150))  # more for a deeper search, e.g. 2000

@@ -21,8 +21,8 @@ def test_from_imports_in_the_readme_resolve():
 
 
 def test_dotted_names_in_the_readme_resolve_by_attribute_access():
-    """`textmill.evaluate` is the evaluate function, so `textmill.evaluate.plots.x` fails for a user
-    even after `import textmill.evaluate.plots`; the README must not tell them to write it."""
+    """`textmill.evaluate` is the evaluate function, so `textmill.evaluation.plots.x` fails for a user
+    even after `import textmill.evaluation.plots`; the README must not tell them to write it."""
     prose = FROM_IMPORT.sub("", README)
     names = set(re.findall(r"\btextmill(?:\.\w+)+", prose))
     assert "textmill.load" in names

@@ -9,11 +9,11 @@ import textmill
 from textmill.cli import app
 from textmill.config import TrainConfig
 from textmill.data.datasets import pad_right
+from textmill.decoding import Seq2SeqGenerator
 from textmill.errors import ConfigError, GenerationError
-from textmill.generate import Seq2SeqGenerator
 from textmill.models import Conditioning, Seq2SeqConfig, TransformerConfig, build_model
-from textmill.train.objectives import cross_entropy
-from textmill.train.optim import build_optimizer
+from textmill.training.objectives import cross_entropy
+from textmill.training.optim import build_optimizer
 
 V = 40
 WORDS = {"eins": "one", "zwei": "two", "drei": "three", "vier": "four", "fünf": "five", "hund": "dog", "katze": "cat"}

@@ -18,8 +18,8 @@ openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
 
 import textmill  # noqa: E402
-from textmill.generate import parse_options  # noqa: E402
-from textmill.generate.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
+from textmill.decoding import parse_options  # noqa: E402
+from textmill.decoding.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
 from textmill.serve.launch import model_id  # noqa: E402
 
 from .conftest import free_port, live, post  # noqa: E402

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import textmill
 from textmill.cli import app
 from textmill.errors import ConfigError, DataError, TextmillError
-from textmill.evaluate.substrings import SubstringIndex
+from textmill.evaluation.substrings import SubstringIndex
 from textmill.synth import classify
 from textmill.synth.augment import EDA, CorpusThesaurus, WordNet, build_thesaurus
 from textmill.synth.classify import CNNClassifier, text_classifier
@@ -39,7 +39,7 @@ from textmill.synth.filters import (
     TrainingOverlap,
 )
 from textmill.synth.journal import Journal
-from textmill.synth.pipeline import load_rows, stratified_split
+from textmill.synth.rows import load_rows, stratified_split
 from textmill.synth.quality import privacy, two_sample_auc, utility
 
 runner = CliRunner()
@@ -240,7 +240,8 @@ def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
 
 
 def test_personal_information_in_the_real_rows_is_reported_and_masked_on_request(tmp_path, monkeypatch):
-    from textmill.synth import generators, pipeline
+    from textmill.synth import pipeline
+    from textmill.synth.generators.eda import EDAGenerator
 
     rows = reviews(160)
     rows[0] = (rows[0][0] + " call me on 415-555-0111", rows[0][1])
@@ -249,7 +250,7 @@ def test_personal_information_in_the_real_rows_is_reported_and_masked_on_request
     data.write_text("".join(f"{y}\t{t}\n" for t, y in rows), encoding="utf-8")
     seen: list[str] = []
 
-    class Spy(generators.EDAGenerator):  # EDA, recording the rows it is fitted on
+    class Spy(EDAGenerator):  # EDA, recording the rows it is fitted on
         def fit(self, rows, workdir, chinese, seed):
             seen.extend(t for t, _ in rows)
             return super().fit(rows, workdir, chinese, seed)
@@ -451,7 +452,7 @@ def test_load_rows_reads_eda_files_and_tables(labelled, tmp_path):
 
 
 def test_language_model_presets_fit_tiny_data():
-    from textmill.synth.generators import GPTGenerator, _fit_stream_windows
+    from textmill.synth.generators.trained import GPTGenerator, _fit_stream_windows
 
     cfg = {"model": {"family": "gpt", "context": 64}, "data": {"val_fraction": 0.1}}
     rows = [("a few words here", "x")] * 40

@@ -31,11 +31,16 @@ def test_each_chunk_is_split_by_the_shares(shares, n, counts):
     assert build_generator("mix:eda+ngram", {"shares": shares}).counts(n) == counts
 
 
-def test_a_generators_own_options_reach_it_alone_and_the_rest_reach_all():
+def test_a_generators_own_options_reach_it_alone_and_the_rest_reach_each_one_that_takes_them():
     gen = build_generator("mix:eda+ngram", {"ngram": {"prefix": 2}, "eda": {"alpha": 0.2}, "temperature": 0.7})
     assert isinstance(gen, MixGenerator) and [p.name for p in gen.parts] == ["eda", "ngram"]
-    assert gen.parts[0].options == {"alpha": 0.2, "temperature": 0.7} and gen.parts[1].options == {"prefix": 2, "temperature": 0.7}
+    given = [p.options.model_dump(exclude_unset=True) for p in gen.parts]
+    assert given == [{"alpha": 0.2}, {"prefix": 2, "temperature": 0.7}]  # EDA samples no model: no temperature
     assert gen.shares == [1.0, 1.0]
+    with pytest.raises(ConfigError, match="option shots is taken by none of its generators"):
+        build_generator("mix:eda+ngram", {"shots": 3})
+    with pytest.raises(ConfigError, match="generator 'ngram': option prefix=-1"):
+        build_generator("mix:eda+ngram", {"ngram": {"prefix": -1}})
 
 
 def test_a_mix_writes_its_shares_through_one_set_of_filters_and_names_who_wrote_each_row(data, tmp_path):

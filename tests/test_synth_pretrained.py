@@ -20,7 +20,8 @@ from typer.testing import CliRunner  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
 from textmill.synth.classify import PretrainedFeatures, text_classifier  # noqa: E402
-from textmill.synth.generators import build_generator, clean_reply  # noqa: E402
+from textmill.synth.generators import build_generator  # noqa: E402
+from textmill.synth.generators.prompted import clean_reply  # noqa: E402
 
 from .test_pretrained import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
 
@@ -97,10 +98,12 @@ def test_synth_writes_prompted_rows_through_its_filters(source, tmp_path):
 
 
 def test_bad_options_name_the_problem(source, tmp_path, caplog):
-    with pytest.raises(ConfigError, match="shots=0 must be a whole number"):
+    with pytest.raises(ConfigError, match="generator 'prompt': option shots=0: Input should be greater than or equal to 1"):
         fitted(source, tmp_path, shots=0)
-    with pytest.raises(ConfigError, match="per_prompt=1.5 must be a whole number"):
+    with pytest.raises(ConfigError, match="option per_prompt=1.5: Input should be a valid integer"):
         fitted(source, tmp_path, per_prompt=1.5)
+    with pytest.raises(ConfigError, match="option temprature is not one of its options; its options: .*temperature"):
+        fitted(source, tmp_path, temprature=0.5)
     with pytest.raises(ConfigError, match=r"descriptions name labels the data does not have: \['angry'\]"):
         fitted(source, tmp_path, descriptions={"angry": "x"})
     gen = fitted(source, tmp_path, shots=4)

@@ -13,6 +13,7 @@ import textmill
 from textmill.cli import app
 from textmill.errors import ConfigError, DataError
 from textmill.synth.generators import GENERATORS, SynthGenerator
+from textmill.synth.generators.base import SamplingOptions
 from textmill.synth.report import render_html
 
 from . import test_synth
@@ -28,6 +29,7 @@ class Thermometer(SynthGenerator):
     so only one setting helps a classifier; records what it was fitted on and how it sampled."""
 
     name = "thermometer"
+    Options = SamplingOptions
     samples = True
     fitted: list[list[tuple[str, str]]] = []
     sampled: list[tuple[float, float | None]] = []
@@ -36,7 +38,7 @@ class Thermometer(SynthGenerator):
         Thermometer.fitted.append(list(rows))
 
     def sample(self, label: str, n: int, seed: int) -> list[str]:
-        t, top_p = float(self.options.get("temperature", 1.0)), self.options.get("top_p")
+        t, top_p = self.options.temperature, self.options.top_p
         Thermometer.sampled.append((t, top_p))
         right = (label == "positive") == (t == 0.7)
         rng = random.Random(seed)

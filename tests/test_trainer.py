@@ -10,8 +10,8 @@ import torch
 import textmill
 from textmill.errors import CheckpointError, ConfigError
 from textmill.rundir import find_last, read_run_config
-from textmill.train import checkpoint
-from textmill.train.optim import build_optimizer, lr_at
+from textmill.training import checkpoint
+from textmill.training.optim import build_optimizer, lr_at
 
 from .conftest import tiny_config
 
@@ -34,7 +34,7 @@ def test_run_directory_holds_the_unit_of_exchange(tiny_run):
 def test_overfits_one_batch(family):
     from textmill.config import TrainConfig
     from textmill.models import GPTConfig, RNNConfig, build_model
-    from textmill.train.objectives import cross_entropy
+    from textmill.training.objectives import cross_entropy
 
     torch.manual_seed(0)
     cfg = (GPTConfig(n_layer=2, n_head=2, n_embd=32, context=16) if family == "gpt"
@@ -215,7 +215,7 @@ def test_torchrun_ddp_on_cpu(tmp_path, corpus):
 def test_the_loss_skips_only_padding_not_token_zero():
     """Token 0 is a real token in a pretrained vocabulary ("!" in GPT-2's): only IGNORE targets are skipped."""
     from textmill.data.datasets import IGNORE, PairDataset
-    from textmill.train.objectives import cross_entropy
+    from textmill.training.objectives import cross_entropy
 
     logits = torch.zeros(1, 3, 5)
     logits[0, :, 0] = 4.0

@@ -7,11 +7,11 @@
 """
 
 from .config import RunConfig, load_config
+from .decoding import Generator
 from .errors import TextmillError
-from .evaluate import compare, evaluate
-from .generate import Generator, generate
-from .rundir import load
-from .train import train
+from .evaluation import compare, evaluate
+from .loading import generate, load
+from .training import train
 
 __version__ = "0.1.0"
 

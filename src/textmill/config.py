@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -37,11 +37,39 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelConfig(Strict):
-    """Base of the per-family model configs (each family file defines its own subclass)."""
+# What a family is, declared once on its config class (`kind = ...`), for the code that treats kinds differently:
+DECODER = "decoder-only"  # continues a prompt (gpt, rnn, ngram)
+ENCODER_DECODER = "encoder-decoder"  # maps a source text to a target text (seq2seq, transformer)
+SENTENCE = "sentence"  # models each sentence on its own, with a latent code or an adversary (vae, cvae, gan)
 
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {}  # family name -> its config class, filled as each family is defined
+
+
+class ModelConfig(Strict):
+    """Base of the per-family model configs. Each family file defines a subclass with a
+    `family: Literal["name"] = "name"` field and a `kind`, and defining it registers the family, so a
+    run config can be read without this module knowing the families."""
+
+    kind: ClassVar[str]
     family: str
     context: int = Field(64, ge=1, description="tokens per training sequence (and GPT's position limit)")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        family = cls.model_fields["family"].default
+        if isinstance(family, str):  # an abstract base of several families has none
+            if family in MODEL_CONFIGS:
+                raise ValueError(f"model family {family!r} is defined twice")
+            MODEL_CONFIGS[family] = cls
+
+
+def model_config_class(family: str) -> type[ModelConfig]:
+    """The config class of a model family, or an error that lists the families."""
+    try:
+        return MODEL_CONFIGS[family]
+    except KeyError:
+        raise ConfigError(f"unknown model family {family!r}; choose one of: {', '.join(sorted(MODEL_CONFIGS))}") from None
 
 
 Task = Literal["lm", "translation", "summarization", "dialogue", "keywords"]
@@ -153,7 +181,7 @@ class LoRAConfig(Strict):
 
 
 class DPConfig(Strict):
-    """Differentially private training (DP-SGD with Opacus, train/privacy.py): each training window's
+    """Differentially private training (DP-SGD with Opacus, training/privacy.py): each training window's
     gradient is clipped to `max_grad_norm`, Gaussian noise is added, and windows are drawn by Poisson
     sampling. Give a target `epsilon` (the noise is chosen to reach it at max_steps) or a `noise_multiplier`."""
 
@@ -195,7 +223,7 @@ class TrainConfig(Strict):
                                                       "a GGUF file, a Llama, Gemma 3 or GPT-2 Hugging Face directory), whose weights "
                                                       "and tokenizer this run starts from (same family and sizes: model "
                                                       "fields left out are the base's; labels it lacks are added)")
-    lora: LoRAConfig | None = Field(None, description="fine-tune low-rank adapters only (train/lora.py); needs init_from")
+    lora: LoRAConfig | None = Field(None, description="fine-tune low-rank adapters only (training/lora.py); needs init_from")
     dp: DPConfig | None = Field(None, description="differentially private training (DP-SGD, Opacus): gpt and rnn "
                                                     "families, LoRA on pretrained models")
 
@@ -217,11 +245,8 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _family_fits_the_task(self) -> RunConfig:
-        from .models import MODELS
-        from .models.base import ENCODER_DECODER
-
         paired = self.data.task in PAIRED_TASKS
-        encoder_decoder = MODELS.get(self.model.family).kind == ENCODER_DECODER
+        encoder_decoder = self.model.kind == ENCODER_DECODER
         if encoder_decoder and not paired:
             raise ValueError(f"model family {self.model.family!r} maps a source text to a target text: set data.task to "
                              f"one of {', '.join(PAIRED_TASKS)}")
@@ -238,8 +263,6 @@ class RunConfig(Strict):
     @field_validator("model", mode="before")
     @classmethod
     def _family_config(cls, v: Any) -> ModelConfig:
-        from .models import model_config_class
-
         if isinstance(v, ModelConfig):
             return v
         if not isinstance(v, dict) or "family" not in v:
@@ -254,8 +277,6 @@ class RunConfig(Strict):
 
 def _allowed_fields(loc: tuple[Any, ...], data: dict[str, Any]) -> list[str]:
     """The keys allowed at `loc` (used to turn 'extra key' errors into a helpful message)."""
-    from .models import model_config_class
-
     model: type[BaseModel] = RunConfig
     for i, part in enumerate(loc[:-1]):
         if i == 0 and part == "model":

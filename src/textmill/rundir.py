@@ -10,15 +10,14 @@
       checkpoints/last/      model.safetensors, optimizer.safetensors, trainer_state.json (for resume)
 
 Nothing is pickled: weights and optimizer tensors are safetensors, everything else JSON/YAML. Every
-file is written to a temporary name and renamed into place (the trainer swaps `checkpoints/last` in
-as a whole directory: train/checkpoint.py). `load` reads any run back as a ready generator, and a
-damaged file is an error that names it and the way back. Reading a run never imports the trainer.
+file is written whole or not at all (files.py; the trainer swaps `checkpoints/last` in as a whole
+directory: training/checkpoint.py). This module is the format only: `textmill.load` (loading.py)
+turns a run into a ready generator, and a damaged file is an error that names it and the way back.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +27,14 @@ from safetensors import safe_open
 from safetensors.torch import load_model
 from torch import nn
 
-from .config import RunConfig, validate_config
+from .config import RunConfig, model_config_class, validate_config
 from .errors import CheckpointError, ConfigError
-from .models import build_model, model_config_class
-from .models.base import ENCODER_DECODER
-from .tokenizers import Tokenizer, load_tokenizer
+from .files import atomic_write_text, previous
+from .models import build_model
+from .tokenizers import Tokenizer
 
 RUN_FORMAT = "textmill-run"
 LAST = Path("checkpoints") / "last"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 RUN_MARKERS = ("config.json", "train.yaml")  # a directory holding either is a run (whole or not)
@@ -69,9 +59,9 @@ def write_run_config(run_dir: Path, cfg: RunConfig) -> None:
 
 
 def find_last(run_dir: Path) -> Path | None:
-    """The newest complete resume checkpoint (`last`, or `last.old` if a swap was interrupted)."""
-    for name in ("last", "last.old"):
-        d = run_dir / "checkpoints" / name
+    """The newest complete resume checkpoint: `last`, or the one it replaced if a kill came between
+    the two renames of the swap (files.replacing)."""
+    for d in (run_dir / LAST, previous(run_dir / LAST)):
         if (d / "trainer_state.json").is_file():
             return d
     return None
@@ -155,62 +145,3 @@ def load_weights(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     if _non_finite(model):
         raise damaged(run_dir, "model.safetensors", "it holds NaN or infinite values: the file is corrupt or training diverged")
     return model, meta
-
-
-def split_named(spec: str) -> tuple[str | None, str]:
-    """`NAME=SOURCE` as (NAME, SOURCE); a plain source (or an existing path holding `=`) as (None, SOURCE)."""
-    if "=" not in spec or Path(spec).exists():
-        return None, spec
-    name, _, source = spec.partition("=")
-    if not name or not source:
-        raise ConfigError(f"{spec!r}: write it as SOURCE or NAME=SOURCE")
-    return name, source
-
-
-def load(run_dir: str | Path, device: str | torch.device = "cpu", engine: str = "auto", quantize: str | None = None,
-         compile: bool = False):
-    """A ready `Generator` for a run directory (best weights), for any token-model family; for a
-    grammar file (`.yaml`), the validated `TemplateGrammar`; for a pretrained source (an embedded
-    name, a GGUF file, a Hugging Face directory), the pretrained model (models/hf.py; `engine` chooses
-    textmill's GPT or transformers for it); for `openai:MODEL@URL`, a model behind an OpenAI-compatible
-    server (generate/remote.py). `quantize` ("bf16" or "int4") and `compile` make GPT runs
-    and pretrained models generate faster (models/inference.py)."""
-    from .data.prepare import source_tokenizer
-    from .data.tasks import build_task
-    from .generate import Generator, LatentGenerator, Seq2SeqGenerator
-    from .generate.remote import RemoteGenerator, is_remote
-    from .models.hf import EMBEDDED, is_pretrained_source, load_pretrained
-    from .models.inference import optimize
-    from .models.template import TemplateGrammar
-
-    if is_remote(run_dir):
-        if quantize or compile:
-            raise ConfigError(f"{run_dir} runs on its server: quantize and compile apply to local models")
-        return RemoteGenerator(str(run_dir))
-    run_dir = Path(run_dir)
-    if run_dir.suffix in (".yaml", ".yml") and run_dir.is_file():
-        if quantize or compile:
-            raise ConfigError(f"{run_dir} is a grammar: quantize and compile apply to gpt runs and pretrained models")
-        return TemplateGrammar.from_file(run_dir)
-    if is_pretrained_source(run_dir):
-        return load_pretrained(run_dir, device, engine, quantize, compile)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"{str(run_dir)!r} does not exist: pass a run directory, a grammar file or a pretrained model "
-                              f"(textmill reads local files only; embedded models: {', '.join('embedded:' + n for n in EMBEDDED)})")
-    model, meta = load_weights(run_dir)
-    if isinstance(model, nn.Module):
-        model.to(device)
-    info = {"run_dir": str(run_dir), **meta}
-    tokenizer = load_tokenizer(run_dir)
-    if tokenizer.vocab_size > meta["vocab_size"]:
-        raise damaged(run_dir, "tokenizer.json", f"it has {tokenizer.vocab_size} tokens and the model {meta['vocab_size']}: "
-                                                 "it belongs to another run")
-    if quantize or compile:
-        optimize(model, quantize, compile)
-        info["inference"] = {"quantize": quantize, "compile": compile}
-    if model.kind == ENCODER_DECODER:
-        task = build_task(read_run_config(run_dir).data) if (run_dir / "train.yaml").is_file() else None
-        return Seq2SeqGenerator(model, tokenizer, info, source_tokenizer=source_tokenizer(run_dir), task=task)
-    if getattr(model, "latent", False):
-        return LatentGenerator(model, tokenizer, info)
-    return Generator(model, tokenizer, info)

@@ -18,7 +18,7 @@ app.add_typer(arpa_app, name="arpa")
 def arpa_export(run: Annotated[Path, typer.Argument(help="run directory of an n-gram model")],
                 path: Annotated[Path, typer.Argument(help="ARPA file to write")]) -> None:
     """Write an n-gram run as an ARPA file."""
-    from ..models.arpa import export_arpa
+    from ..exchange.arpa import export_arpa
 
     try:
         export_arpa(run, path)
@@ -33,7 +33,7 @@ def arpa_import(path: Annotated[Path, typer.Argument(help="ARPA file")],
                 tokenizer: Annotated[str, typer.Option(help="auto (the tokenizer a textmill export records, else whitespace), "
                                                             "whitespace, char or word")] = "auto") -> None:
     """Make a run directory from an ARPA file (then generate with it or eval it with --data)."""
-    from ..models.arpa import import_arpa
+    from ..exchange.arpa import import_arpa
 
     try:
         import_arpa(path, out_dir, tokenizer)
@@ -48,7 +48,7 @@ def export(run: Annotated[Path, typer.Argument(help="gpt run directory, or a Lla
            fmt: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model directory (GPT-2, Llama or Gemma 3)")] = "hf",
            overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False) -> None:
     """Export a GPT run as a Hugging Face model directory that transformers loads with the same logits."""
-    from ..export import export_hf
+    from ..exchange.hf import export_hf
 
     try:
         if fmt != "hf":
@@ -64,7 +64,7 @@ def import_(source: Annotated[str, typer.Argument(help="a Llama, Gemma 3 or GPT-
                                                       "a .gguf file or a Hugging Face directory")],
             out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")]) -> None:
     """Make a textmill run directory from a pretrained model, to fine-tune (--init-from RUN) or evaluate like any run."""
-    from ..models.hf import import_run
+    from ..exchange.hf import import_run
 
     try:
         import_run(source, out_dir)

@@ -26,7 +26,7 @@ def train(config: Annotated[Path, typer.Argument(help="run config YAML, e.g. con
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Train a model; writes a run directory (weights, tokenizer, config, metrics, TensorBoard events)."""
     from ..config import load_config
-    from ..train import train as run_training
+    from ..training import train as run_training
 
     setup_logging(verbose)
     try:
@@ -104,7 +104,7 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
     an article, dialogue turns separated by \\n, or keywords), sample a VAE (--interpolate A B walks
     between two sentences), or sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
     from ..data import read_utf8
-    from ..rundir import load
+    from ..loading import load
 
     if Path(run).suffix in (".yaml", ".yml"):
         return _generate_from_grammar(Path(run), num_return_sequences, seed, label, unique, enumerate_all, out_path, overwrite)
@@ -153,7 +153,7 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
 
 
 def _interpolate(gen: Any, ends: tuple[str, str], steps: int, options: dict[str, Any]) -> None:
-    from ..generate import LatentGenerator
+    from ..decoding import LatentGenerator
 
     if not isinstance(gen, LatentGenerator):
         raise TextmillError("--interpolate needs a run with a latent space (family vae or cvae)")
@@ -171,8 +171,8 @@ def transfer(run: Annotated[Path, typer.Argument(help="run directory of a cvae m
              max_new_tokens: Annotated[int, typer.Option()] = 60,
              as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False) -> None:
     """Style transfer: encode each sentence, change its label, decode it: `textmill transfer RUN --to positive "the food was cold"`."""
-    from ..generate import LatentGenerator
-    from ..rundir import load
+    from ..decoding import LatentGenerator
+    from ..loading import load
 
     try:
         gen = load(run)
@@ -187,8 +187,8 @@ def transfer(run: Annotated[Path, typer.Argument(help="run directory of a cvae m
 
 
 def _plot_attention(gen: Any, source: str, output: str, path: Path) -> None:
-    from ..evaluate.plots import plot_attention
-    from ..generate import Seq2SeqGenerator
+    from ..decoding import Seq2SeqGenerator
+    from ..evaluation.plots import plot_attention
 
     if not isinstance(gen, Seq2SeqGenerator):
         raise TextmillError("--plot-attention needs an encoder-decoder run (family seq2seq or transformer)")
@@ -197,8 +197,8 @@ def _plot_attention(gen: Any, source: str, output: str, path: Path) -> None:
 
 def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optional[str], unique: bool,
                            enumerate_all: bool, out_path: Optional[Path], overwrite: bool) -> None:
+    from ..files import atomic_write_text
     from ..models.template import TemplateGrammar
-    from ..rundir import atomic_write_text
 
     try:
         if out_path and out_path.exists() and not overwrite:
@@ -234,7 +234,7 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
     """Language models: perplexity and bits per character on a corpus; distinct-n, self-BLEU and
     lengths of samples. Encoder-decoder models: BLEU, chrF, ROUGE-1/2/L, exact match and distinct-n of
     their outputs against the references, and the references' perplexity."""
-    from ..evaluate import evaluate
+    from ..evaluation import evaluate
 
     try:
         res = evaluate(run, data, target=target, text_field=text_field, data_format=data_format, samples=samples,
@@ -280,7 +280,7 @@ def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to t
             set_: SetOpt = None) -> None:
     """Train each config for the same wall-clock budget, score each model beside them on the same validation
     split, and print a leaderboard (by bits per char)."""
-    from ..evaluate import compare as run_compare
+    from ..evaluation import compare as run_compare
 
     setup_logging(False)
     try:
@@ -301,9 +301,10 @@ def compare(configs: Annotated[list[Path], typer.Argument(help="run configs to t
 @app.command()
 def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """What a run directory holds: family, size, data, training progress and best validation loss."""
+    from ..loading import load
     from ..models import count_parameters
-    from ..rundir import find_last, load, read_run_config, read_trainer_state
-    from ..train.privacy import read_privacy
+    from ..rundir import find_last, read_run_config, read_trainer_state
+    from ..training.privacy import read_privacy
 
     try:
         gen = load(run)
@@ -346,8 +347,8 @@ def quickstart(steps: Annotated[int, typer.Option(help="training steps (about 2 
                out_dir: Annotated[Path, typer.Option("--out")] = Path("runs/quickstart")) -> None:
     """Train a small character-level GPT on the Shakespeare shipped with the install, then sample."""
     from ..config import validate_config
-    from ..rundir import load
-    from ..train import train as run_training
+    from ..loading import load
+    from ..training import train as run_training
 
     setup_logging(False)
     try:
@@ -373,7 +374,7 @@ def quickstart(steps: Annotated[int, typer.Option(help="training steps (about 2 
 
 def _pretrained_demo() -> None:
     """The embedded pretrained model answering a question, with no training (when its package is installed)."""
-    from ..rundir import load
+    from ..loading import load
 
     question = "Write one sentence about the sea."
     out.print(f"\nA pretrained model, no training: textmill generate embedded:smollm2-135m-instruct --chat -p {question!r}")

@@ -54,8 +54,8 @@ def audit(run: Annotated[Path, typer.Argument(help="run directory of a language 
           as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
     """Memorization audit: canary exposure (runs trained with data.canaries), loss-threshold membership
     inference (AUC) and extraction (the longest training text the samples reproduce). Saved as audit.json."""
-    from ..safety.audit import AuditOptions
-    from ..safety.audit import audit as run_audit
+    from ..evaluation.audit import AuditOptions
+    from ..evaluation.audit import audit as run_audit
 
     setup_logging(False)
     try:

@@ -66,7 +66,7 @@ def humaneval_create(systems: Annotated[list[str], typer.Argument(help="NAME=PAT
     from ..data import read_utf8
     from ..humaneval import create, read_jsonl_outputs
     from ..humaneval.study import Output
-    from ..rundir import load, split_named
+    from ..loading import load, split_named
 
     try:
         outputs, sources = [], {}

@@ -104,7 +104,7 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
         table.add_row(name, str(n))
     out.print(table)
     if res.tuning:
-        from ..synth.tune import Sampling
+        from ..synth.config import Sampling
 
         t = res.tuning
         tried = "; ".join(f"{Sampling(temperature=v['temperature'], top_p=v['top_p']).describe()}: {v['accuracy']:.2f}"

@@ -80,29 +80,28 @@ def _with_controls(cfg: TokenizerConfig, extra: tuple[str, ...]) -> TokenizerCon
     return cfg.model_copy(update={"control_tokens": list(dict.fromkeys([*cfg.control_tokens, *extra]))})
 
 
-def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "stream", labelled: bool = False) -> Prepared:
+def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "stream", labelled: bool = False,
+            base: Path | None = None) -> Prepared:
     """Read, split and encode the data of `cfg` as `kind` ("stream", "pairs" or "sentences", with
-    labels when `labelled`). Tokenizers are trained on the training split, or loaded from `run_dir`
-    when resuming."""
+    labels when `labelled`). Tokenizers are trained on the training split, loaded from `run_dir`
+    when resuming, or, when fine-tuning, the `base` run's with the control tokens this run adds."""
     if kind == "pairs":
-        return _pairs(cfg, run_dir, resume)
+        return _pairs(cfg, run_dir, resume, base)
     if kind == "sentences":
-        return _sentences(cfg, run_dir, resume, labelled)
+        return _sentences(cfg, run_dir, resume, labelled, base)
     train_docs, val_docs = lm_documents(cfg.data)
-    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg, lm_tokenizer_config(cfg, train_docs),
-                                                               train_docs + spelled_alphabet(cfg.data.canaries))
+    tok = load_tokenizer(run_dir) if resume else new_tokenizer(lm_tokenizer_config(cfg, train_docs),
+                                                               train_docs + spelled_alphabet(cfg.data.canaries), base)
     context = cfg.model.context
     return Prepared({TOKENIZER: tok}, TokenStream.from_docs(tok, train_docs, context, "training"),
                     TokenStream.from_docs(tok, val_docs, context, "validation"))
 
 
-def new_tokenizer(cfg: RunConfig, tok_cfg: TokenizerConfig, texts: list[str], name: str = TOKENIZER) -> Tokenizer:
-    """A tokenizer trained on `texts`; when fine-tuning (`train.init_from`), the base run's tokenizer
-    file `name` with the control tokens of `tok_cfg` it lacks."""
-    if cfg.train.init_from:
-        from ..train.finetune import base_dir  # the base run, or a pretrained source's imported run
-
-        return load_tokenizer(base_dir(cfg) / name).with_control_tokens(tok_cfg.control_tokens)
+def new_tokenizer(tok_cfg: TokenizerConfig, texts: list[str], base: Path | None = None, name: str = TOKENIZER) -> Tokenizer:
+    """A tokenizer trained on `texts`; when fine-tuning, the `base` run's tokenizer file `name` with
+    the control tokens of `tok_cfg` it lacks."""
+    if base is not None:
+        return load_tokenizer(base / name).with_control_tokens(tok_cfg.control_tokens)
     return build_tokenizer(tok_cfg, texts)
 
 
@@ -122,7 +121,7 @@ def labelled_documents(d: DataConfig) -> tuple[list[tuple[str, str]], list[tuple
     return holdout(rows, d.val_fraction, d.split_seed)
 
 
-def _sentences(cfg: RunConfig, run_dir: Path, resume: bool, labelled: bool) -> Prepared:
+def _sentences(cfg: RunConfig, run_dir: Path, resume: bool, labelled: bool, base: Path | None) -> Prepared:
     d = cfg.data
     if labelled:
         train_rows, val_rows = labelled_documents(d)
@@ -140,7 +139,7 @@ def _sentences(cfg: RunConfig, run_dir: Path, resume: bool, labelled: bool) -> P
         raise DataError(f"validation labels {unseen} never occur in the training data (labels: {labels})")
     ids = {label: i for i, label in enumerate(labels)}
     texts = [t for t, _ in train_rows]
-    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg, cfg.tokenizer, texts)
+    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg.tokenizer, texts, base)
     encode = lambda rows, what: SentenceDataset.encode(  # noqa: E731
         [t for t, _ in rows], tok, max_len=cfg.model.context, what=what, seed=d.split_seed,
         labels=[ids[label] for _, label in rows] if labelled else None)
@@ -150,16 +149,16 @@ def _sentences(cfg: RunConfig, run_dir: Path, resume: bool, labelled: bool) -> P
     return Prepared({TOKENIZER: tok}, train, val, dims, {"train": train_stats, "validation": val_stats}, meta)
 
 
-def _pairs(cfg: RunConfig, run_dir: Path, resume: bool) -> Prepared:
+def _pairs(cfg: RunConfig, run_dir: Path, resume: bool, base: Path | None) -> Prepared:
     task, train_pairs, val_pairs = paired_data(cfg.data)
     sources, targets = [task.format_source(s) for s, _ in train_pairs], [t for _, t in train_pairs]
     if resume:
         tgt_tok, src_tok = load_tokenizer(run_dir / TOKENIZER), source_tokenizer(run_dir)
     elif cfg.source_tokenizer is None:
-        tgt_tok = src_tok = new_tokenizer(cfg, _with_controls(cfg.tokenizer, task.control_tokens), sources + targets)
+        tgt_tok = src_tok = new_tokenizer(_with_controls(cfg.tokenizer, task.control_tokens), sources + targets, base)
     else:
-        tgt_tok = new_tokenizer(cfg, cfg.tokenizer, targets)
-        src_tok = new_tokenizer(cfg, _with_controls(cfg.source_tokenizer, task.control_tokens), sources, SOURCE_TOKENIZER)
+        tgt_tok = new_tokenizer(cfg.tokenizer, targets, base)
+        src_tok = new_tokenizer(_with_controls(cfg.source_tokenizer, task.control_tokens), sources, base, SOURCE_TOKENIZER)
     tokenizers = {TOKENIZER: tgt_tok} if src_tok is tgt_tok else {TOKENIZER: tgt_tok, SOURCE_TOKENIZER: src_tok}
     train, train_stats = encode_pairs(train_pairs, task, src_tok, tgt_tok, cfg.model, "training", cfg.data.split_seed)
     val, val_stats = encode_pairs(val_pairs, task, src_tok, tgt_tok, cfg.model, "validation", cfg.data.split_seed)

@@ -12,17 +12,17 @@ losing one another's.
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import replacing
 
 FORMAT = "textmill-humaneval"
 VERSION = 1
@@ -69,35 +69,26 @@ def create(outputs: Sequence[Output], path: str | Path, *, sources: dict[str, st
         raise ConfigError(f"system {empty.system!r} has an empty output for prompt {empty.prompt!r}; raters cannot judge "
                           "empty text: drop it or generate again")
     rng = random.Random(seed)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    db = sqlite3.connect(tmp)
-    try:
-        with db:
-            db.executescript(SCHEMA)
-            db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", str(VERSION)),
-                                                              ("seed", str(seed)), ("created", str(time.time()))])
-            ids = {}
-            for name in systems:
-                ids[name] = db.execute("INSERT INTO systems (name, source) VALUES (?, ?)",
-                                       (name, (sources or {}).get(name, name))).lastrowid
-            shuffled = list(outputs)
-            rng.shuffle(shuffled)  # item ids say nothing about the system
-            by_prompt: dict[str, dict[str, int]] = {}
-            for o in shuffled:
-                item = db.execute("INSERT INTO items (system_id, prompt, text) VALUES (?, ?, ?)",
-                                  (ids[o.system], o.prompt, o.text)).lastrowid
-                by_prompt.setdefault(o.prompt, {}).setdefault(o.system, item)
-            if pairs:
-                found = [(a, b) for per in by_prompt.values() for a, b in itertools.combinations(sorted(per.values()), 2)]
-                rng.shuffle(found)
-                for a, b in found:
-                    db.execute("INSERT INTO pairs (a, b) VALUES (?, ?)", (a, b) if rng.random() < 0.5 else (b, a))
-        db.close()
-        os.replace(tmp, path)
-    finally:
-        db.close()
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp, closing(sqlite3.connect(tmp)) as db, db:  # the file appears whole or not at all
+        db.executescript(SCHEMA)
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", str(VERSION)),
+                                                          ("seed", str(seed)), ("created", str(time.time()))])
+        ids = {}
+        for name in systems:
+            ids[name] = db.execute("INSERT INTO systems (name, source) VALUES (?, ?)",
+                                   (name, (sources or {}).get(name, name))).lastrowid
+        shuffled = list(outputs)
+        rng.shuffle(shuffled)  # item ids say nothing about the system
+        by_prompt: dict[str, dict[str, int]] = {}
+        for o in shuffled:
+            item = db.execute("INSERT INTO items (system_id, prompt, text) VALUES (?, ?, ?)",
+                              (ids[o.system], o.prompt, o.text)).lastrowid
+            by_prompt.setdefault(o.prompt, {}).setdefault(o.system, item)
+        if pairs:
+            found = [(a, b) for per in by_prompt.values() for a, b in itertools.combinations(sorted(per.values()), 2)]
+            rng.shuffle(found)
+            for a, b in found:
+                db.execute("INSERT INTO pairs (a, b) VALUES (?, ?)", (a, b) if rng.random() < 0.5 else (b, a))
     return path
 
 

@@ -1,8 +1,9 @@
-"""Model families, one per file. Each registers its class; the class names its pydantic `Config`."""
+"""Model families, one per file. Each family's pydantic config class registers the family's name with
+config.py when it is defined; here each model class is registered under that name."""
 
 from __future__ import annotations
 
-from ..config import ModelConfig
+from ..config import ModelConfig, model_config_class
 from ..registry import Registry
 from .base import Conditioning, StepModel, count_parameters
 from .gan import GANConfig, SeqGAN
@@ -22,10 +23,6 @@ MODELS.register("transformer")(Transformer)
 MODELS.register("vae")(VAE)
 MODELS.register("cvae")(CVAE)
 MODELS.register("gan")(SeqGAN)
-
-
-def model_config_class(family: str) -> type[ModelConfig]:
-    return MODELS.get(family).Config
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, **dims: int):

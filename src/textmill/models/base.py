@@ -38,17 +38,12 @@ class Conditioning:
 
 State = Any
 
-# What a family is, declared once on its class (`kind = ...`), for the code that treats kinds differently:
-DECODER = "decoder-only"  # continues a prompt (gpt, rnn, ngram)
-ENCODER_DECODER = "encoder-decoder"  # maps a source text to a target text (seq2seq, transformer)
-SENTENCE = "sentence"  # models each sentence on its own, with a latent code or an adversary (vae, cvae, gan)
-
 
 @runtime_checkable
 class StepModel(Protocol):
     #: The longest sequence the model can attend to (None: unbounded, e.g. an RNN).
     max_context: int | None
-    #: DECODER, ENCODER_DECODER or SENTENCE.
+    #: config.DECODER, ENCODER_DECODER or SENTENCE (a family's config class declares it).
     kind: str
 
     def start(self, cond: Conditioning) -> State: ...

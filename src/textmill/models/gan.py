@@ -17,19 +17,20 @@ every decoding strategy works.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from ..config import ModelConfig
+from ..config import SENTENCE, ModelConfig
 from ..tokenizers import BOS_ID, EOS_ID, PAD_ID
-from .base import SENTENCE, Conditioning, sample_tokens
+from .base import Conditioning, sample_tokens
 from .rnn import RNNLM, RNNConfig
 
 
 class GANConfig(ModelConfig):
+    kind: ClassVar[str] = SENTENCE
     family: Literal["gan"] = "gan"
     context: int = Field(40, ge=2, description="the longest sentence in tokens, real or generated")
     cell: Literal["lstm", "gru"] = "lstm"
@@ -90,7 +91,7 @@ def _lm_config(cfg: GANConfig) -> RNNConfig:
 class SeqGAN(nn.Module):
     Config = GANConfig
     objective = "gan"
-    kind = SENTENCE
+    kind = GANConfig.kind
     max_context = None
 
     def __init__(self, cfg: GANConfig, vocab_size: int) -> None:

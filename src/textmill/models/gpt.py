@@ -15,18 +15,19 @@ sliding-window attention in `local_layers` (`window`, with their own `local_rope
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from .base import DECODER, Conditioning
+from ..config import DECODER, ModelConfig
+from .base import Conditioning
 from .layers import MLP, SelfAttention, init_transformer_weights
 
 
 class GPTConfig(ModelConfig):
+    kind: ClassVar[str] = DECODER
     family: Literal["gpt"] = "gpt"
     n_layer: int = 4
     n_head: int = 4
@@ -132,7 +133,7 @@ class GPTState:
 class GPT(nn.Module):
     Config = GPTConfig
     objective = "lm"
-    kind = DECODER
+    kind = GPTConfig.kind
 
     def __init__(self, cfg: GPTConfig, vocab_size: int) -> None:
         super().__init__()

@@ -32,8 +32,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..config import DECODER
 from ..errors import CheckpointError, ConfigError
-from .base import DECODER, Conditioning
+from .base import Conditioning
 from .gpt import GPT, GPTConfig
 
 log = logging.getLogger(__name__)
@@ -241,13 +242,16 @@ class HFCausalLM(nn.Module):
 
 
 NATIVE_ARCHITECTURES = "Llama, Gemma 3 (text) and GPT-2"
+NATIVE_CONTEXT = 2048  # the native GPT preallocates its KV cache to this many positions
 
 
-def native_gpt(hf: nn.Module, context: int) -> nn.Module | None:
+def native_gpt(hf: nn.Module, context: int | None = None) -> nn.Module | None:
     """A textmill GPT holding the weights of a Llama-architecture model (SmolLM2, TinyLlama, ...), a
     Gemma 3 text model or a GPT-2, or None for architectures or options it does not implement (they
-    run through transformers)."""
+    run through transformers). `context`: the positions its KV cache holds (default: the model's own,
+    at most NATIVE_CONTEXT)."""
     c = hf.config
+    context = context or min(positions(c) or NATIVE_CONTEXT, NATIVE_CONTEXT)
     if c.model_type == "llama":
         return _from_llama(hf, context)
     if c.model_type == "gemma3_text":
@@ -374,69 +378,3 @@ def _filled(gpt: GPT, theirs: dict[str, Tensor], layout: str) -> GPT:
     missing, unexpected = gpt.load_state_dict(ours, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
     return gpt.eval()
-
-
-NATIVE_CONTEXT = 2048  # the native GPT preallocates its KV cache to this many positions
-
-
-def load_pretrained(spec: str | Path, device: str | torch.device = "cpu", engine: str = "auto", quantize: str | None = None,
-                    compile: bool = False):
-    """A ready `Generator` for a pretrained source (see the module docstring). `engine`: `native` runs
-    the weights in textmill's GPT (Llama, Gemma 3 and GPT-2 architectures), `transformers` through transformers' own
-    model, `auto` the native one where it exists. `quantize` and `compile`: models/inference.py."""
-    from ..generate import Generator
-    from ..tokenizers.hf import HFTokenizer
-    from .inference import optimize
-
-    if engine not in ("auto", "native", "transformers"):
-        raise ConfigError(f"engine {engine!r} is not one of auto, native, transformers")
-    source = resolve(spec)
-    hf_model, hf_tokenizer = load_transformers(source)
-    config = hf_model.config
-    model = native_gpt(hf_model, min(positions(config) or NATIVE_CONTEXT, NATIVE_CONTEXT)) if engine != "transformers" else None
-    if engine == "native" and model is None:
-        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {config.model_type} models or this one's "
-                          f"options (it imports {NATIVE_ARCHITECTURES} architectures); use engine='transformers'")
-    model = optimize((model or HFCausalLM(hf_model)).to(device), quantize, compile)
-    tokenizer = HFTokenizer.from_transformers(hf_tokenizer)
-    info = {"run_dir": source.spec, "family": "pretrained", "source": source.spec,
-            "architecture": (config.architectures or [type(hf_model).__name__])[0],
-            "engine": "textmill gpt" if not isinstance(model, HFCausalLM) else "transformers",
-            "model": {"context": min(model.max_context or 1024, 1024), "model_type": config.model_type,
-                      "max_context": model.max_context}}
-    if quantize or compile:
-        info["inference"] = {"quantize": quantize, "compile": compile}
-    if tokenizer.chat_template:
-        info["chat"] = True
-    return Generator(model, tokenizer, info)
-
-
-def import_run(spec: str | Path, out: str | Path) -> Path:
-    """Write a Llama, Gemma 3 or GPT-2 pretrained source as a textmill `gpt` run directory (its GPT weights
-    and its own tokenizer), which `train.init_from` fine-tunes and `load` reads like any run."""
-    from safetensors.torch import save_model
-
-    from ..config import validate_config
-    from ..rundir import write_run_files
-    from ..tokenizers.hf import HFTokenizer
-
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise CheckpointError(f"{out} exists and is not empty; choose a new --out directory")
-    source = resolve(spec)
-    hf_model, hf_tokenizer = load_transformers(source)
-    gpt = native_gpt(hf_model, min(positions(hf_model.config) or NATIVE_CONTEXT, NATIVE_CONTEXT))
-    if gpt is None:
-        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models or this "
-                          f"one's options, so it cannot become a textmill run ({NATIVE_ARCHITECTURES} architectures can); "
-                          "generate with it as a pretrained source")
-    cfg = validate_config({"model": gpt.cfg.model_dump(mode="json"), "tokenizer": {"kind": "hf"},
-                           "data": {"source": source.spec}}, f"import of {source.spec}")
-    tmp = out.with_name(f".{out.name}.tmp")
-    write_run_files(tmp, cfg, {"tokenizer.json": HFTokenizer.from_transformers(hf_tokenizer)}, gpt.vocab_size,
-                    extra={"imported_from": source.spec})
-    save_model(gpt, str(tmp / "model.safetensors"))  # tied weights once
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)
-    return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -29,9 +29,9 @@ from pydantic import model_validator
 from safetensors.numpy import load_file, save_file
 from torch import Tensor
 
-from ..config import ModelConfig
+from ..config import DECODER, ModelConfig
 from ..errors import ConfigError
-from .base import DECODER, Conditioning
+from .base import Conditioning
 
 log = logging.getLogger(__name__)
 LOG10 = math.log(10.0)
@@ -40,6 +40,7 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
 
 class NGramConfig(ModelConfig):
+    kind: ClassVar[str] = DECODER
     family: Literal["ngram"] = "ngram"
     order: int = 3
     smoothing: Literal["kneser_ney", "add_k", "backoff"] = "kneser_ney"
@@ -68,7 +69,7 @@ class NGramLM:
 
     Config = NGramConfig
     objective = "counts"  # fitted in one pass by `fit_counts`, not by the gradient loop
-    kind = DECODER
+    kind = NGramConfig.kind
     max_context = None
 
     def __init__(self, cfg: NGramConfig, vocab_size: int, bos: int = 1, eos: int = 2, pad: int = 0) -> None:

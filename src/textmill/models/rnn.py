@@ -7,20 +7,21 @@ prompt's result does not depend on the batch it sits in.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import model_validator
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from .base import DECODER, Conditioning
+from ..config import DECODER, ModelConfig
+from .base import Conditioning
 from .layers.recurrent import last_hidden, run_left_padded, select_rows
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RNNConfig(ModelConfig):
+    kind: ClassVar[str] = DECODER
     family: Literal["rnn"] = "rnn"
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     n_layer: int = 2
@@ -44,7 +45,7 @@ State = Tensor | tuple[Tensor, Tensor]  # (layers, B, H), or (h, c) for an LSTM
 class RNNLM(nn.Module):
     Config = RNNConfig
     objective = "lm"
-    kind = DECODER
+    kind = RNNConfig.kind
     max_context = None  # a recurrent model has no position limit
 
     def __init__(self, cfg: RNNConfig, vocab_size: int) -> None:

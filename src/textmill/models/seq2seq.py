@@ -26,21 +26,22 @@ signal so weak that the decoder settles on the unigram distribution and tanh sat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from ..config import ModelConfig
+from ..config import ENCODER_DECODER, ModelConfig
 from ..errors import ConfigError
-from .base import ENCODER_DECODER, Conditioning
+from .base import Conditioning
 from .layers.recurrent import Hidden, encode_right_padded, last_hidden, select_rows, top_layer
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class Seq2SeqConfig(ModelConfig):
+    kind: ClassVar[str] = ENCODER_DECODER
     family: Literal["seq2seq"] = "seq2seq"
     context: int = Field(128, ge=1, description="the longest target in tokens (longer training targets are cut)")
     max_source_len: int = Field(256, ge=2, description="the longest source in tokens (longer sources are cut)")
@@ -76,7 +77,7 @@ class Seq2SeqState:
 class Seq2Seq(nn.Module):
     Config = Seq2SeqConfig
     objective = "seq2seq"
-    kind = ENCODER_DECODER
+    kind = Seq2SeqConfig.kind
     max_context = None  # a recurrent decoder has no position limit
 
     def __init__(self, cfg: Seq2SeqConfig, vocab_size: int, source_vocab_size: int | None = None) -> None:

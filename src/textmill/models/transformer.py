@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from .base import ENCODER_DECODER, Conditioning
+from ..config import ENCODER_DECODER, ModelConfig
+from .base import Conditioning
 from .layers import MLP, CrossAttention, SelfAttention, init_transformer_weights
 
 
 class TransformerConfig(ModelConfig):
+    kind: ClassVar[str] = ENCODER_DECODER
     family: Literal["transformer"] = "transformer"
     context: int = Field(128, ge=1, description="the longest target in tokens (longer training targets are cut)")
     max_source_len: int = Field(256, ge=2, description="the longest source in tokens (longer sources are cut)")
@@ -100,7 +101,7 @@ class TransformerState:
 class Transformer(nn.Module):
     Config = TransformerConfig
     objective = "seq2seq"
-    kind = ENCODER_DECODER
+    kind = TransformerConfig.kind
     max_context = None  # sinusoidal positions: targets may grow past `context` at generation time
 
     def __init__(self, cfg: TransformerConfig, vocab_size: int, source_vocab_size: int | None = None) -> None:

@@ -23,22 +23,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from ..config import ModelConfig
+from ..config import SENTENCE, ModelConfig
 from ..tokenizers import UNK_ID
-from .base import SENTENCE, Conditioning
+from .base import Conditioning
 from .layers.recurrent import Hidden, encode_right_padded, last_hidden, run_left_padded, select_rows, top_layer
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class VAEConfig(ModelConfig):
+    kind: ClassVar[str] = SENTENCE
     family: Literal["vae"] = "vae"
     context: int = Field(40, ge=1, description="the longest sentence in tokens (longer ones are cut)")
     cell: Literal["gru", "lstm"] = "lstm"
@@ -97,7 +98,7 @@ class VAEState:
 class VAE(nn.Module):
     Config = VAEConfig
     objective = "vae_elbo"
-    kind = SENTENCE
+    kind = VAEConfig.kind
     latent = True  # an encoder to a latent space: reconstruct, interpolate, transfer
     labelled = False
     max_context = None  # a recurrent decoder has no position limit

@@ -10,19 +10,16 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from ..decoding import parse_options
+from ..decoding.batching import Failed, Finished, Job, QueueFull, Started, Token
 from ..errors import TextmillError
-from ..generate import parse_options
-from ..generate.batching import Failed, Finished, Job, QueueFull, Started, Token
 from .metrics import Metrics
-from .schema import APIError
-
-if TYPE_CHECKING:
-    from .app import ServeSettings
+from .schema import APIError, ServeSettings
 
 
 class Run:

@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +22,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from ..config import ENCODER_DECODER
+from ..decoding import Generator
+from ..decoding.batching import BatchEngine
 from ..errors import TextmillError
-from ..generate import Generator
-from ..generate.batching import BatchEngine
-from ..models.base import ENCODER_DECODER
 from ..safety.policy import SafetyError
 from .answer import Answer, start_runs
 from .metrics import Metrics
-from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message
+from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message, ServeSettings
 
 PLAYGROUND = Path(__file__).parent / "static" / "playground.html"
 KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
                "/v1/textmill/attention", "/rate", "/humaneval/next", "/humaneval/rating", "/humaneval/preference")
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    api_key: str | None = None  # clients send `Authorization: Bearer KEY`; None: no key needed
-    max_tokens: int = 1024  # the most tokens a request may ask for (and chat's default)
-    max_n: int = 8  # the most choices per request
-    max_rows: int = 32  # rows one model decodes at once
-    max_waiting: int = 256  # requests waiting per model; more get a 429
-    timeout: float = 300.0  # seconds a request may take; then a 504 (or an error event when streaming)
-    max_body_bytes: int = 1 << 20
-    safety: Any = None  # a textmill.safety.Safety policy: refused prompts get a 400, outputs are masked or cut
 
 
 class _Limits:

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..decoding import Generator
 from ..errors import ConfigError
-from ..generate import Generator
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def model_id(source: str) -> tuple[str, str]:
     """`ID=SOURCE`, or the id a source is served under: an embedded model's name, a run directory's
     or Hugging Face directory's name, a GGUF file's stem."""
-    from ..rundir import split_named
+    from ..loading import split_named
 
     name, source = split_named(source)
     if name is not None:
@@ -27,7 +27,7 @@ def model_id(source: str) -> tuple[str, str]:
 
 
 def load_models(sources: list[str], quantize: str | None = None, compile: bool = False) -> dict[str, Generator]:
-    from ..rundir import load
+    from ..loading import load
 
     models: dict[str, Generator] = {}
     for spec in sources:
@@ -48,7 +48,8 @@ def serve(sources: list[str], host: str = "127.0.0.1", port: int = 8000, quantiz
     `ServeSettings` fields)."""
     import uvicorn
 
-    from .app import ServeSettings, create_app
+    from .app import create_app
+    from .schema import ServeSettings
 
     app = create_app(load_models(sources, quantize, compile), ServeSettings(**settings), study)
     if host not in ("127.0.0.1", "localhost", "::1") and settings.get("api_key") is None:

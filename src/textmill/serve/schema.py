@@ -9,11 +9,24 @@ controls (`top_k`, `min_p`, `min_tokens`, `repetition_penalty`, `no_repeat_ngram
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_LOGPROBS = 20
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    api_key: str | None = None  # clients send `Authorization: Bearer KEY`; None: no key needed
+    max_tokens: int = 1024  # the most tokens a request may ask for (and chat's default)
+    max_n: int = 8  # the most choices per request
+    max_rows: int = 32  # rows one model decodes at once
+    max_waiting: int = 256  # requests waiting per model; more get a 429
+    timeout: float = 300.0  # seconds a request may take; then a 504 (or an error event when streaming)
+    max_body_bytes: int = 1 << 20
+    safety: Any = None  # a textmill.safety.Safety policy: refused prompts get a 400, outputs are masked or cut
 
 
 class APIError(Exception):

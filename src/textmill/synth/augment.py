@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ..data.keywords import ZH_STOP, chinese_cut
-from ..evaluate.metrics import is_chinese
+from ..evaluation.metrics import is_chinese
 
 _WORDLIKE = re.compile(r"[^\W\d_]")  # thesaurus entries are words, not numbers or punctuation
 

@@ -40,7 +40,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torch.nn import functional as F
 
-from ..evaluate.metrics import metric_tokens
+from ..evaluation.metrics import metric_tokens
 
 ClassifierKind = Literal["tfidf", "cnn", "pretrained"]
 CLASSIFIERS: tuple[str, ...] = get_args(ClassifierKind)
@@ -185,8 +185,8 @@ class PretrainedFeatures(TransformerMixin, BaseEstimator):
 
 class _FeatureEncoder:
     def __init__(self, source: str) -> None:
+        from ..loading import load
         from ..models import GPT
-        from ..rundir import load
 
         self.gen = load(source, quantize="bf16")
         self.native = isinstance(self.gen.model, GPT)

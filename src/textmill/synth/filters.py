@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..evaluate.metrics import metric_tokens
+from ..evaluation.metrics import metric_tokens
 from .classify import ClassifierKind, text_classifier
 
 

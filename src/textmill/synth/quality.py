@@ -28,8 +28,8 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ..evaluate.metrics import distinct_n, metric_tokens, self_bleu
-from ..evaluate.substrings import SubstringIndex
+from ..evaluation.metrics import distinct_n, metric_tokens, self_bleu
+from ..evaluation.substrings import SubstringIndex
 from .classify import ClassifierKind, text_classifier
 from .filters import TrainingOverlap, units
 

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..rundir import atomic_write_text
+from ..files import atomic_write_text
 
 CLASSIFIER_NAMES = {"tfidf": "TF-IDF + logistic regression", "cnn": "Sentence CNN (Kim 2014)",
                     "pretrained": "Pretrained-model features + logistic regression"}

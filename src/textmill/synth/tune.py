@@ -24,21 +24,18 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import Field
-
-from ..config import Strict
 from ..errors import ConfigError
+from ..files import atomic_write_text
 from ..progress import Report
-from ..rundir import atomic_write_text
+from .config import SynthConfig
+from .fill import fill_label
 from .filters import FilterChain
 from .generators import SynthGenerator
 from .journal import JournalState
 from .quality import classifier_scores
-
-if TYPE_CHECKING:
-    from .pipeline import Rows, SynthConfig
+from .rows import Rows, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +44,13 @@ VALIDATION_SHARE = 0.25  # of the training rows, when no tune_data is given
 FEW_VALIDATION_ROWS = 100  # below this, warn: a row or two decides the choice
 
 
-class Sampling(Strict):
-    """One setting the tuning tries."""
-
-    temperature: float = Field(1.0, gt=0, le=5)
-    top_p: float | None = Field(None, gt=0, le=1)
-
-    def describe(self) -> str:
-        return f"temperature {self.temperature:g}" + (f", top-p {self.top_p:g}" if self.top_p is not None else "")
-
-
-DEFAULT_GRID = [Sampling(temperature=0.7), Sampling(temperature=1.0), Sampling(temperature=1.0, top_p=0.9)]
-
-
-def check_tunable(generator: SynthGenerator, options: dict[str, Any]) -> None:
+def check_tunable(generator: SynthGenerator) -> None:
     """Refuse tuning that cannot mean anything, before any work."""
     if not generator.samples:
         raise ConfigError(f"tune chooses the sampling temperature and top-p of one generator that samples a model (ngram, "
                           f"rnn/lstm/gru, gpt, cvae, run, prompt or pretrained); the {generator.name!r} generator is not "
                           "one: pick one of those, or drop tune")
-    given = [k for k in ("temperature", "top_p") if k in options]
+    given = [k for k in ("temperature", "top_p") if k in generator.options.model_fields_set]
     if given:
         raise ConfigError(f"tune chooses temperature and top_p itself, but {' and '.join(given)} was given too; drop "
                           "--temperature/--top-p, or drop --tune and keep them")
@@ -77,8 +61,6 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
                     make_filters: Callable[[Rows], FilterChain], progress: Report) -> dict[str, Any]:
     """The tuning record ({"chosen": {...}, "settings": [...], ...}); see the module docstring.
     `generator` is the run's own, already fitted on `train`; `build` makes another for a fold."""
-    from .pipeline import fill_label, stratified_split
-
     record_path = work / "tuning.json"
     if record_path.exists():  # a resumed run keeps the choice it made
         return json.loads(record_path.read_text(encoding="utf-8"))
@@ -99,7 +81,8 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
     settings = []
     for i, setting in enumerate(cfg.tune_grid):
         progress(f"tuning: {setting.describe()} ({i + 1} of {len(cfg.tune_grid)})", i, len(cfg.tune_grid))
-        generator.options.update(setting.model_dump())
+        for key, value in setting.model_dump().items():
+            setattr(generator.options, key, value)
         chain, state = make_filters(fit_rows), JournalState()
         for label in labels:
             fill_label(generator, chain, label, wanted[label], state.progress(label), f"{cfg.seed}/tune",

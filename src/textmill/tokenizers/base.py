@@ -15,7 +15,6 @@ Generation drops that space again from a text written from its start.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
+from ..files import atomic_write_text
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 BASE_SPECIALS = (PAD, BOS, EOS, UNK)
@@ -153,10 +153,7 @@ class Tokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
-        doc = self.to_document()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.to_document(), ensure_ascii=False))
 
     def to_document(self) -> dict[str, Any]:
         """What `tokenizer.json` holds."""

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import torch
 from pydantic import Field, ValidationError, model_validator
 
-from ..config import Strict
+from ..config import SENTENCE, Strict
 from ..data.prepare import label_token
 from ..errors import ConfigError, GenerationError
-from ..models.base import SENTENCE, Conditioning, StepModel
+from ..models.base import Conditioning, StepModel
 from ..tokenizers import Tokenizer
 from .processors import (
     BadWords,
@@ -288,9 +288,3 @@ class Generator:
         return token_loop(self.model, ids, mask, procs, stopping, do_sample=opts.strategy == "sample",
                           pad_id=self.tokenizer.pad_id, generator=gen, conditioning=cond, samples=samples)
 
-
-def generate(run_dir: str, prompts: str | Sequence[str] = "", **options: Any) -> Any:
-    """Load the run in `run_dir` and continue `prompts` (options as for `Generator.generate`)."""
-    from ..rundir import load
-
-    return load(run_dir).generate(prompts, **options)

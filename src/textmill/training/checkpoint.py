@@ -6,8 +6,6 @@ beside and swapped in as a whole directory, so an interrupted write never replac
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,8 @@ from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from ..errors import CheckpointError
-from ..rundir import LAST, atomic_write_text, read_trainer_state
+from ..files import replacing
+from ..rundir import LAST, read_trainer_state
 from .lora import has_lora, merged_copy
 from .privacy import plain_layers
 
@@ -37,9 +36,8 @@ def save_weights(model: nn.Module, path: Path) -> None:
     model = plain_layers(unwrap(model))
     if has_lora(model):
         model = merged_copy(model)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_model(model, str(tmp))  # handles tied weights
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_model(model, str(tmp))  # handles tied weights
 
 
 def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -69,21 +67,16 @@ def _optimizer_from_safetensors(path: Path) -> dict[str, Any]:
 
 
 def save_last(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any]) -> None:
-    """Write checkpoints/last as a whole: build it beside, then swap it in."""
+    """Write checkpoints/last as a whole: built beside it, then swapped in (rundir.find_last reads the
+    one swapped out if a kill came between the two renames)."""
     last = run_dir / LAST
-    tmp = last.with_name("last.tmp")
-    old = last.with_name("last.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(plain_layers(unwrap(model)), str(tmp / "model.safetensors"))
-    tensors, meta = _optimizer_to_safetensors(optimizer)
-    save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
-    atomic_write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=2))
-    if last.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(last, old)
-    os.replace(tmp, last)
-    shutil.rmtree(old, ignore_errors=True)
+    last.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(last) as tmp:
+        tmp.mkdir()
+        save_model(plain_layers(unwrap(model)), str(tmp / "model.safetensors"))
+        tensors, meta = _optimizer_to_safetensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
+        (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2), encoding="utf-8")
 
 
 def load_last(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -11,7 +11,7 @@ must match the base's shape exactly; a mismatch names the model fields that diff
 the config leaves out are the base's.
 
 `init_from` may also name a pretrained source (`embedded:NAME`, a GGUF file, a Hugging Face
-directory of a Llama, Gemma 3 or GPT-2 model): it is imported into a textmill run once (models/hf.py,
+directory of a Llama, Gemma 3 or GPT-2 model): it is imported into a textmill run once (exchange/hf.py,
 `import_run`), kept under the cache directory (`TEXTMILL_CACHE`, default ~/.cache/textmill) for the
 next run and a resume, and used as the base run.
 """
@@ -29,7 +29,8 @@ from torch import nn
 
 from ..config import RunConfig, TokenizerConfig
 from ..errors import CheckpointError, ConfigError
-from ..models.hf import cache_dir, import_run, is_pretrained_source, resolve
+from ..exchange.hf import import_run
+from ..models.hf import cache_dir, is_pretrained_source, resolve
 from ..rundir import load_weights, read_run_config
 from ..tokenizers import Tokenizer, load_tokenizer, vocab_index
 

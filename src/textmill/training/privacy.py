@@ -26,6 +26,7 @@ from torch import nn
 
 from ..config import DPConfig, RunConfig
 from ..errors import ConfigError
+from ..files import atomic_write_text
 
 log = logging.getLogger(__name__)
 # Opacus's hooks fire on modules whose inputs need no gradient (the embedding's), and its RDP analysis
@@ -150,7 +151,6 @@ class PrivateTraining:
                 "meaningful": eps <= LARGE_EPSILON}
 
     def save(self, run_dir: Path, steps: int, context: int) -> dict[str, Any]:
-        from ..rundir import atomic_write_text
 
         summary = self.summary(steps, context)
         atomic_write_text(run_dir / PRIVACY_FILE, json.dumps(summary, indent=1))

@@ -14,17 +14,18 @@ from typing import Any
 
 import torch
 
-from ..config import DataConfig
+from ..config import SENTENCE, DataConfig
 from ..data import TokenStream, encode_stream
 from ..data.datasets import SentenceDataset
 from ..data.prepare import labelled_documents, lm_documents
 from ..data.sources import read_documents, read_labelled
+from ..decoding import Generator, LatentGenerator, Seq2SeqGenerator
 from ..errors import ConfigError, DataError
-from ..generate import Generator, LatentGenerator, Seq2SeqGenerator
-from ..models.base import SENTENCE
+from ..files import atomic_write_text
+from ..loading import load
 from ..progress import ProgressOption, Report, reporter
-from ..rundir import atomic_write_text, load, read_run_config
-from ..train.objectives import cross_entropy, stream_nll
+from ..rundir import read_run_config
+from ..training.objectives import cross_entropy, stream_nll
 from .metrics import bits_per_char, distinct_n, length_stats, perplexity, self_bleu
 from .pairs import data_config_for, evaluate_pairs
 

@@ -1,6 +1,6 @@
 """The decoding engine: processors, stopping criteria, strategies, and the text-level Generator."""
 
-from .generator import GenerationOptions, Generator, generate, parse_options
+from .generator import GenerationOptions, Generator, parse_options
 from .latent import LatentGenerator
 from .processors import (
                          BadWords,
@@ -23,4 +23,4 @@ from .strategies import beam_search, token_loop
 __all__ = ["AttentionMap", "LatentGenerator", "Seq2SeqGenerator", "BadWords", "EosToken", "GenerationOptions",
            "Generator", "LogitsProcessor", "MaxNewTokens", "MinNewTokens", "MinP", "NoRepeatNGram", "OccurrencePenalty",
            "RepetitionPenalty", "StopStrings", "SuppressTokens", "Temperature", "TopK", "TopP", "apply_processors",
-           "beam_search", "cut_at_stop", "generate", "parse_options", "token_loop"]
+           "beam_search", "cut_at_stop", "parse_options", "token_loop"]

@@ -30,11 +30,12 @@ from ..data import encode_stream
 from ..data.canaries import spelled_alphabet
 from ..data.prepare import lm_documents, lm_tokenizer_config, prepare
 from ..errors import CheckpointError, ConfigError
+from ..files import atomic_write_text
 from ..models import MODELS, build_model, count_parameters
-from ..rundir import RUN_MARKERS, atomic_write_text, find_last, read_run_config, write_run_config, write_run_files
+from ..rundir import RUN_MARKERS, find_last, read_run_config, write_run_config, write_run_files
 from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
-from .finetune import load_base_weights, with_base
+from .finetune import base_dir, load_base_weights, with_base
 from .linear import onednn_linear
 from .lora import apply_lora
 from .memory import reuse_freed_memory
@@ -129,7 +130,8 @@ class Trainer:
         prepare_run_dir(self.run_dir, c, resume=self.resume, overwrite=self.overwrite, is_main=self.is_main)
         model_class = MODELS.get(c.model.family)
         objective = OBJECTIVES.get(model_class.objective)(c)
-        data = prepare(c, self.run_dir, self.resume, kind=objective.data, labelled=getattr(model_class, "labelled", False))
+        data = prepare(c, self.run_dir, self.resume, kind=objective.data, labelled=getattr(model_class, "labelled", False),
+                       base=base_dir(c) if t.init_from else None)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         model = build_model(c.model, data.tokenizer.vocab_size, **data.dims)
         if t.init_from and not self.resume:

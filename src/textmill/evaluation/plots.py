@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 
-from ..generate.seq2seq import AttentionMap
+from ..decoding.seq2seq import AttentionMap
+from ..files import replacing
 from .metrics import is_chinese
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,8 @@ def save_figure(fig, path: str | Path) -> Path:
     """Write a figure to `path` (format from the suffix: png, pdf, svg) without half-written files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=150, bbox_inches="tight")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or None, dpi=150, bbox_inches="tight")
     return path
 
 

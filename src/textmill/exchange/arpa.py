@@ -23,8 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, TextmillError
-from ..tokenizers import Tokenizer
-from .ngram import NEVER, NGramConfig, NGramLM
+from ..files import replacing
+from ..loading import load
+from ..models.ngram import NEVER, NGramConfig, NGramLM
+from ..rundir import RUN_FORMAT
+from ..tokenizers import TOKENIZERS, Tokenizer, VocabTokenizer, tokenizer_from_document
 
 _SPECIAL_WORDS = {"<bos>": "<s>", "<eos>": "</s>", "<unk>": "<unk>"}
 _ESCAPES = {"\\": "\\\\", " ": "\\s", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -65,9 +68,7 @@ def write_arpa(model: NGramLM, tokenizer: Tokenizer, path: str | Path) -> None:
                         "characters), which ARPA words cannot tell apart; train the n-gram model on a char, word or "
                         "whitespace tokenizer to export it")
     V = model.vocab_size
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(TOKENIZER_COMMENT + json.dumps(tokenizer.to_document(), ensure_ascii=False) + "\n")
         f.write("\n\\data\\\n")
         for k in range(1, model.n + 1):
@@ -80,7 +81,6 @@ def write_arpa(model: NGramLM, tokenizer: Tokenizer, path: str | Path) -> None:
                 gram = " ".join(words[i] for i in row)
                 f.write(f"{lp:.7g}\t{gram}\t{b:.7g}\n" if k < model.n else f"{lp:.7g}\t{gram}\n")
         f.write("\n\\end\\\n")
-    tmp.replace(path)
 
 
 @dataclass
@@ -186,8 +186,6 @@ def arpa_to_model(arpa: ArpaFile, tokenizer: Tokenizer, path: str | Path) -> NGr
 
 def export_arpa(run_dir: str | Path, path: str | Path) -> Path:
     """Write the n-gram model of a run directory as an ARPA file."""
-    from ..rundir import load
-
     gen = load(run_dir)
     if not isinstance(gen.model, NGramLM):
         raise DataError(f"{run_dir} holds a {gen.info['family']} model; only n-gram models export to ARPA")
@@ -201,9 +199,6 @@ def import_arpa(path: str | Path, out_dir: str | Path, tokenizer_kind: str = "au
     `auto` takes the tokenizer that a textmill export records, so a round trip keeps every token and
     score; a file from KenLM or SRILM gets a `whitespace` tokenizer over its unigrams. `whitespace`,
     `char` or `word` name the tokenizer for a file without one."""
-    from ..rundir import RUN_FORMAT, atomic_write_text
-    from ..tokenizers import TOKENIZERS, VocabTokenizer, tokenizer_from_document
-
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"{out_dir} exists and is not empty; choose a new --out directory")
@@ -228,10 +223,11 @@ def import_arpa(path: str | Path, out_dir: str | Path, tokenizer_kind: str = "au
             raise DataError(f"{path} has multi-character words; import it with --tokenizer word or whitespace")
         tokenizer = cls().set_vocab(tokens)
     model = arpa_to_model(arpa, tokenizer, path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": RUN_FORMAT, "version": 1, "family": "ngram", "model": model.cfg.model_dump(mode="json"),
             "vocab_size": tokenizer.vocab_size, "imported_from": str(path)}
-    tokenizer.save(out_dir / "tokenizer.json")
-    model.save(out_dir / "model.safetensors")
-    atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=2))
+    with replacing(out_dir) as tmp:  # the run appears whole or not at all
+        tmp.mkdir()
+        tokenizer.save(tmp / "tokenizer.json")
+        model.save(tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return out_dir

@@ -16,10 +16,11 @@ from typing import Any
 from ..config import DataConfig, load_config
 from ..data.prepare import is_labelled, lm_documents
 from ..errors import ConfigError
+from ..files import atomic_write_text
+from ..loading import load
 from ..models import count_parameters
 from ..models.hf import is_pretrained_source
-from ..rundir import atomic_write_text, load
-from ..train import train
+from ..training import train
 from .metrics import perplexity
 from .runner import likelihood
 

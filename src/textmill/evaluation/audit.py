@@ -12,7 +12,7 @@
   held-out rows of the same data by the model's loss on them (0.5: no better than chance), and the true
   positive rate at a 1% false positive rate.
 - **Extraction**: samples drawn from the model, and for each the longest run of metric tokens (words,
-  and each CJK character) it shares with the training split (evaluate/substrings.py).
+  and each CJK character) it shares with the training split (evaluation/substrings.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import DECODER
 from ..data.canaries import Canary, random_secret
+from ..data.prepare import lm_documents, run_canaries
 from ..errors import ConfigError
-from ..evaluate.metrics import metric_tokens
-from ..evaluate.substrings import SubstringIndex
-from ..models.base import DECODER
+from ..files import atomic_write_text
+from ..loading import load
+from ..rundir import read_run_config
+from .metrics import metric_tokens
+from .substrings import SubstringIndex
 
 WINDOW = 400  # characters: membership inference scores longer documents piece by piece
 LEAK_LEN = 8  # metric tokens: a sample sharing this many in a row with a training text counts as reproducing it
@@ -180,9 +184,6 @@ class AuditOptions:
 def audit(run_dir: str | Path, options: AuditOptions | None = None) -> dict[str, Any]:
     """Canary exposure (when the run trained with canaries), membership inference and extraction for
     the run in `run_dir`, on the data its config names; written to `audit.json` in the run."""
-    from ..data.prepare import lm_documents, run_canaries
-    from ..rundir import atomic_write_text, load, read_run_config
-
     o = options or AuditOptions()
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)

@@ -1,35 +1,40 @@
-"""`textmill export RUN OUT --format hf`: a GPT run as a Hugging Face model directory.
+"""The Hugging Face format, both ways: `textmill export RUN OUT --format hf` and `textmill import SOURCE OUT`.
 
-The bridge to the engines users outgrow textmill into (vLLM, TGI, llama.cpp's converters): a `gpt`
-run in GPT-2's layout (LayerNorm, learned positions, GELU) becomes a `GPT2LMHeadModel`, one with the
-Llama options (RMSNorm, rotary positions, SwiGLU, optionally grouped-query attention) a
+Export is the bridge to the engines users outgrow textmill into (vLLM, TGI, llama.cpp's converters):
+a `gpt` run in GPT-2's layout (LayerNorm, learned positions, GELU) becomes a `GPT2LMHeadModel`, one
+with the Llama options (RMSNorm, rotary positions, SwiGLU, optionally grouped-query attention) a
 `LlamaForCausalLM`, one with Gemma 3's (query/key norms, norms around attention and MLP, GeGLU, scaled
 embeddings, sliding-window layers) a `Gemma3ForCausalLM`; transformers loads each with the same
-logits. A pretrained model loaded into
-textmill's GPT exports the same way. The tokenizer goes along where Hugging Face `tokenizers`
-represents it exactly (bpe, char and pretrained tokenizers), its bos added as textmill adds it;
-word and whitespace tokenizers have no exact equivalent, so their textmill `tokenizer.json` is kept
-as `textmill_tokenizer.json` beside the model.
+logits. A pretrained model loaded into textmill's GPT exports the same way. The tokenizer goes along
+where Hugging Face `tokenizers` represents it exactly (bpe, char and pretrained tokenizers), its bos
+added as textmill adds it; word and whitespace tokenizers have no exact equivalent, so their textmill
+`tokenizer.json` is kept as `textmill_tokenizer.json` beside the model.
+
+Import writes a Llama, Gemma 3 or GPT-2 pretrained source as a textmill `gpt` run directory, which
+`train.init_from` fine-tunes and `load` reads like any run. models/hf.py maps the weight names.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_model
 
-from .errors import ConfigError, DataError
-from .models.hf import HF_EXTRA, to_checkpoint
-from .tokenizers import Tokenizer
+from ..config import validate_config
+from ..errors import CheckpointError, ConfigError, DataError
+from ..files import replacing
+from ..loading import load
+from ..models import GPT
+from ..models.hf import HF_EXTRA, NATIVE_ARCHITECTURES, load_transformers, native_gpt, resolve, to_checkpoint
+from ..rundir import write_run_files
+from ..tokenizers import Tokenizer
+from ..tokenizers.hf import HFTokenizer
 
 
 def export_hf(run: str | Path, out: str | Path, overwrite: bool = False) -> Path:
     """Write the model (and, where it can, the tokenizer) of `run` to `out` in the Hugging Face format."""
-    from .models import GPT
-    from .rundir import load
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise DataError(f"{out} exists; choose another directory or pass --overwrite")
@@ -43,13 +48,31 @@ def export_hf(run: str | Path, out: str | Path, overwrite: bool = False) -> Path
         raise ConfigError(f"exporting to the Hugging Face format needs transformers: {HF_EXTRA}") from None
     transformers.utils.logging.disable_progress_bar()
     model = _hf_model(transformers, gen.model, gen.tokenizer)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    _save_tokenizer(transformers, gen.tokenizer, tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)  # the directory appears whole or not at all
+    with replacing(out) as tmp:  # the directory appears whole or not at all
+        model.save_pretrained(tmp)
+        _save_tokenizer(transformers, gen.tokenizer, tmp)
+    return out
+
+
+def import_run(spec: str | Path, out: str | Path) -> Path:
+    """Write a Llama, Gemma 3 or GPT-2 pretrained source as a textmill `gpt` run directory (its GPT weights
+    and its own tokenizer), which `train.init_from` fine-tunes and `load` reads like any run."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise CheckpointError(f"{out} exists and is not empty; choose a new --out directory")
+    source = resolve(spec)
+    hf_model, hf_tokenizer = load_transformers(source)
+    gpt = native_gpt(hf_model)
+    if gpt is None:
+        raise ConfigError(f"{source.spec}: textmill's GPT does not implement {hf_model.config.model_type} models or this "
+                          f"one's options, so it cannot become a textmill run ({NATIVE_ARCHITECTURES} architectures can); "
+                          "generate with it as a pretrained source")
+    cfg = validate_config({"model": gpt.cfg.model_dump(mode="json"), "tokenizer": {"kind": "hf"},
+                           "data": {"source": source.spec}}, f"import of {source.spec}")
+    with replacing(out) as tmp:
+        write_run_files(tmp, cfg, {"tokenizer.json": HFTokenizer.from_transformers(hf_tokenizer)}, gpt.vocab_size,
+                        extra={"imported_from": source.spec})
+        save_model(gpt, str(tmp / "model.safetensors"))  # tied weights once
     return out
 
 

@@ -19,11 +19,12 @@ from pydantic import ValidationError
 from ..config import DataConfig
 from ..data.prepare import encode_pairs, paired_data
 from ..data.tasks import Pair, build_task
+from ..decoding import Seq2SeqGenerator
 from ..errors import ConfigError
-from ..generate import Seq2SeqGenerator
+from ..files import atomic_write_text
 from ..progress import Report
-from ..rundir import atomic_write_text, read_run_config
-from ..train.objectives import pairs_nll
+from ..rundir import read_run_config
+from ..training.objectives import pairs_nll
 from .metrics import bits_per_char, is_chinese, perplexity, reference_scores, rouge
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")

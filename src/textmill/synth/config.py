@@ -1,0 +1,111 @@
+"""The options of a synth run (`SynthConfig`: every `textmill synth` flag and `textmill.synthesize`
+keyword), and `Sampling`, one setting that `tune` tries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..config import CanaryConfig, Strict
+from ..safety.content import CATEGORIES as CONTENT_CATEGORIES
+from ..safety.content import ContentCategories
+from ..safety.pii import TYPES as PII_TYPES
+from ..safety.pii import PiiTypes
+from .classify import ClassifierKind
+from .rows import Rows
+
+
+class Sampling(Strict):
+    """One setting the tuning tries."""
+
+    temperature: float = Field(1.0, gt=0, le=5)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+    def describe(self) -> str:
+        return f"temperature {self.temperature:g}" + (f", top-p {self.top_p:g}" if self.top_p is not None else "")
+
+
+DEFAULT_GRID = [Sampling(temperature=0.7), Sampling(temperature=1.0), Sampling(temperature=1.0, top_p=0.9)]
+
+
+OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
+FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "content", "label")
+PER_LABEL = 500  # synthetic rows for each label unless per_label or per_row say otherwise
+PII_DEFAULT = [t for t in PII_TYPES if t != "NAME"]  # names in reviews are mostly actors and authors
+
+
+class SynthConfig(Strict):
+    data: str = Field(description="labelled CSV/TSV/JSONL/Parquet, a `label<TAB>text` file (EDA's format), or "
+                                  "embedded:chinese_reviews")
+    max_rows: int | None = Field(None, ge=2, description="use a seeded sample of this many rows")
+    text_col: str | int = "text"
+    label_col: str | int = "label"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "eda"] = "auto"
+    labels: list[str] | None = Field(None, description="generate for these labels only (each must have examples)")
+    generator: str = "gpt"
+    generator_options: dict[str, Any] = Field(default_factory=dict)
+    per_label: int | None = Field(None, ge=1, le=1_000_000, description=f"synthetic rows for each label (default {PER_LABEL})")
+    per_row: float | None = Field(None, gt=0, le=1000, description="instead of per_label: synthetic rows for each real "
+                                  "row of a label (the EDA paper's n_aug), which keeps the labels' proportions")
+    out: str
+    report: str | None = None
+    seed: int = 0
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="share of each label held out for the report")
+    eval_data: str | None = Field(None, description="a separate real test set for the report (no holdout is taken)")
+    chunk_size: int = Field(256, ge=1)
+    min_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_foreign_chars: float = Field(0.1, ge=0.0, le=1.0)
+    max_train_overlap: float = Field(0.9, gt=0.0, le=1.0)
+    near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
+    label_classifier: ClassifierKind = Field("tfidf", description="the label filter's classifier, trained on the real rows")
+    skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
+    pii_types: PiiTypes = Field(default_factory=lambda: list(PII_DEFAULT),
+                                 description="personal information the pii filter removes (textmill.safety.TYPES)")
+    content_categories: ContentCategories = Field(default_factory=lambda: list(CONTENT_CATEGORIES),
+                                          description="what the content filter removes (textmill.safety.CATEGORIES)")
+    dp_epsilon: float | None = Field(None, gt=0, description="train the generator with DP-SGD to this epsilon "
+                                                               "(trained generators: gpt, lstm, gru, rnn, pretrained)")
+    canaries: CanaryConfig | None = Field(None, description="plant random secrets in the generator's training rows; the "
+                                                            "report ranks them (memorization audit)")
+    redact_input: bool = Field(False, description="mask personal information in the real rows before the generator and "
+                                                  "the filters see them")
+    report_seeds: int = Field(5, ge=3, le=50)
+    report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
+                                                                   "cnn (Kim's sentence CNN, slower) or pretrained "
+                                                                   "(SmolLM2 features)")
+    max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times its rows")
+    eda_below: int = Field(0, ge=0, description="labels with fewer real training rows than this get EDA's edits of their "
+                                                "own rows instead of the generator's samples (0: every label from the generator)")
+    tune: bool = Field(False, description="choose the generator's temperature and top_p among tune_grid on validation "
+                                          "rows (tune_data, else a quarter of the training rows) before generating")
+    tune_grid: list[Sampling] = Field(default_factory=lambda: list(DEFAULT_GRID), min_length=1,
+                                      description="the settings tune tries: [{temperature, top_p}, ...]")
+    tune_data: str | None = Field(None, description="labelled validation rows for tune (a dev set, never the test set)")
+
+    @model_validator(mode="after")
+    def _one_count(self) -> SynthConfig:
+        if self.per_label is not None and self.per_row is not None:
+            raise ValueError("give per_label (rows for each label) or per_row (rows for each real row of a label), not both")
+        if self.tune_data and not self.tune:
+            raise ValueError("tune_data is the validation set of tune; pass tune=true (CLI: --tune) too, or drop it")
+        if self.tune_data and self.eval_data and Path(self.tune_data).resolve() == Path(self.eval_data).resolve():
+            raise ValueError("tune_data is the report's eval_data: a setting chosen on the test set makes the report "
+                             "promise more than new data will give; pass a separate dev set as tune_data")
+        if self.eda_below and self.dp_epsilon:
+            raise ValueError("eda_below writes edits of real rows, which DP-SGD cannot cover; drop eda_below to train with "
+                             "dp_epsilon")
+        if self.per_row is None and self.per_label is None:
+            self.per_label = PER_LABEL
+        return self
+
+    def wanted(self, train: Rows, labels: list[str]) -> dict[str, int]:
+        """The rows to produce for each label: per_label each, or per_row times its training rows."""
+        if self.per_label is not None:
+            return {x: self.per_label for x in labels}
+        counts = Counter(x for _, x in train)
+        return {x: max(1, round(self.per_row * counts[x])) for x in labels}
