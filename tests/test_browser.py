@@ -19,8 +19,11 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 import textmill  # noqa: E402
 from textmill.humaneval import Output, create, report  # noqa: E402
 
-from .conftest import live  # noqa: E402
-from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+from .helpers import (  # noqa: E402
+    live,  # noqa: E402
+    tiny_model,
+    tiny_tokenizer,
+)
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [pytest.mark.slow,

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from textmill.cli import app
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 runner = CliRunner()
 
@@ -64,3 +64,26 @@ def test_compare_prints_a_leaderboard(tmp_path, corpus):
     assert {r["name"] for r in rows} == {"gpt", "gru"}
     assert rows[0]["val_bpc"] <= rows[1]["val_bpc"]
     assert "| gpt |" in (tmp_path / "cmp" / "leaderboard.md").read_text()
+
+
+def test_every_decoding_option_is_a_generate_option_and_reaches_the_model(tiny_run, monkeypatch):
+    """`textmill generate` builds its decoding options from GenerationOptions: none can be left out,
+    and each one given on the command line arrives in `Generator.generate` as given."""
+    import typer.main
+
+    from textmill.decoding import GenerationOptions, Generator
+
+    command = typer.main.get_command(app).commands["generate"]
+    flags = {name for p in command.params if p.param_type_name == "option" for name in p.opts}
+    for field in GenerationOptions.model_fields:
+        assert {"bad_words": "--bad-word"}.get(field, "--" + field.replace("_", "-")) in flags, field
+    seen = []
+    real = Generator.generate
+    monkeypatch.setattr(Generator, "generate", lambda self, prompts, **o: seen.append(o) or real(self, prompts, **o))
+    res = runner.invoke(app, ["generate", str(tiny_run), "-p", "First", "--greedy", "--max-new-tokens", "12",
+                              "--presence-penalty", "1.5", "--frequency-penalty", "0.5", "--no-early-stopping"])
+    assert res.exit_code == 0, res.output
+    assert seen[-1]["presence_penalty"] == 1.5 and seen[-1]["frequency_penalty"] == 0.5 and seen[-1]["early_stopping"] is False
+    assert seen[-1]["strategy"] == "greedy"
+    res = runner.invoke(app, ["generate", str(tiny_run), "-p", "First", "--strategy", "nucleus"])
+    assert res.exit_code == 2 and "'nucleus' is not one of" in res.output

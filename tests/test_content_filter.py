@@ -14,7 +14,7 @@ from textmill.errors import ConfigError
 from textmill.safety import CATEGORIES, ContentFilter, Safety, SafetyError
 from textmill.safety.content import normalise
 
-from .conftest import live, post
+from .helpers import live, post
 
 DATA = Path(__file__).parent / "data"
 
@@ -218,8 +218,8 @@ def test_redact_with_a_policy_drops_refused_rows(tmp_path):
 def test_synth_removes_generated_rows_with_such_content():
     from pydantic import ValidationError
 
-    from textmill.synth.filters import Candidate, Content
     from textmill.synth.config import SynthConfig
+    from textmill.synth.filters import Candidate, Content
 
     batch = [Candidate("what a shit film", "neg"), Candidate("a fine film", "pos"), Candidate("你这个废物", "neg")]
     assert Content(CATEGORIES).keep(batch) == [False, True, False]

@@ -17,7 +17,7 @@ import textmill
 from textmill.cli import app
 from textmill.errors import TextmillError
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 runner = CliRunner()
 FILES = ("config.json", "tokenizer.json", "train.yaml", "model.safetensors", "checkpoints/last/trainer_state.json")

@@ -4,11 +4,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SHARED_DATA
 from textmill.config import DataConfig
 from textmill.data import TokenStream, chinese_reviews_labelled, embedded_documents, read_documents, split_documents
 from textmill.errors import DataError
 from textmill.tokenizers import CharTokenizer
+
+from .helpers import SHARED_DATA
 
 
 def docs(source, **kw):

@@ -13,8 +13,9 @@ import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import TextmillError  # noqa: E402
 from textmill.exchange.hf import export_hf  # noqa: E402
+from textmill.tokenizers import load_tokenizer  # noqa: E402
 
-from .conftest import tiny_config  # noqa: E402
+from .helpers import tiny_config  # noqa: E402
 
 LLAMA = {"norm": "rmsnorm", "positions": "rope", "mlp": "swiglu", "n_kv_head": 1, "ffn": 48, "bias": False, "rope_theta": 500.0}
 GEMMA3 = {"norm": "rmsnorm", "positions": "rope", "mlp": "geglu", "n_kv_head": 1, "ffn": 48, "bias": False, "head_dim": 16,
@@ -77,4 +78,10 @@ def test_word_tokenizers_stay_textmill_files_beside_the_model(tmp_path, corpus):
     textmill.train(cfg, run, progress=False)
     out = export_hf(run, tmp_path / "hf")
     assert (out / "textmill_tokenizer.json").is_file() and not (out / "tokenizer.json").exists()
-    assert transformers.AutoModelForCausalLM.from_pretrained(out) is not None
+    gen = textmill.load(run)
+    kept = load_tokenizer(out / "textmill_tokenizer.json")  # the same ids as the run's own tokenizer ...
+    ids = torch.tensor([kept.encode("First Citizen: speak", add_bos=True)])
+    assert ids[0].tolist() == gen.tokenizer.encode("First Citizen: speak", add_bos=True)
+    model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()  # ... and the same logits for them
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, gen.model(ids), atol=1e-5, rtol=1e-5)

@@ -15,8 +15,7 @@ from textmill.errors import CheckpointError, ConfigError
 from textmill.synth.generators import build_generator
 from textmill.tokenizers import build_tokenizer, load_tokenizer, vocab_index
 
-from .conftest import ENGLISH, tiny_config
-from .test_synth import reviews
+from .helpers import ENGLISH, reviews, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from textmill.models import GPTConfig, NGramConfig, NGramLM, RNNConfig, build_mo
 from textmill.models.base import sample_tokens
 from textmill.tokenizers import CharTokenizer, WordTokenizer
 
-from .conftest import ENGLISH
+from .helpers import ENGLISH
 
 TOK = CharTokenizer().train([ENGLISH])
 PROMPTS = ["First", "All:\nSp", "You are all", "R"]
@@ -115,9 +115,17 @@ def test_prompt_longer_than_context():
     long = "x" * 40
     with pytest.raises(GenerationError, match="context is 24.*truncate_prompt"):
         gen.generate(long, max_new_tokens=3)
-    assert isinstance(gen.generate(long, max_new_tokens=3, truncate_prompt=True, strategy="greedy"), str)
-    # an RNN has no context limit
-    assert isinstance(generator("lstm").generate(long, max_new_tokens=3, strategy="greedy"), str)
+    long = "All:\n" * 8  # 41 tokens with <bos>: its end is kept, and it is what the model continues
+    ids, mask = gen.encode_prompts([long], truncate=True)
+    assert mask.all() and ids[0].tolist() == TOK.encode(long, add_bos=True)[-24:]
+    alone = gen.generate(long, max_new_tokens=3, truncate_prompt=True, strategy="greedy")
+    kept = Generator(gen.model, TOK).generate([long], max_new_tokens=3, truncate_prompt=True, strategy="greedy")[0]
+    assert alone == kept and 0 < len(TOK.encode(alone)) <= 3
+    # an RNN has no context limit: the whole prompt is read, so its first characters change the output
+    rnn = generator("lstm")
+    whole = rnn.generate(long, max_new_tokens=3, strategy="greedy")
+    assert rnn.encode_prompts([long], truncate=False)[0].shape[1] == len(TOK.encode(long, add_bos=True))
+    assert len(TOK.encode(whole)) <= 3
 
 
 def test_bad_options_are_clear():
@@ -174,3 +182,29 @@ def test_end_of_text_stays_possible_when_bos_is_eos(tiny_run):
     opts = parse_options({"strategy": "greedy"})
     suppressed = [p for p in gen.processors(opts, 1) if type(p).__name__ == "SuppressTokens"][0]
     assert gen.tokenizer.eos_id not in suppressed.token_ids and gen.tokenizer.pad_id in suppressed.token_ids
+
+
+def test_seeded_and_unseeded_work_leaves_the_global_random_state_alone(tiny_run, corpus, tmp_path):
+    """Seeded work draws from its own torch.Generator: generating (with a seed or without, where
+    torch.seed() used to reseed the global generator), a batch engine's job and training all leave the
+    caller's global random state where it was."""
+    import threading
+
+    from textmill.decoding.batching import BatchEngine, Finished, Job
+
+    from .helpers import tiny_config
+
+    gen = textmill.load(tiny_run)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    gen.generate(["Al", "Fi"], max_new_tokens=4)
+    gen.generate("Al", max_new_tokens=4, seed=1)
+    engine, done = BatchEngine(gen, max_rows=4), threading.Event()
+    try:
+        engine.submit(Job("Al", parse_options({"max_new_tokens": 4}), lambda e: isinstance(e, Finished) and done.set()))
+        assert done.wait(30)
+    finally:
+        engine.close()
+    textmill.train(tiny_config(corpus, max_steps=2), tmp_path / "r", progress=False)
+    assert torch.equal(torch.rand(3), expected)

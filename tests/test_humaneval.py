@@ -20,7 +20,7 @@ from textmill.errors import ConfigError
 from textmill.humaneval import Output, Study, create, export_csv, report
 from textmill.humaneval.report import alpha, bradley_terry, mean_interval
 
-from .conftest import live, post
+from .helpers import live, post
 
 runner = CliRunner()
 PROMPTS = ["The ship", "In the morning", "She said"]

@@ -19,8 +19,11 @@ from textmill.errors import ConfigError  # noqa: E402
 from textmill.models import Conditioning  # noqa: E402
 from textmill.models.inference import GROUP, Int4Linear, PackedLinear  # noqa: E402
 
-from .conftest import tiny_config  # noqa: E402
-from .test_pretrained import tiny_model, tiny_tokenizer  # noqa: E402
+from .helpers import (  # noqa: E402
+    tiny_config,  # noqa: E402
+    tiny_model,
+    tiny_tokenizer,
+)
 
 
 @pytest.fixture(scope="module", params=["llama", "gemma3", "gpt2"])

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import textmill
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONPATH": str(Path(textmill.__file__).parents[1])}
@@ -54,7 +56,9 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint(tmp_path, corp
             return False
 
     kill_when(SLOW_TRAIN, [json.dumps(cfg), str(run), "fresh"], two_checkpoints)
-    assert textmill.load(run).generate("Al", max_new_tokens=3, seed=0) is not None  # the best weights are whole
+    weights = load_file(run / "model.safetensors")  # the best weights are whole: a cut file has no readable header
+    assert weights and all(torch.isfinite(t).all() for t in weights.values())
+    textmill.load(run)  # and they match the run's config
     res = textmill.train(cfg, run, resume=True, progress=False)
     assert res.steps == 40
     whole = textmill.train(cfg, tmp_path / "whole", progress=False)

@@ -1,4 +1,4 @@
-"""Float32 training multiplies its linear layers through oneDNN (train/linear.py): the same products
+"""Float32 training multiplies its linear layers through oneDNN (training/linear.py): the same products
 as PyTorch's, forward and backward, within float32 rounding; bf16 autocast, other dtypes and small
 products are left to PyTorch; the trainer uses it for float32 steps and for evaluation (always
 float32), and a run stays reproducible."""
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import textmill
 from textmill.training import linear
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 pytestmark = pytest.mark.skipif(not linear.available(), reason="PyTorch built without oneDNN")
 

@@ -1,4 +1,4 @@
-"""Training keeps freed memory for reuse (train/memory.py): inside, a 100 MB tensor comes from the heap,
+"""Training keeps freed memory for reuse (training/memory.py): inside, a 100 MB tensor comes from the heap,
 not a fresh mapping; afterwards large blocks are mapped again; `textmill.train` trains inside it."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import textmill
-from textmill.training import memory, trainer
+from textmill.training import memory, run
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 
 class MallInfo2(ctypes.Structure):
@@ -48,6 +48,6 @@ def test_train_runs_inside_it(tmp_path, corpus, monkeypatch):
         entered.append(True)
         yield
 
-    monkeypatch.setattr(trainer, "reuse_freed_memory", recording)
+    monkeypatch.setattr(run, "reuse_freed_memory", recording)
     textmill.train(tiny_config(corpus, max_steps=1), tmp_path / "r", progress=False)
     assert entered == [True]

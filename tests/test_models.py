@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from textmill.models import Conditioning, GPTConfig, RNNConfig, StepModel, build_model, count_parameters
+from textmill.models import Conditioning, GPTConfig, RNNConfig, build_model, count_parameters
 
 V = 40
 
@@ -11,52 +11,6 @@ def make(family, **kw):
     cfg = (GPTConfig(n_layer=2, n_head=2, n_embd=32, context=16, **kw) if family == "gpt"
            else RNNConfig(cell=family, n_layer=2, n_embd=16, hidden=24, context=16, **kw))
     return build_model(cfg, V).eval()
-
-
-FAMILIES = ["gpt", "lstm", "gru", "rnn"]
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_step_by_step_equals_forward(family):
-    model = make(family)
-    assert isinstance(model, StepModel)
-    idx = torch.randint(4, V, (3, 12))
-    full = model(idx)  # (B, T, V)
-    state = model.start(Conditioning(3))
-    steps = []
-    for t in range(12):
-        logits, state = model.step(idx[:, t:t + 1], state)
-        steps.append(logits)
-    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
-    # a multi-token step (prompt prefill) then single steps give the same last logits
-    logits, state = model.step(idx[:, :7], model.start(Conditioning(3)))
-    torch.testing.assert_close(logits, full[:, 6], atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_left_padding_does_not_change_a_row(family):
-    model = make(family)
-    short = torch.tensor([[5, 6, 7]])
-    padded = torch.tensor([[0, 0, 5, 6, 7], [9, 10, 11, 12, 13]])
-    mask = torch.tensor([[False, False, True, True, True], [True] * 5])
-    alone, s1 = model.step(short, model.start(Conditioning(1)))
-    batch, s2 = model.step(padded, model.start(Conditioning(2)), mask)
-    torch.testing.assert_close(batch[0], alone[0], atol=1e-5, rtol=1e-5)
-    nxt1, _ = model.step(torch.tensor([[8]]), s1)
-    nxt2, _ = model.step(torch.tensor([[8], [8]]), s2)
-    torch.testing.assert_close(nxt2[0], nxt1[0], atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_reorder_selects_rows(family):
-    model = make(family)
-    idx = torch.randint(4, V, (3, 5))
-    _, state = model.step(idx, model.start(Conditioning(3)))
-    state = model.reorder(state, torch.tensor([2, 2, 0]))
-    out, _ = model.step(torch.tensor([[4], [4], [4]]), state)
-    ref, _ = model.step(torch.tensor([[4]]), model.step(idx[2:3], model.start(Conditioning(1)))[1])
-    torch.testing.assert_close(out[0], ref[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out[1], ref[0], atol=1e-5, rtol=1e-5)
 
 
 def test_gpt_generates_past_its_context_with_a_sliding_window():

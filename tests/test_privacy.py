@@ -1,4 +1,4 @@
-"""Differential privacy (train/privacy.py), canaries (data/canaries.py) and memorization audits
+"""Differential privacy (training/privacy.py), canaries (data/canaries.py) and memorization audits
 (evaluation/audit.py), alone and through the trainer, the CLI and synth."""
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def test_per_window_gradients_sum_to_the_batch_gradient(family):
         assert torch.allclose(p.grad_sample.sum(0), p.grad, atol=1e-5), name
 
 
+@pytest.mark.slow
 def test_dp_training_reaches_its_epsilon_and_resumes_exactly(rows_file, tmp_path):
     cfg = config(rows_file, dp={"epsilon": 4.0})
     full = textmill.train(cfg, tmp_path / "full", progress=False)
@@ -223,6 +224,7 @@ def test_dp_refuses_families_opacus_cannot_train(rows_file, tmp_path):
 
 
 # -- synth ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_synth_trains_its_generator_privately_and_audits_it(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": "ab"[i % 2]}) + "\n" for i, t in enumerate(ROWS)),

@@ -22,8 +22,7 @@ from textmill.decoding import parse_options  # noqa: E402
 from textmill.decoding.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
 from textmill.serve.launch import model_id  # noqa: E402
 
-from .conftest import free_port, live, post  # noqa: E402
-from .test_pretrained import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
+from .helpers import FOREIGN, free_port, live, post, tiny_model, tiny_tokenizer  # noqa: E402  # noqa: E402
 
 KEY = "test-key"
 
@@ -377,16 +376,16 @@ def test_textmill_serve_runs_from_the_command_line(tiny_run, tmp_path):
 
 
 def test_an_encoder_decoder_run_maps_its_source_and_draws_attention(tmp_path):
-    from .test_seq2seq import WORDS, pair_config
+    from .helpers import GERMAN, pair_config
 
-    (tmp_path / "train.de").write_text("".join(f"{w} {v}\n" for w in WORDS for v in WORDS), encoding="utf-8")
-    (tmp_path / "train.en").write_text("".join(f"{WORDS[w]} {WORDS[v]}\n" for w in WORDS for v in WORDS), encoding="utf-8")
+    (tmp_path / "train.de").write_text("".join(f"{w} {v}\n" for w in GERMAN for v in GERMAN), encoding="utf-8")
+    (tmp_path / "train.en").write_text("".join(f"{GERMAN[w]} {GERMAN[v]}\n" for w in GERMAN for v in GERMAN), encoding="utf-8")
     run = tmp_path / "run"
     textmill.train(pair_config(tmp_path, "transformer", max_steps=20), run)
     gen = textmill.load(run)
     with live({"mt": gen}) as url:
         c = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
-        source = " ".join(list(WORDS)[:3])
+        source = " ".join(list(GERMAN)[:3])
         expected = gen.generate(source, max_new_tokens=8, strategy="greedy")
         assert c.completions.create(model="mt", prompt=source, max_tokens=8, temperature=0).choices[0].text == expected
         reply = c.chat.completions.create(model="mt", max_tokens=8, temperature=0, messages=[

@@ -39,33 +39,12 @@ from textmill.synth.filters import (
     TrainingOverlap,
 )
 from textmill.synth.journal import Journal
-from textmill.synth.rows import load_rows, stratified_split
 from textmill.synth.quality import privacy, two_sample_auc, utility
+from textmill.synth.rows import load_rows, stratified_split
+
+from .helpers import BAD, GOOD, THINGS, reviews
 
 runner = CliRunner()
-GOOD = ["great", "lovely", "excellent", "delicious", "friendly", "wonderful", "superb", "tasty"]
-BAD = ["awful", "terrible", "cold", "rude", "bland", "dirty", "horrible", "stale"]
-THINGS = ["food", "pizza", "service", "staff", "soup", "coffee", "room", "waiter", "bread", "music"]
-
-
-def reviews(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label, words = ("positive", GOOD) if i % 2 == 0 else ("negative", BAD)
-        a, b = rng.sample(THINGS, 2)
-        when = rng.choice(["today", "tonight", "again", "as usual"])
-        rows.append((f"the {a} was {rng.choice(words)} and the {b} was {rng.choice(words)} {when}", label))
-    return rows
-
-
-@pytest.fixture
-def labelled(tmp_path) -> Path:
-    path = tmp_path / "reviews.txt"
-    path.write_text("".join(f"{label}\t{text}\n" for text, label in reviews(160)), encoding="utf-8")
-    return path
-
-
 def test_wordnet_thesaurus_reads_the_packaged_database():
     syn = WordNet().synonyms("car")
     assert "automobile" in syn and "car" not in syn
@@ -137,10 +116,19 @@ def test_each_filter_removes_what_it_names():
     assert [c.text for c in kept] == ["soup time"] and removed == {"normalise": 1, "no_pizza": 1}
 
 
-def test_the_label_filter_uses_the_classifier_it_is_given(labelled, tmp_path):
-    rows = reviews(60)
-    judge = LabelConsistency([t for t, _ in rows], [y for _, y in rows], chinese=False, kind="cnn")
-    assert isinstance(judge.model, CNNClassifier)
+def test_the_label_filter_uses_the_classifier_it_is_given(labelled, tmp_path, monkeypatch):
+    """synth builds its label filter with label_classifier: recorded as the filter asks for it (and
+    answered with TF-IDF, so the test trains no CNN)."""
+    from textmill.synth import filters
+
+    asked = []
+    real = filters.text_classifier
+    monkeypatch.setattr(filters, "text_classifier", lambda chinese, seed=0, kind="tfidf": asked.append(kind) or real(chinese, seed))
+    for kind in ("cnn", "tfidf"):
+        textmill.synthesize(str(labelled), generator="eda", per_label=10, out=tmp_path / f"{kind}.jsonl", label_classifier=kind,
+                            progress=False)
+    assert asked == ["cnn", "tfidf"]
+    assert isinstance(real(False, kind="cnn"), CNNClassifier)
     with pytest.raises(ConfigError, match="label_classifier"):
         textmill.synthesize(str(labelled), generator="eda", out=tmp_path / "o.jsonl", label_classifier="bert")
 
@@ -184,6 +172,7 @@ def test_quality_measures():
     assert p["exact_copies"] == 1 and p["longest_common_substring"]["max"] == len(train[0][0])
 
 
+@pytest.mark.slow
 def test_cnn_classifier_learns_features_of_its_own(monkeypatch):
     # these made-up reviews are learnt in 200 updates; the default 1,000 is for real small data sets
     monkeypatch.setattr(classify, "CNNClassifier", partial(CNNClassifier, small_updates=200))

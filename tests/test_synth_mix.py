@@ -12,7 +12,7 @@ from textmill.cli import app
 from textmill.errors import ConfigError
 from textmill.synth.generators import MixGenerator, build_generator
 
-from .test_synth import reviews
+from .helpers import reviews
 
 runner = CliRunner()
 

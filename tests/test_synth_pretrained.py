@@ -23,7 +23,7 @@ from textmill.synth.classify import PretrainedFeatures, text_classifier  # noqa:
 from textmill.synth.generators import build_generator  # noqa: E402
 from textmill.synth.generators.prompted import clean_reply  # noqa: E402
 
-from .test_pretrained import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
+from .helpers import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
 
 ROWS = [(f"the {a} {b} sat on the mat", "happy") for a in ("big", "small", "red") for b in ("cat", "dog")] + \
        [(f"a {a} {b} ran in the park", "sad") for a in ("blue", "red") for b in ("cat", "dog")]

@@ -16,10 +16,7 @@ from textmill.synth.generators import GENERATORS, SynthGenerator
 from textmill.synth.generators.base import SamplingOptions
 from textmill.synth.report import render_html
 
-from . import test_synth
-from .test_synth import BAD, GOOD, reviews
-
-labelled = test_synth.labelled  # the fixture: 160 reviews in a label<TAB>text file
+from .helpers import BAD, GOOD, reviews
 
 runner = CliRunner()
 

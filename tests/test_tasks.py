@@ -3,13 +3,14 @@ import logging
 
 import pytest
 
-from tests.conftest import SHARED_DATA
 from textmill.config import DataConfig, load_config
 from textmill.data.datasets import PairDataset
 from textmill.data.keywords import extract_keywords, textrank_scores
 from textmill.data.tasks import build_task
 from textmill.errors import ConfigError, DataError
 from textmill.tokenizers import WordTokenizer
+
+from .helpers import SHARED_DATA
 
 
 def task(**kw):

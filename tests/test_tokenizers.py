@@ -2,10 +2,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CHINESE, ENGLISH
 from textmill.config import TokenizerConfig
 from textmill.errors import ConfigError
 from textmill.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, build_tokenizer, load_tokenizer
+
+from .helpers import CHINESE, ENGLISH
 
 TEXT = ENGLISH[:2000] + CHINESE + "  tabs\tand  double  spaces, it's 2024!\n"
 

@@ -10,8 +10,10 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from ..decoding.options import GenerationOptions
 from ..errors import TextmillError
 from .common import IS_MAIN, SetOpt, app, err, fail, load_safety, out, safety_summary, setup_logging, unescape
+from .options import model_options
 
 
 @app.command()
@@ -58,36 +60,29 @@ def _print_result(res: Any, max_steps: int) -> None:
                   "machine); samples may read as gibberish. Continue with --resume --set train.max_minutes=null")
 
 
+GENERATE_FLAGS = {"num_return_sequences": ["--num-return-sequences", "-n"], "bad_words": ["--bad-word"],
+                  "stop": ["--stop"], "seed": ["--seed"]}
+GENERATE_HELP = {"bad_words": "never generate this string (repeatable)", "stop": "end at this string, excluded (repeatable)",
+                 "label": "write text with this label (label-conditioned models, grammars)",
+                 "chat": "instruct models: the prompt is a user message; print the reply",
+                 "num_return_sequences": "outputs per prompt (grammars: sentences to sample)"}
+
+
 @app.command()
+@model_options(GenerationOptions, names=GENERATE_FLAGS, help=GENERATE_HELP)
 def generate(run: Annotated[str, typer.Argument(help="run directory, grammar file (.yaml), pretrained model "
                                                        "(embedded:smollm2-135m-instruct, a .gguf file, a Hugging Face directory), "
                                                        "or a served model: openai:MODEL@http://host:port/v1")],
+             options: dict[str, Any],
              prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="repeat for a batch")] = None,
              prompts_file: Annotated[Optional[Path], typer.Option(help="one prompt per line")] = None,
-             max_new_tokens: Annotated[int, typer.Option()] = 100,
-             greedy: Annotated[bool, typer.Option(help="greedy decoding instead of sampling")] = False,
-             num_beams: Annotated[int, typer.Option(help="> 1: beam search")] = 1,
-             temperature: Annotated[float, typer.Option()] = 1.0,
-             top_k: Annotated[Optional[int], typer.Option()] = None,
-             top_p: Annotated[Optional[float], typer.Option()] = None,
-             min_p: Annotated[Optional[float], typer.Option()] = None,
-             repetition_penalty: Annotated[Optional[float], typer.Option()] = None,
-             no_repeat_ngram_size: Annotated[Optional[int], typer.Option()] = None,
-             min_new_tokens: Annotated[int, typer.Option()] = 0,
-             bad_word: Annotated[Optional[list[str]], typer.Option(help="never generate this string (repeatable)")] = None,
-             length_penalty: Annotated[float, typer.Option()] = 1.0,
-             num_return_sequences: Annotated[int, typer.Option("--num-return-sequences", "-n")] = 1,
-             stop: Annotated[Optional[list[str]], typer.Option(help="end at this string, excluded (repeatable)")] = None,
-             seed: Annotated[Optional[int], typer.Option()] = None,
+             greedy: Annotated[bool, typer.Option(help="greedy decoding: the same as --strategy greedy")] = False,
              stream: Annotated[bool, typer.Option(help="print tokens as they are generated")] = False,
-             truncate_prompt: Annotated[bool, typer.Option(help="keep the end of a prompt longer than the context")] = False,
              as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
              plot_attention: Annotated[Optional[Path], typer.Option(
                  help="encoder-decoder runs: draw the first output's attention over its source (png, pdf, svg)")] = None,
-             label: Annotated[Optional[str], typer.Option(help="write text with this label (label-conditioned models, grammars)")] = None,
-             chat: Annotated[bool, typer.Option(help="instruct models: the prompt is a user message; print the reply")] = False,
              safety: Annotated[Optional[str], typer.Option(
-                 help="screen prompts and outputs: 'default' or a policy file (YAML/JSON; see README, Safety)")] = None,
+                 help="screen prompts and outputs: 'default' or a policy file (YAML/JSON; see docs/safety.md)")] = None,
              quantize: Annotated[Optional[str], typer.Option(
                  help="gpt runs and pretrained models: int4 (fastest one prompt at a time) or bf16 (fastest in batches)")] = None,
              compile: Annotated[bool, typer.Option(
@@ -102,23 +97,22 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
     """Continue prompts with a trained model (sampling by default; --greedy or --num-beams N), map
     sources to targets with an encoder-decoder run (the prompt is the source: a sentence to translate,
     an article, dialogue turns separated by \\n, or keywords), sample a VAE (--interpolate A B walks
-    between two sentences), or sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`."""
+    between two sentences), or sample a grammar: `textmill generate grammar.yaml -n 100 --seed 1 --out data.jsonl`.
+    The decoding options are `GenerationOptions`' fields (docs/decoding.md)."""
     from ..data import read_utf8
     from ..loading import load
 
     if Path(run).suffix in (".yaml", ".yml"):
-        return _generate_from_grammar(Path(run), num_return_sequences, seed, label, unique, enumerate_all, out_path, overwrite)
+        return _generate_from_grammar(Path(run), options["num_return_sequences"], options["seed"], options["label"], unique,
+                                      enumerate_all, out_path, overwrite)
     try:
         prompts = list(prompt or [])
         if prompts_file:
             prompts += [line for line in read_utf8(prompts_file).split("\n") if line.strip()]
         prompts = [unescape(p) for p in prompts] or [""]
-        options = dict(max_new_tokens=max_new_tokens, strategy="greedy" if greedy else None, num_beams=num_beams,
-                       temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                       min_new_tokens=min_new_tokens, bad_words=bad_word or [], length_penalty=length_penalty,
-                       num_return_sequences=num_return_sequences, stop=[unescape(x) for x in stop or []], seed=seed,
-                       truncate_prompt=truncate_prompt, label=label, chat=chat)
+        if greedy:
+            options["strategy"] = "greedy"
+        options["stop"] = [unescape(x) for x in options["stop"]]
         policy = load_safety(safety)
         gen = load(run, quantize=quantize, compile=compile)
         if interpolate:
@@ -127,7 +121,7 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
             options["safety"] = policy
         if stream:
             for p in prompts:
-                sys.stdout.write(p if gen.continues_prompt and not chat else f"{p}\n=> ")
+                sys.stdout.write(p if gen.continues_prompt and not options["chat"] else f"{p}\n=> ")
                 for piece in gen.stream(p, **options):
                     sys.stdout.write(piece)
                     sys.stdout.flush()
@@ -145,7 +139,7 @@ def generate(run: Annotated[str, typer.Argument(help="run directory, grammar fil
             if as_json:
                 print(json.dumps({"prompt": p, "text": text}, ensure_ascii=False))
             else:
-                print(p + text if gen.continues_prompt and not chat else f"{p}\n=> {text}")
+                print(p + text if gen.continues_prompt and not options["chat"] else f"{p}\n=> {text}")
                 print("-" * 40)
     if plot_attention:
         err.print(f"attention of the first output written to {plot_attention}")

@@ -1,7 +1,8 @@
 """The decoding engine: processors, stopping criteria, strategies, and the text-level Generator."""
 
-from .generator import GenerationOptions, Generator, parse_options
+from .generator import Generator
 from .latent import LatentGenerator
+from .options import GenerationOptions, parse_options
 from .processors import (
                          BadWords,
                          LogitsProcessor,

@@ -25,7 +25,8 @@ import torch
 
 from ..errors import TextmillError
 from ..models.base import sample_tokens
-from .generator import GenerationOptions, Generator, Prompt
+from .generator import Generator, Prompt
+from .options import GenerationOptions
 from .processors import apply_processors, reads_history
 from .stopping import IncrementalText
 from .strategies import repeat_rows
@@ -198,8 +199,7 @@ class BatchEngine:
         job.on_event(Started(len(head)))
         generator = None
         if opts.strategy == "sample":
-            generator = torch.Generator(device=ids.device)
-            generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
+            generator = opts.random(ids.device)
         logits, state = self.model.step(ids, self.model.start(cond), mask)
         state, logits, ids = repeat_rows(self.model, state, logits, ids, n)  # the prompt is read once for its n rows
         decode = self.gen.tokenizer.decode_continuation

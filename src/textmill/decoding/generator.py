@@ -9,16 +9,16 @@ when sampling, temperature, top-k, top-p, min-p) unless the caller passes its ow
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import torch
-from pydantic import Field, ValidationError, model_validator
 
-from ..config import SENTENCE, Strict
+from ..config import SENTENCE
 from ..data.prepare import label_token
 from ..errors import ConfigError, GenerationError
 from ..models.base import Conditioning, StepModel
 from ..tokenizers import Tokenizer
+from .options import GenerationOptions, parse_options
 from .processors import (
     BadWords,
     LogitsProcessor,
@@ -39,59 +39,6 @@ if TYPE_CHECKING:
     from ..safety.policy import Safety
 
 Prompt = Union[str, list[dict[str, str]]]  # a text, or a conversation of {"role", "content"} messages
-
-
-class GenerationOptions(Strict):
-    max_new_tokens: int = Field(100, ge=1)
-    strategy: Literal["greedy", "sample", "beam"] | None = Field(
-        None, description="default: beam when num_beams > 1, else sample")
-    temperature: float = Field(1.0, gt=0)
-    top_k: int | None = Field(None, ge=1)
-    top_p: float | None = Field(None, gt=0, le=1)
-    min_p: float | None = Field(None, gt=0, le=1)
-    repetition_penalty: float | None = Field(None, gt=0)
-    presence_penalty: float = Field(0.0, ge=-2, le=2, description="OpenAI's: lower a generated token's score once it appeared")
-    frequency_penalty: float = Field(0.0, ge=-2, le=2, description="OpenAI's: lower it by this for every time it appeared")
-    no_repeat_ngram_size: int | None = Field(None, ge=1)
-    min_new_tokens: int = Field(0, ge=0)
-    bad_words: list[str] = Field(default_factory=list)
-    num_beams: int = Field(1, ge=1)
-    length_penalty: float = 1.0
-    early_stopping: bool = True
-    num_return_sequences: int = Field(1, ge=1)
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
-    truncate_prompt: bool = Field(False, description="keep the end of a prompt longer than the context instead of failing")
-    label: str | None = Field(None, description="label-conditioned models: generate text with this label")
-    chat: bool = Field(False, description="instruct models: each prompt is a user message, rendered with the chat template")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GenerationOptions:
-        if self.strategy is None:
-            self.strategy = "beam" if self.num_beams > 1 else "sample"
-        if self.strategy == "beam" and self.num_return_sequences > self.num_beams:
-            raise ValueError(f"num_return_sequences ({self.num_return_sequences}) must be <= num_beams ({self.num_beams})")
-        if self.strategy == "greedy" and self.num_return_sequences > 1:
-            raise ValueError("greedy decoding returns one sequence per prompt; use strategy 'sample' or 'beam'")
-        if self.strategy != "beam" and self.num_beams > 1:
-            raise ValueError(f"num_beams={self.num_beams} needs strategy 'beam' (got {self.strategy!r})")
-        if any(not s for s in self.stop):
-            raise ValueError("stop strings must be non-empty")
-        return self
-
-
-def parse_options(options: dict[str, Any]) -> GenerationOptions:
-    try:
-        return GenerationOptions(**options)
-    except ValidationError as e:
-        msgs = []
-        for err in e.errors():
-            key = ".".join(map(str, err["loc"])) or "options"
-            if err["type"] == "extra_forbidden":
-                msgs.append(f"{key}: unknown option; allowed: {', '.join(GenerationOptions.model_fields)}")
-            else:
-                msgs.append(f"{key}: {err['msg']}")
-        raise ConfigError(f"invalid generation options: {'; '.join(msgs)}") from None
 
 
 class Generator:
@@ -283,8 +230,7 @@ class Generator:
             stopping.append(StopStrings(tuple(opts.stop), self.tokenizer.decode, ids.shape[1]))
         gen = None
         if opts.strategy == "sample":
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(opts.seed if opts.seed is not None else torch.seed())
+            gen = opts.random(self.device)
         return token_loop(self.model, ids, mask, procs, stopping, do_sample=opts.strategy == "sample",
                           pad_id=self.tokenizer.pad_id, generator=gen, conditioning=cond, samples=samples)
 

@@ -16,7 +16,8 @@ import torch
 from ..data.datasets import pad_right
 from ..errors import GenerationError
 from ..models.base import Conditioning
-from .generator import GenerationOptions, Generator
+from .generator import Generator
+from .options import GenerationOptions
 
 
 class LatentGenerator(Generator):
@@ -36,7 +37,7 @@ class LatentGenerator(Generator):
         ids, mask = self.encode_prompts(prompts, opts.truncate_prompt)
         B, extras = len(prompts), dict(conditioning or {})
         if "z" not in extras:
-            prior = torch.Generator(device=self.device).manual_seed(opts.seed if opts.seed is not None else torch.seed())
+            prior = opts.random(self.device)
             extras["z"] = torch.randn(B, self.model.cfg.latent, generator=prior, device=self.device)
         if opts.label is not None:
             extras["label"] = torch.full((B,), self.label_id(opts.label), dtype=torch.long, device=self.device)

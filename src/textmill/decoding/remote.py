@@ -20,19 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, GenerationError
-from .generator import GenerationOptions, Generator, Prompt, parse_options
+from .generator import Generator, Prompt
+from .options import API_CONTROLS, API_FIELDS, GenerationOptions, parse_options
 from .stopping import IncrementalText
 
 if TYPE_CHECKING:
     from ..safety.policy import Safety
 
 PREFIX = "openai:"
-# GenerationOptions that OpenAI's API names differently or leaves out, and how they travel
-_OPENAI = {"max_new_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
-           "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
-_EXTRA = {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty", "min_new_tokens": "min_tokens",
-          "no_repeat_ngram_size": "no_repeat_ngram_size", "num_beams": "num_beams", "length_penalty": "length_penalty",
-          "label": "label", "truncate_prompt": "truncate_prompt"}
 
 
 def is_remote(source: object) -> bool:
@@ -76,7 +71,7 @@ class RemoteGenerator:
 
     def _request(self, prompt: Prompt, opts: GenerationOptions, index: int) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model_name, "n": opts.num_return_sequences}
-        for ours, theirs in _OPENAI.items():
+        for ours, theirs in API_FIELDS.items():
             value = getattr(opts, ours)
             if ours == "max_new_tokens" or (value is not None and value != GenerationOptions.model_fields[ours].default):
                 body[theirs] = value
@@ -86,7 +81,7 @@ class RemoteGenerator:
             body["temperature"] = 0
         if opts.stop:
             body["stop"] = opts.stop
-        extra = {theirs: getattr(opts, ours) for ours, theirs in _EXTRA.items()
+        extra = {theirs: getattr(opts, ours) for ours, theirs in API_CONTROLS.items()
                  if getattr(opts, ours) != GenerationOptions.model_fields[ours].default}
         if extra:
             body["extra_body"] = extra

@@ -20,7 +20,8 @@ from ..data.tasks import Task
 from ..errors import GenerationError
 from ..models.base import Conditioning, StepModel
 from ..tokenizers import Tokenizer
-from .generator import GenerationOptions, Generator
+from .generator import Generator
+from .options import GenerationOptions
 
 
 @dataclass

@@ -15,8 +15,9 @@ arithmetic. Each option attacks one of them, measured in benchmarks/pretrained.p
 - `compile=True`: `torch.compile` each block of a textmill GPT (one graph serves every layer), which
   removes most of the per-operation overhead; the first calls compile (about 20 s).
 
-Both change the numbers a model computes, within a row only: a prompt gets the same tokens in any
-batch. The float32 default stays the reference that equals transformers.
+Both change the numbers a model computes. The float32 default stays the reference that equals
+transformers and gives a prompt the same tokens in any batch; bf16's kernels choose their blocking by
+the batch's size, so on a real model (SmolLM2, batch 32) a greedy prompt can change with its batch.
 """
 
 from __future__ import annotations

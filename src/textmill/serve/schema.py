@@ -3,16 +3,19 @@
 Fields OpenAI defines are accepted; those textmill does not implement (tools, logit_bias, suffix,
 best_of > 1, ...) are a 400 that names them, and so is any field OpenAI does not define (as OpenAI
 answers "Unrecognized request argument"), so a typo never passes silently. textmill's own decoding
-controls (`top_k`, `min_p`, `min_tokens`, `repetition_penalty`, `no_repeat_ngram_size`, `num_beams`,
-`length_penalty`, `label`, `truncate_prompt`) are extra fields (`extra_body` in the openai client).
+controls are extra fields (`extra_body` in the openai client), built from `GenerationOptions` through
+`API_CONTROLS` (decoding/options.py): the same types, limits and descriptions as everywhere else.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from ..decoding.options import API_CONTROLS, GenerationOptions
 
 MAX_LOGPROBS = 20
 
@@ -41,9 +44,14 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# textmill's own decoding controls, by the names a request gives them
+_Controls: type[BaseModel] = create_model(
+    "_Controls", __config__=ConfigDict(extra="forbid"),
+    **{api: (GenerationOptions.model_fields[ours].annotation, copy.copy(GenerationOptions.model_fields[ours]))
+       for ours, api in API_CONTROLS.items()})
 
+
+class _Request(_Controls):  # type: ignore[misc, valid-type]
     model: str
     temperature: float = Field(1.0, ge=0, le=2, description="0: greedy decoding")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -56,16 +64,6 @@ class _Request(BaseModel):
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     user: str | None = None
-    # textmill's own controls
-    top_k: int | None = Field(None, ge=1)
-    min_p: float | None = Field(None, gt=0, le=1)
-    repetition_penalty: float | None = Field(None, gt=0)
-    no_repeat_ngram_size: int | None = Field(None, ge=1)
-    min_tokens: int = Field(0, ge=0)
-    num_beams: int = Field(1, ge=1)
-    length_penalty: float = 1.0
-    label: str | None = None
-    truncate_prompt: bool = False
 
     @field_validator("stop")
     @classmethod
@@ -94,17 +92,12 @@ class _Request(BaseModel):
 
     def options(self, max_new_tokens: int, chat: bool = False) -> dict[str, Any]:
         """The `GenerationOptions` of this request."""
-        beam = self.num_beams > 1
-        strategy = "beam" if beam else "greedy" if self.temperature == 0 else "sample"
-        opts: dict[str, Any] = dict(
-            max_new_tokens=max_new_tokens, strategy=strategy, num_return_sequences=self.n, stop=self.stop,
-            seed=self.seed, presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
-            min_new_tokens=self.min_tokens, repetition_penalty=self.repetition_penalty, no_repeat_ngram_size=self.no_repeat_ngram_size,
-            num_beams=self.num_beams, length_penalty=self.length_penalty, label=self.label,
-            truncate_prompt=self.truncate_prompt, chat=chat)
+        strategy = "beam" if self.num_beams > 1 else "greedy" if self.temperature == 0 else "sample"
+        opts: dict[str, Any] = {ours: getattr(self, api) for ours, api in API_CONTROLS.items()}
+        opts.update(max_new_tokens=max_new_tokens, strategy=strategy, num_return_sequences=self.n, stop=self.stop,
+                    seed=self.seed, presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty, chat=chat)
         if strategy == "sample":
-            opts.update(temperature=self.temperature, top_k=self.top_k, min_p=self.min_p,
-                        top_p=self.top_p if self.top_p < 1 else None)
+            opts.update(temperature=self.temperature, top_p=self.top_p if self.top_p < 1 else None)
         return opts
 
 

@@ -106,11 +106,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=torch.long)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> CNNClassifier:
+        """Train on `texts`; its initial weights and dropout masks come from `seed`, and the caller's
+        global random state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            return self._fit(texts, labels)
+
+    def _fit(self, texts: Sequence[str], labels: Sequence[str]) -> CNNClassifier:
         texts, labels = list(texts), np.asarray(labels)
         self.classes_, y = np.unique(labels, return_inverse=True)
         counts = Counter(w for t in texts for w in metric_tokens(t.lower()))
         self.vocab_ = {w: i + 2 for i, w in enumerate(sorted(counts))}  # 0 pads, 1 is unknown
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed)  # inside fit's fork_rng: initial weights and dropout masks
         model = _KimCNN(len(self.vocab_) + 2, len(self.classes_), self.embed, self.filters, self.widths, self.dropout)
         weight = torch.tensor(compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=y), dtype=torch.float)
         idx = np.arange(len(texts))

@@ -4,7 +4,7 @@ Each model class names its objective (`objective = "lm"`); the registry builds i
 An objective says what data it trains on (`data`: a token stream, source/target pairs, or
 sentences), turns a batch into a loss plus numbers worth logging, and scores a validation set; its
 `val_loss` picks the checkpoint to keep (the best one, or the latest when `select_best` is False).
-`counts` (n-gram models) is fitted in one pass by `fit_counts` instead of by the loop.
+`counts` (n-gram models) is fitted in one pass by `fit_counts` (counts.py) instead of by the loop.
 """
 
 from __future__ import annotations

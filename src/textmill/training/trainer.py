@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,23 +25,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..config import RunConfig, load_config
-from ..data import encode_stream
-from ..data.canaries import spelled_alphabet
-from ..data.prepare import lm_documents, lm_tokenizer_config, prepare
+from ..config import RunConfig
+from ..data.prepare import Prepared, prepare
 from ..errors import CheckpointError, ConfigError
 from ..files import atomic_write_text
 from ..models import MODELS, build_model, count_parameters
 from ..rundir import RUN_MARKERS, find_last, read_run_config, write_run_config, write_run_files
-from ..tokenizers import build_tokenizer
 from .checkpoint import load_last, save_last, save_weights, unwrap
 from .finetune import base_dir, load_base_weights, with_base
 from .linear import onednn_linear
 from .lora import apply_lora
-from .memory import reuse_freed_memory
 from .objectives import OBJECTIVES
 from .optim import build_optimizer, lr_at
-from .privacy import PrivateTraining, check_dp, dp_layers
+from .privacy import PrivateTraining, dp_layers
 
 log = logging.getLogger(__name__)
 Callback = Callable[[dict[str, Any]], None]
@@ -111,6 +107,51 @@ def _remove_run(run_dir: Path) -> None:
     run_dir.rmdir()
 
 
+@dataclass
+class _Parts:
+    """What one run trains: built fresh, or restored from its last checkpoint."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    objective: Any
+    data: Prepared
+    parameters: int
+    dp: PrivateTraining | None = None
+    step: int = 0  # steps done before this session (a resumed run's checkpoint)
+    best: float = math.inf  # the best validation loss so far
+    bad_evals: int = 0  # evaluations since it last improved
+    elapsed_before: float = 0.0  # seconds trained before this session
+
+
+class _Throughput:
+    """Training tokens per second, of training time only: evaluations and checkpoints are left out."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.tokens = 0
+        self.paused_s = 0.0
+        self.window_tokens, self.window_start = 0, self.started
+
+    def add(self, tokens: int) -> float:
+        """Count a step's tokens; the run's figure so far (what the progress bar shows)."""
+        self.tokens += tokens
+        self.window_tokens += tokens
+        return self.tokens / max(time.perf_counter() - self.started - self.paused_s, 1e-9)
+
+    def window(self) -> float:
+        """Tokens per second since the last call (a log line's figure)."""
+        now = time.perf_counter()
+        rate = self.window_tokens / max(now - self.window_start, 1e-9)
+        self.window_tokens, self.window_start = 0, now
+        return rate
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.paused_s += time.perf_counter() - started
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
                  callback: Callback | None = None) -> None:
@@ -125,9 +166,52 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        c, t = self.cfg, self.cfg.train
+        """Train to max_steps, the time budget or early stopping; the caller's global random state is
+        left as it was (the run seeds its own draws)."""
+        with torch.random.fork_rng(devices=[]):
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
+        t = self.cfg.train
         torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // self.world))
-        prepare_run_dir(self.run_dir, c, resume=self.resume, overwrite=self.overwrite, is_main=self.is_main)
+        prepare_run_dir(self.run_dir, self.cfg, resume=self.resume, overwrite=self.overwrite, is_main=self.is_main)
+        parts = self._build()
+        self._start_files(parts)
+        net, step_optimizer, numerics = self._wrap(parts)
+        budget_s = t.max_minutes * 60 if t.max_minutes else None
+        started, meter = time.perf_counter(), _Throughput()
+        stopped, val_loss, done, tok_per_s = "max_steps", math.nan, parts.step, 0.0
+        window_logs: dict[str, float] = {}  # the latest value of each objective metric since the last log
+        net.train()
+        for step in range(parts.step, t.max_steps):
+            elapsed = parts.elapsed_before + time.perf_counter() - started
+            lr = self._set_lr(parts.optimizer, step, None if budget_s is None else elapsed / budget_s)
+            loss, tokens, logs = self._step(net, step_optimizer, numerics, parts, step)
+            done = step + 1
+            tok_per_s = meter.add(tokens)
+            window_logs.update(logs)
+            self.callback({"kind": "step", "step": done, "max_steps": t.max_steps, "loss": loss, "tokens_per_sec": tok_per_s})
+            if done % t.log_every == 0:
+                self._record({"kind": "train", "step": done, "loss": loss, "lr": lr, "tokens_per_sec": meter.window(),
+                              **window_logs})
+                window_logs = {}
+            elapsed = parts.elapsed_before + time.perf_counter() - started
+            out_of_time = budget_s is not None and self._any_rank(elapsed >= budget_s)
+            if done % t.eval_every == 0 or done == t.max_steps or out_of_time:
+                with meter.paused():
+                    val_loss = self._evaluate(parts, done, elapsed)
+                if t.patience is not None and parts.bad_evals >= t.patience:
+                    stopped = "early_stopping"
+                    break
+            if out_of_time:
+                stopped = "time_budget"
+                break
+        return self._finish(parts, done, stopped, val_loss, tok_per_s, parts.elapsed_before + time.perf_counter() - started)
+
+    def _build(self) -> _Parts:
+        """The data, the model (with the base's weights, adapters and DP layers as configured), the
+        optimizer, and, when resuming, their state at the last checkpoint."""
+        c, t = self.cfg, self.cfg.train
         model_class = MODELS.get(c.model.family)
         objective = OBJECTIVES.get(model_class.objective)(c)
         data = prepare(c, self.run_dir, self.resume, kind=objective.data, labelled=getattr(model_class, "labelled", False),
@@ -140,122 +224,117 @@ class Trainer:
             apply_lora(model, t.lora)
         if t.dp:
             dp_layers(model)
-        n_params = count_parameters(model)
-        optimizer = build_optimizer(model, t)
-        start_step, best, bad_evals, elapsed_before = 0, math.inf, 0, 0.0
-        st: dict[str, Any] = {}
+        parts = _Parts(model, build_optimizer(model, t), objective, data, count_parameters(model))
+        saved: dict[str, Any] = {}
         if self.resume:
             last = find_last(self.run_dir)
-            st = load_last(last, model, optimizer)
-            start_step, best, bad_evals, elapsed_before = st["step"], st["best_val_loss"], st["bad_evals"], st["elapsed_s"]
-            log.info("resuming %s at step %d", self.run_dir, start_step)
+            saved = load_last(last, model, parts.optimizer)
+            parts.step, parts.best, parts.bad_evals = saved["step"], saved["best_val_loss"], saved["bad_evals"]
+            parts.elapsed_before = saved["elapsed_s"]
+            log.info("resuming %s at step %d", self.run_dir, parts.step)
             if self.is_main:
-                self.callback({"kind": "resume", "step": start_step, "checkpoint": str(last)})
-        dp = None  # checked before the run's files are written: a refused setting leaves no half-made run
-        if t.dp:
+                self.callback({"kind": "resume", "step": parts.step, "checkpoint": str(last)})
+        if t.dp:  # checked before the run's files are written: a refused setting leaves no half-made run
             if self.world > 1:
                 raise ConfigError("train.dp: DP-SGD runs in one process here; train without torchrun")
-            dp = PrivateTraining(t.dp, model, optimizer, data.train.windows, t.batch_size, t.max_steps, st.get("dp"))
+            parts.dp = PrivateTraining(t.dp, model, parts.optimizer, data.train.windows, t.batch_size, t.max_steps,
+                                       saved.get("dp"))
+        return parts
+
+    def _start_files(self, parts: _Parts) -> None:
+        """A new run's files (config, tokenizers), or a resumed run's train section; the logs."""
+        data = parts.data
         if self.is_main:
             if not self.resume:
-                write_run_files(self.run_dir, c, data.tokenizers, data.tokenizer.vocab_size, data.dims, data.meta)
+                write_run_files(self.run_dir, self.cfg, data.tokenizers, data.tokenizer.vocab_size, data.dims, data.meta)
             else:  # the train section may change on resume (more steps, a longer budget): record what runs now
-                write_run_config(self.run_dir, c)
-            self._open_logs(start_step)
+                write_run_config(self.run_dir, self.cfg)
+            self._open_logs(parts.step)
             if data.stats and not self.resume:
                 self._record({"kind": "data", "step": 0, **data.stats})
         self._barrier()
-        net: nn.Module = model
-        step_optimizer = optimizer
-        if dp is not None:
-            net, step_optimizer = dp.model, dp.optimizer
-            log.info("DP-SGD: noise multiplier %.3f, sample rate %.4g, delta %.3g", dp.noise, dp.rate, dp.delta)
+
+    def _wrap(self, parts: _Parts) -> tuple[nn.Module, Any, Callable[[], Any]]:
+        """The module the steps run (DP's, DDP's, compiled), the optimizer that steps it, and the
+        numerics each step runs under."""
+        t = self.cfg.train
+        net, step_optimizer = parts.model, parts.optimizer
+        if parts.dp is not None:
+            net, step_optimizer = parts.dp.model, parts.dp.optimizer
+            log.info("DP-SGD: noise multiplier %.3f, sample rate %.4g, delta %.3g", parts.dp.noise, parts.dp.rate,
+                     parts.dp.delta)
         if self.world > 1:
-            net = nn.parallel.DistributedDataParallel(model)
+            net = nn.parallel.DistributedDataParallel(parts.model)
         if t.compile:
             net = torch.compile(net)
         if t.precision == "bf16":
             numerics = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)
         else:  # float32 linear layers through oneDNN (linear.py); a compiled graph keeps inductor's kernels
             numerics = contextlib.nullcontext if t.compile else onednn_linear
-        budget_s = t.max_minutes * 60 if t.max_minutes else None
-        started = time.perf_counter()
-        stopped, val_loss, done_step = "max_steps", math.nan, start_step
-        window_tokens, window_start, run_tokens = 0, time.perf_counter(), 0
-        window_logs: dict[str, float] = {}  # the latest value of each objective metric since the last log
-        eval_s, tok_per_s = 0.0, 0.0  # time spent evaluating and checkpointing is not training throughput
-        net.train()
-        for step in range(start_step, t.max_steps):
-            elapsed = elapsed_before + time.perf_counter() - started
-            lr = lr_at(step, t, None if budget_s is None else elapsed / budget_s)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            loss_sum, logs, step_tokens = 0.0, {}, 0
-            for micro in range(t.grad_accum):
-                seed = _step_seed(t.seed, step, micro, self.rank)
-                empty = False
-                if dp is not None:  # Poisson sampling of the fixed windows
-                    batch, empty = data.train.poisson(dp.rate, torch.Generator().manual_seed(seed))
-                else:
-                    batch = data.train.sample(t.batch_size, torch.Generator().manual_seed(seed))
-                torch.manual_seed(seed)  # dropout masks, DP noise and any other randomness of the objective
-                sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
-                with sync, numerics():
-                    loss, logs = objective.loss(net, batch, step)
-                    loss = loss * (0.0 if empty else 1.0 / t.grad_accum)  # no window drawn: a step of noise alone
-                loss.backward()
-                loss_sum += float(loss.detach())
-                step_tokens += batch.n_tokens * self.world  # ranks draw batches of similar size
-            if t.grad_clip is not None and dp is None:  # DP-SGD clips each window's gradient instead
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            step_optimizer.step()
-            step_optimizer.zero_grad(set_to_none=True)
-            loss_value = self._mean_across_ranks(loss_sum)
-            window_tokens += step_tokens
-            window_logs.update(logs)
-            run_tokens += step_tokens
-            done_step = step + 1
-            tok_per_s = run_tokens / max(time.perf_counter() - started - eval_s, 1e-9)  # the run's figure so far
-            self.callback({"kind": "step", "step": done_step, "max_steps": t.max_steps, "loss": loss_value,
-                           "tokens_per_sec": tok_per_s})
-            if done_step % t.log_every == 0:
-                now = time.perf_counter()
-                self._record({"kind": "train", "step": done_step, "loss": loss_value, "lr": lr,
-                              "tokens_per_sec": window_tokens / max(now - window_start, 1e-9), **window_logs})
-                window_tokens, window_start, window_logs = 0, now, {}
-            elapsed = elapsed_before + time.perf_counter() - started
-            out_of_time = budget_s is not None and self._any_rank(elapsed >= budget_s)
-            last = done_step == t.max_steps or out_of_time
-            if done_step % t.eval_every == 0 or last:
-                eval_started = time.perf_counter()
-                with onednn_linear():  # evaluation runs the uncompiled model in float32, whatever the precision
-                    metrics = objective.evaluate(unwrap(model), data.val, t.batch_size, t.eval_batches)
-                val_loss = metrics["val_loss"]
-                improved = val_loss < best
-                best, bad_evals = (val_loss, 0) if improved else (best, bad_evals + 1)
-                if dp is not None:
-                    metrics["epsilon"] = dp.epsilon()
-                self._record({"kind": "eval", "step": done_step, **metrics, "best_val_loss": best})
-                if self.is_main:
-                    if improved or not objective.select_best:
-                        save_weights(model, self.run_dir / "model.safetensors")
-                    save_last(self.run_dir, model, optimizer, {"step": done_step, "best_val_loss": best,
-                                                               "bad_evals": bad_evals, "elapsed_s": elapsed,
-                                                               **({"dp": dp.state()} if dp is not None else {})})
-                self._barrier()
-                eval_s += time.perf_counter() - eval_started
-                if t.patience is not None and bad_evals >= t.patience:
-                    stopped = "early_stopping"
-                    break
-            if out_of_time:
-                stopped = "time_budget"
-                break
-        elapsed = elapsed_before + time.perf_counter() - started
-        result = TrainResult(self.run_dir, done_step, best, val_loss, val_loss * data.val.tokens_per_char / math.log(2),
-                             tok_per_s, elapsed, n_params, stopped, self.history)
-        privacy = dp.save(self.run_dir, done_step, c.model.context) if dp is not None and self.is_main else None
-        self._record({"kind": "end", "step": result.steps, "stopped": stopped, "elapsed_s": elapsed,
-                      "tokens_per_sec": result.tokens_per_sec, "parameters": n_params,
+        return net, step_optimizer, numerics
+
+    def _set_lr(self, optimizer: torch.optim.Optimizer, step: int, budget_spent: float | None) -> float:
+        """The schedule's learning rate for `step` (by steps, or by the time budget spent), set on every group."""
+        lr = lr_at(step, self.cfg.train, budget_spent)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        return lr
+
+    def _step(self, net: nn.Module, step_optimizer: Any, numerics: Callable[[], Any], parts: _Parts,
+              step: int) -> tuple[float, int, dict[str, float]]:
+        """One optimizer step over grad_accum micro-batches: (mean loss across ranks, tokens, objective logs).
+        Each micro-batch draws from generators seeded by (seed, step, micro-batch, rank): a resumed run
+        draws what the uninterrupted one drew."""
+        t, dp = self.cfg.train, parts.dp
+        loss_sum, logs, tokens = 0.0, {}, 0
+        for micro in range(t.grad_accum):
+            seed = _step_seed(t.seed, step, micro, self.rank)
+            empty = False
+            if dp is not None:  # Poisson sampling of the fixed windows
+                batch, empty = parts.data.train.poisson(dp.rate, torch.Generator().manual_seed(seed))
+            else:
+                batch = parts.data.train.sample(t.batch_size, torch.Generator().manual_seed(seed))
+            torch.manual_seed(seed)  # dropout masks, DP noise and any other randomness of the objective
+            sync = contextlib.nullcontext() if (self.world == 1 or micro == t.grad_accum - 1) else net.no_sync()
+            with sync, numerics():
+                loss, logs = parts.objective.loss(net, batch, step)
+                loss = loss * (0.0 if empty else 1.0 / t.grad_accum)  # no window drawn: a step of noise alone
+            loss.backward()
+            loss_sum += float(loss.detach())
+            tokens += batch.n_tokens * self.world  # ranks draw batches of similar size
+        if t.grad_clip is not None and dp is None:  # DP-SGD clips each window's gradient instead
+            torch.nn.utils.clip_grad_norm_(parts.model.parameters(), t.grad_clip)
+        step_optimizer.step()
+        step_optimizer.zero_grad(set_to_none=True)
+        return self._mean_across_ranks(loss_sum), tokens, logs
+
+    def _evaluate(self, parts: _Parts, step: int, elapsed: float) -> float:
+        """Score the validation split; keep the best weights and the resume checkpoint. The validation loss."""
+        t, dp = self.cfg.train, parts.dp
+        with onednn_linear():  # evaluation runs the uncompiled model in float32, whatever the precision
+            metrics = parts.objective.evaluate(unwrap(parts.model), parts.data.val, t.batch_size, t.eval_batches)
+        val_loss = metrics["val_loss"]
+        improved = val_loss < parts.best
+        parts.best, parts.bad_evals = (val_loss, 0) if improved else (parts.best, parts.bad_evals + 1)
+        if dp is not None:
+            metrics["epsilon"] = dp.epsilon()
+        self._record({"kind": "eval", "step": step, **metrics, "best_val_loss": parts.best})
+        if self.is_main:
+            if improved or not parts.objective.select_best:
+                save_weights(parts.model, self.run_dir / "model.safetensors")
+            save_last(self.run_dir, parts.model, parts.optimizer,
+                      {"step": step, "best_val_loss": parts.best, "bad_evals": parts.bad_evals, "elapsed_s": elapsed,
+                       **({"dp": dp.state()} if dp is not None else {})})
+        self._barrier()
+        return val_loss
+
+    def _finish(self, parts: _Parts, steps: int, stopped: str, val_loss: float, tok_per_s: float, elapsed: float) -> TrainResult:
+        result = TrainResult(self.run_dir, steps, parts.best, val_loss, val_loss * parts.data.val.tokens_per_char / math.log(2),
+                             tok_per_s, elapsed, parts.parameters, stopped, self.history)
+        dp = parts.dp
+        privacy = dp.save(self.run_dir, steps, self.cfg.model.context) if dp is not None and self.is_main else None
+        self._record({"kind": "end", "step": steps, "stopped": stopped, "elapsed_s": elapsed,
+                      "tokens_per_sec": tok_per_s, "parameters": parts.parameters,
                       **({"epsilon": privacy["epsilon"], "delta": privacy["delta"]} if privacy else {})})
         self._close_logs()
         return result
@@ -306,71 +385,3 @@ class Trainer:
         t = torch.tensor([int(flag)])
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t)
-
-
-def train(config: str | Path | dict[str, Any] | RunConfig | None, out: str | Path, *, overrides: list[str] | None = None,
-          resume: bool = False, overwrite: bool = False, callback: Callback | None = None,
-          progress: bool = True) -> TrainResult:
-    """Train the model a config describes and write a run directory to `out`.
-
-    Count-based families (`ngram`) are fitted in one pass instead of trained by gradient descent.
-    `callback` receives every trainer event (steps, logs, evaluations, the end); `progress` draws
-    them as a bar on standard error."""
-    cfg = read_run_config(Path(out)) if resume and config is None else load_config(config, overrides)
-    counts = MODELS.get(cfg.model.family).objective == "counts"
-    if cfg.train.lora and not cfg.train.init_from:
-        raise ConfigError("train.lora adapts a pretrained model: set train.init_from (--init-from) to the run it starts from")
-    check_dp(cfg)
-    if counts and cfg.train.init_from:
-        raise ConfigError(f"train.init_from: a {cfg.model.family!r} model is counted in one pass, not trained, so it "
-                          "cannot start from another run; remove train.init_from")
-    with contextlib.ExitStack() as stack:
-        if progress:
-            from ..progress import TrainBar
-
-            bar = stack.enter_context(TrainBar(f"train {out}", cfg.train.max_minutes))
-            callback = _both(bar.event, callback)
-        if counts:
-            return fit_counts(cfg, Path(out), overwrite=overwrite, callback=callback)
-        stack.enter_context(reuse_freed_memory())
-        return Trainer(cfg, out, resume=resume, overwrite=overwrite, callback=callback).fit()
-
-
-def _both(first: Callback, second: Callback | None) -> Callback:
-    if second is None:
-        return first
-
-    def call(event: dict[str, Any]) -> None:
-        first(event)
-        second(event)
-
-    return call
-
-
-def fit_counts(cfg: RunConfig, run_dir: Path, *, overwrite: bool = False, callback: Callback | None = None) -> TrainResult:
-    """Fit a count-based model (n-gram) on the training split and score the validation split."""
-    prepare_run_dir(run_dir, cfg, resume=False, overwrite=overwrite)
-    train_docs, val_docs = lm_documents(cfg.data)
-    tok = build_tokenizer(lm_tokenizer_config(cfg, train_docs), train_docs + spelled_alphabet(cfg.data.canaries))
-    started = time.perf_counter()
-    stream = encode_stream(tok, train_docs)
-    model = build_model(cfg.model, tok.vocab_size).fit(stream)
-    fit_s = time.perf_counter() - started
-    val_stream = encode_stream(tok, val_docs)
-    val_loss = float(-model.score_stream(val_stream).mean())
-    tokens_per_char = len(val_stream) / max(sum(map(len, val_docs)), 1)
-    write_run_files(run_dir, cfg, {"tokenizer.json": tok}, tok.vocab_size)
-    model.save(run_dir / "model.safetensors")
-    n_grams = sum(len(model.tables[f"keys_{k}"]) for k in range(1, model.n + 1))
-    events = [{"kind": "eval", "step": 0, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),
-               "val_bpc": val_loss * tokens_per_char / math.log(2), "best_val_loss": val_loss},
-              {"kind": "end", "step": 0, "stopped": "fitted", "elapsed_s": fit_s, "tokens_per_sec": len(stream) / fit_s,
-               "parameters": n_grams}]
-    with open(run_dir / "metrics.jsonl", "w", encoding="utf-8") as f:
-        for e in events:
-            f.write(json.dumps(e) + "\n")
-            if callback:
-                callback(e)
-    log.info("fitted an order-%d n-gram model on %d tokens in %.1f s", model.n, len(stream), fit_s)
-    return TrainResult(run_dir, 0, val_loss, val_loss, val_loss * tokens_per_char / math.log(2), len(stream) / fit_s,
-                       fit_s, n_grams, "fitted", events)
