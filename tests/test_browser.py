@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 import textmill  # noqa: E402
-from textmill.humaneval import Output, create, report  # noqa: E402
+from textmill.humaneval import Output, create, invite, report  # noqa: E402
 
 from .helpers import (  # noqa: E402
     live,  # noqa: E402
@@ -41,14 +41,14 @@ def models(tiny_run, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def chromium():
-    """Headless Debian Chromium with a fresh profile and no background network traffic."""
+def chromium(*extra: str):
+    """Headless Debian Chromium with a fresh profile and no background network traffic (and `extra` flags)."""
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     profile = tempfile.mkdtemp()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}"):
+                 f"--user-data-dir={profile}", *extra):
         opts.add_argument(flag)
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
     try:
@@ -127,11 +127,9 @@ def test_a_bad_request_shows_the_servers_message(browser, models):
         assert "at most 8" in browser.find_element(By.ID, "status").text
 
 
-def rate_all(driver, url: str, rater: str) -> int:
-    """Judge every task of the study as `rater` through the page; the number of tasks judged."""
-    driver.get(url + "/rate")
-    driver.execute_script("localStorage.clear()")
-    driver.find_element(By.ID, "rater").send_keys(rater)
+def rate_all(driver, link: str) -> int:
+    """Judge every task of the study through the page an invitation `link` opens; the number of tasks judged."""
+    driver.get(link)
     driver.find_element(By.ID, "start").click()
     judged = 0
     while True:
@@ -151,8 +149,53 @@ def rate_all(driver, url: str, rater: str) -> int:
 
 def test_two_raters_judge_a_study_in_the_browser_and_the_report_counts_them(tmp_path):
     study = create([Output(s, p, f"{p} {s} text") for s in ("x", "y") for p in ("one", "two")], tmp_path / "study.db")
-    with chromium() as ann, chromium() as bob, live({}, study=study) as url:  # two browsers, as two raters would have
-        assert [rate_all(ann, url, "ann"), rate_all(bob, url, "bob")] == [6, 6]  # 4 items, 2 pairs
+    with chromium() as ann, chromium() as bob, live({}, study=study, api_key="secret") as url:  # two browsers, two raters
+        links = invite(study, ["ann", "bob"], url)
+        assert [rate_all(ann, links["ann"]), rate_all(bob, links["bob"])] == [6, 6]  # 4 items, 2 pairs
+        ann.get(url + "/rate?rater=eve&token=" + "0" * 32)  # a made-up invitation: the page says why nothing happens
+        ann.find_element(By.ID, "start").click()
+        WebDriverWait(ann, 10).until(lambda d: "no valid invitation" in d.find_element(By.ID, "error").text)
+        ann.get(url + "/rate")  # no invitation at all
+        assert "Open the invitation link" in ann.find_element(By.ID, "welcome").text
     rep = report(study)
     assert rep["raters"] == ["ann", "bob"] and rep["ratings"] == 8 and rep["preferences"] == 4
     assert rep["systems"]["x"]["fluency"]["mean"] == 4
+
+
+EVIL = """<!doctype html><script>
+fetch(API + "/v1/completions", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"},
+                                body: JSON.stringify({model: "tiny", prompt: "First", max_tokens: 4})})
+  .then(() => { document.title = "sent"; }, () => { document.title = "failed"; });
+</script>"""
+
+
+def test_pages_on_other_sites_and_names_cannot_use_the_server(models, tmp_path):
+    """A page of another site posts `text/plain` to the API (no preflight needed): the server refuses it
+    and generates nothing. A name that resolves to 127.0.0.1 (DNS rebinding, here Chromium's resolver
+    rule) gets a 400 for every route, the playground included."""
+    import functools
+    import http.server
+    import threading
+    import urllib.request
+
+    from .helpers import free_port
+
+    with live(models) as url:
+        (tmp_path / "evil.html").write_text(EVIL.replace("API", repr(url)), encoding="utf-8")
+        port = free_port()
+        site = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(
+            http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        api_port = url.rsplit(":", 1)[1]
+        try:
+            with chromium("--host-resolver-rules=MAP rebind.test 127.0.0.1") as browser:
+                browser.get(f"http://127.0.0.1:{port}/evil.html")
+                WebDriverWait(browser, 10).until(lambda d: d.title in ("sent", "failed"))
+                browser.get(f"http://rebind.test:{api_port}/")
+                assert "invalid_host" in browser.find_element(By.TAG_NAME, "body").text
+        finally:
+            site.shutdown()
+        with urllib.request.urlopen(f"{url}/metrics") as r:
+            counted = r.read().decode()
+    assert 'path="/v1/completions",status="403"' in counted and 'path="/v1/completions",status="200"' not in counted
+    assert 'path="/",status="400"' in counted

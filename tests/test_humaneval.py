@@ -51,21 +51,39 @@ def test_a_study_holds_every_output_and_pair_blinded_and_shuffled(study):
     assert not {"system", "system_a", "system_b"} & set(task) and all("gpt" not in str(v) for v in task.values())
 
 
+def tokens(study, *raters):
+    """Each rater's token, from the links `textmill humaneval invite` prints."""
+    res = runner.invoke(app, ["humaneval", "invite", str(study), *[x for r in raters for x in ("--rater", r)],
+                              "--url", "http://127.0.0.1:9"])
+    assert res.exit_code == 0, res.output
+    links = dict(line.split("\t") for line in res.output.splitlines())
+    assert all(links[r].startswith(f"http://127.0.0.1:9/rate?rater={r}&token=") for r in raters)
+    return {r: links[r].rsplit("token=", 1)[1] for r in raters}
+
+
 def test_raters_at_once_over_http_lose_and_double_nothing(study):
+    keys = tokens(study, "ann", "bob", "cy")
+    errors = []
     with live({}, study=study) as url:
         with urllib.request.urlopen(f"{url}/rate") as r:
             assert b"Rate generated texts" in r.read()
         conflicts = []
 
         def rater(name: str) -> None:
-            with urllib.request.urlopen(f"{url}/humaneval/next?rater={name}") as r:
+            try:
+                judge(name)
+            except Exception as e:  # a thread's failure must fail the test
+                errors.append(e)
+
+        def judge(name: str) -> None:
+            with urllib.request.urlopen(f"{url}/humaneval/next?rater={name}&token={keys[name]}") as r:
                 task = json.loads(r.read())
             while task["kind"] != "done":
                 if task["kind"] == "item":
-                    body = {"rater": name, "item": task["id"], "fluency": 4, "coherence": 3, "grammar": 5}
+                    body = {"rater": name, "token": keys[name], "item": task["id"], "fluency": 4, "coherence": 3, "grammar": 5}
                     path = "rating"
                 else:
-                    body = {"rater": name, "pair": task["id"], "choice": "a"}
+                    body = {"rater": name, "token": keys[name], "pair": task["id"], "choice": "a"}
                     path = "preference"
                 code, answer = post(f"{url}/humaneval/{path}", body)
                 again, dup = post(f"{url}/humaneval/{path}", body)  # a double click
@@ -78,6 +96,7 @@ def test_raters_at_once_over_http_lose_and_double_nothing(study):
             t.start()
         for t in threads:
             t.join()
+    assert not errors, errors
     rep = report(study)
     assert rep["ratings"] == 3 * 9 and rep["preferences"] == 3 * 9 and rep["raters"] == ["ann", "bob", "cy"]
     assert len(conflicts) == 3 * 18
@@ -86,15 +105,41 @@ def test_raters_at_once_over_http_lose_and_double_nothing(study):
 
 
 def test_judgements_out_of_range_or_unknown_are_400s(study):
+    ann = tokens(study, "ann")["ann"]
     with live({}, study=study) as url:
-        for body, needle in [({"rater": "ann", "item": 1, "fluency": 6, "coherence": 3, "grammar": 5}, "fluency"),
-                             ({"rater": "ann", "item": 999, "fluency": 2, "coherence": 3, "grammar": 5}, "item 999"),
-                             ({"rater": " ", "item": 1, "fluency": 2, "coherence": 3, "grammar": 5}, "rater name"),
-                             ({"rater": "ann", "item": 1, "fluency": 2}, "coherence")]:
+        for body, needle in [({"rater": "ann", "token": ann, "item": 1, "fluency": 6, "coherence": 3, "grammar": 5}, "fluency"),
+                             ({"rater": "ann", "token": ann, "item": 999, "fluency": 2, "coherence": 3, "grammar": 5}, "item 999"),
+                             ({"rater": " ", "token": ann, "item": 1, "fluency": 2, "coherence": 3, "grammar": 5}, "rater name"),
+                             ({"rater": "ann", "token": ann, "item": 1, "fluency": 2}, "coherence")]:
             code, answer = post(f"{url}/humaneval/rating", body)
             assert code == 400 and needle in answer["error"]["message"], answer
-        code, answer = post(f"{url}/humaneval/preference", {"rater": "ann", "pair": 1, "choice": "c"})
+        code, answer = post(f"{url}/humaneval/preference", {"rater": "ann", "token": ann, "pair": 1, "choice": "c"})
         assert code == 400 and "choice" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize("api_key", [None, "secret"])
+def test_only_invited_raters_judge_with_or_without_the_api_key(study, api_key):
+    """Nobody who merely reaches the port adds judgements: a missing, wrong or another rater's token is
+    a 403, whether the server has an API key or not, and raters never need that key; the models' routes
+    keep needing it."""
+    keys = tokens(study, "ann", "bob")
+    rating = {"item": 1, "fluency": 4, "coherence": 3, "grammar": 5}
+    with live({}, study=study, api_key=api_key) as url:
+        for body in ({"rater": "eve", "token": "", **rating}, {"rater": "eve", "token": keys["ann"], **rating},
+                     {"rater": "ann", "token": keys["bob"], **rating}, {"rater": "mallory", "token": "0" * 32, **rating}):
+            code, answer = post(f"{url}/humaneval/rating", body)
+            assert code == 403 and answer["error"]["code"] == "not_invited", answer
+        for query in ("rater=eve", f"rater=eve&token={keys['ann']}"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(f"{url}/humaneval/next?{query}")
+            assert e.value.code == 403
+        code, answer = post(f"{url}/humaneval/rating", {"rater": "ann", "token": keys["ann"], **rating})
+        assert code == 200 and answer["progress"]["done"] == 1
+        if api_key:
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(f"{url}/metrics")
+            assert e.value.code == 401
+    assert report(study)["raters"] == ["ann"]
 
 
 def test_report_statistics():

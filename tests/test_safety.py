@@ -108,3 +108,23 @@ def test_bad_input_is_refused_and_nothing_is_half_written(tmp_path):
     bad.write_text('{"text": "a"}\n{"body": "b"}\n', encoding="utf-8")
     res = runner.invoke(app, ["redact", str(bad), "--out", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 2 and "bad.jsonl:2" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_an_output_in_a_missing_directory_is_created_and_named(tmp_path):
+    """One rule for every command's outputs (files.py): missing parent directories are created, and the
+    command says where it wrote."""
+    src = tmp_path / "in.txt"
+    src.write_text("mail me at ann@example.com\n", encoding="utf-8")
+    target = tmp_path / "new" / "dir" / "out.txt"
+    res = runner.invoke(app, ["redact", str(src), "--out", str(target)])
+    assert res.exit_code == 0, res.output
+    assert target.read_text(encoding="utf-8") == "mail me at <EMAIL>\n" and str(target) in res.output.replace("\n", "")
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv", ".tsv"])
+def test_an_empty_input_is_no_rows_in_every_format(tmp_path, suffix):
+    src = tmp_path / f"empty{suffix}"
+    src.write_text("", encoding="utf-8")
+    counts = redact_file(src, tmp_path / f"out{suffix}", Redactor("mask"))
+    assert counts["rows"] == 0 and counts["written"] == 0
+    assert (tmp_path / f"out{suffix}").read_text(encoding="utf-8") == ""

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ from textmill.decoding import parse_options  # noqa: E402
 from textmill.decoding.batching import BatchEngine, Failed, Finished, Job, Started, Token  # noqa: E402
 from textmill.serve.launch import model_id  # noqa: E402
 
-from .helpers import FOREIGN, free_port, live, post, tiny_model, tiny_tokenizer  # noqa: E402  # noqa: E402
+from .helpers import FOREIGN, free_port, live, post, tiny_model, tiny_tokenizer  # noqa: E402
 
 KEY = "test-key"
 
@@ -453,3 +454,58 @@ def test_generate_and_synth_take_an_openai_source(server, models, tmp_path, monk
     assert res.exit_code == 0, res.output
     written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(written) == 6 and {r["label"] for r in written} == {"happy", "sad"}
+
+
+# -- who may reach the server --------------------------------------------------------------------------
+def raw(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None):
+    """(status, headers, JSON answer) of one request, with the headers a client would never send itself."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.status, r.headers, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read() or b"null")
+
+
+def test_the_models_list_names_its_sources_never_their_paths(client, tiny_run):
+    cards = {m.id: m.model_dump() for m in client.models.list()}
+    assert cards["tiny"]["source"] == tiny_run.name and cards["chat"]["source"] == Path(cards["chat"]["source"]).name
+    assert not any(str(tiny_run.parent) in str(card) for card in cards.values())
+
+
+def test_a_host_name_the_server_was_not_started_for_is_refused(models):
+    """DNS rebinding: a page on a name that resolves to 127.0.0.1 sends its own Host header."""
+    body = json.dumps({"model": "tiny", "prompt": "First", "max_tokens": 2}).encode()
+    with live(models) as url:
+        for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example"):
+            status, _, answer = raw(f"{url}/v1/completions", "POST", body, {"Host": host, "Content-Type": "application/json"})
+            assert status == 400 and answer["error"]["code"] == "invalid_host" and "--allowed-host" in answer["error"]["message"]
+        assert raw(f"{url}/health", headers={"Host": "localhost"})[0] == 200
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        assert client.completions.create(model="tiny", prompt="First", max_tokens=2).choices[0].text is not None
+    with live(models, allowed_hosts=("127.0.0.1", "models.lan")) as url:
+        assert raw(f"{url}/health", headers={"Host": "models.lan:8000"})[0] == 200
+        assert raw(f"{url}/health", headers={"Host": "evil.example"})[0] == 400
+
+
+def test_other_sites_pages_cannot_start_generation_unless_allowed(models):
+    """A cross-site `text/plain` POST needs no preflight, so a browser sends it from any page: the server
+    refuses every request from another origin unless --cors-origin allows that origin."""
+    body = json.dumps({"model": "tiny", "prompt": "First", "max_tokens": 2}).encode()
+    with live(models) as url:
+        status, _, answer = raw(f"{url}/v1/completions", "POST", body, {"Origin": "http://evil.example",
+                                                                          "Content-Type": "text/plain"})
+        assert status == 403 and answer["error"]["code"] == "cross_origin"
+        with urllib.request.urlopen(f"{url}/metrics") as r:
+            counted = r.read().decode()
+        assert 'path="/v1/completions",status="403"' in counted and 'path="/v1/completions",status="200"' not in counted
+        status, _, _ = raw(f"{url}/v1/completions", "POST", body, {"Origin": url, "Content-Type": "application/json"})
+        assert status == 200  # the playground: the server's own origin
+    with live(models, cors_origins=("http://app.example",)) as url:
+        status, headers, _ = raw(f"{url}/v1/completions", "OPTIONS", None, {
+            "Origin": "http://app.example", "Access-Control-Request-Method": "POST"})
+        assert status == 204 and headers["access-control-allow-origin"] == "http://app.example"
+        status, headers, answer = raw(f"{url}/v1/completions", "POST", body, {"Origin": "http://app.example",
+                                                                                "Content-Type": "application/json"})
+        assert status == 200 and headers["access-control-allow-origin"] == "http://app.example"
+        assert raw(f"{url}/v1/completions", "POST", body, {"Origin": "http://evil.example"})[0] == 403

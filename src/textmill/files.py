@@ -44,9 +44,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path for the caller to write a file or a directory at; when the block ends
     without an error, it is flushed to disk and renamed over `path`. An existing directory at `path`
     is first renamed to `previous(path)` and removed once the new one is in place. On an error the
-    temporary is removed and `path` is left as it was. The parent directory must exist: a missing one
-    is usually a mistyped path, which is the caller's to report."""
+    temporary is removed and `path` is left as it was. Missing parent directories are created: the
+    one rule for every output of every command, which then names the path it wrote."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(path)
     _remove(tmp)  # what an interrupted earlier write left
     try:

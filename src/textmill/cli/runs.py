@@ -203,7 +203,6 @@ def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optio
         fail(e)
     lines = [json.dumps(s.to_dict(), ensure_ascii=False) for s in samples]
     if out_path:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_path, "".join(line + "\n" for line in lines))
         out.print(f"written: {len(lines)} sentences to {out_path}")
     else:

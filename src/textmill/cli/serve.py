@@ -1,4 +1,4 @@
-"""Serving models and human evaluation: serve, humaneval create | report."""
+"""Serving models and human evaluation: serve, humaneval create | invite | report."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def serve(sources: Annotated[Optional[list[str]], typer.Argument(help="models to
           port: Annotated[int, typer.Option()] = 8000,
           api_key: Annotated[Optional[str], typer.Option(envvar="TEXTMILL_API_KEY",
                                                          help="clients must send `Authorization: Bearer KEY`")] = None,
+          allowed_host: Annotated[Optional[list[str]], typer.Option(
+              help="a host name the server answers besides the address it is bound to (repeat; other Host headers get a 400)")] = None,
+          cors_origin: Annotated[Optional[list[str]], typer.Option(
+              help="an origin whose web pages may call the API (repeat; e.g. https://app.example.com; * for any)")] = None,
           max_tokens: Annotated[int, typer.Option(help="the most tokens a request may ask for (chat's default)")] = 1024,
           max_n: Annotated[int, typer.Option(help="the most choices (n) per request")] = 8,
           max_batch: Annotated[int, typer.Option(help="rows one model decodes at once")] = 32,
@@ -34,13 +38,15 @@ def serve(sources: Annotated[Optional[list[str]], typer.Argument(help="models to
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Serve models behind OpenAI's API: `GET /v1/models`, `POST /v1/completions`,
     `POST /v1/chat/completions` (streaming, n, stop, seed, logprobs), `/health` and `/metrics`, and a
-    playground at `/`. Concurrent requests to a model share one decoding loop. With --study, raters
-    judge a human evaluation study at `/rate`."""
+    playground at `/`. Concurrent requests to a model share one decoding loop. With --study, invited raters
+    judge a human evaluation study at `/rate` (links: `textmill humaneval invite`). Open without the API key:
+    `/`, `/health` and `/rate`; requests for other host names, and from other sites' pages, are refused."""
     from ..serve.launch import serve as run_server
 
     setup_logging(verbose)
     try:
-        run_server(sources or [], host, port, quantize, compile, study, api_key=api_key, max_tokens=max_tokens, max_n=max_n,
+        run_server(sources or [], host, port, quantize, compile, study, allowed_host or [], api_key=api_key,
+                   cors_origins=tuple(cors_origin or ()), max_tokens=max_tokens, max_n=max_n,
                    max_rows=max_batch, max_waiting=max_waiting, timeout=timeout, safety=load_safety(safety))
     except TextmillError as e:
         fail(e)
@@ -89,7 +95,23 @@ def humaneval_create(systems: Annotated[list[str], typer.Argument(help="NAME=PAT
     except TextmillError as e:
         fail(e)
     out.print(f"study: {path} ({len(outputs)} outputs of {len(sources)} systems); serve it with "
-                      f"`textmill serve --study {path}` and send raters to http://127.0.0.1:8000/rate")
+              f"`textmill serve --study {path}` and send each rater their link from `textmill humaneval invite {path} --rater NAME`")
+
+
+@humaneval_app.command("invite")
+def humaneval_invite(study: Annotated[Path, typer.Argument(help="a study file")],
+                     rater: Annotated[list[str], typer.Option(help="a rater's name (repeat); each gets a link of their own")],
+                     url: Annotated[str, typer.Option(help="where the study is served")] = "http://127.0.0.1:8000") -> None:
+    """Print each rater's invitation link to the rating page. Only invited raters can judge a study: the
+    link holds a token made from the rater's name and a secret kept in the study file."""
+    from ..humaneval import invite
+
+    try:
+        links = invite(study, rater, url)
+    except TextmillError as e:
+        fail(e)
+    for name, link in links.items():
+        print(f"{name}\t{link}")
 
 
 @humaneval_app.command("report")

@@ -32,7 +32,6 @@ def _font_family(labels: list[str]) -> list[str]:
 def save_figure(fig, path: str | Path) -> Path:
     """Write a figure to `path` (format from the suffix: png, pdf, svg) without half-written files."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or None, dpi=150, bbox_inches="tight")
     return path

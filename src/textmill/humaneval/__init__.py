@@ -2,6 +2,6 @@
 (serve/study.py: one task at a time), and its report (report.py)."""
 
 from .report import export_csv, report
-from .study import CRITERIA, Output, Study, create, read_jsonl_outputs
+from .study import CRITERIA, Output, Study, create, invite, read_jsonl_outputs
 
-__all__ = ["CRITERIA", "Output", "Study", "create", "export_csv", "read_jsonl_outputs", "report"]
+__all__ = ["CRITERIA", "Output", "Study", "create", "export_csv", "invite", "read_jsonl_outputs", "report"]

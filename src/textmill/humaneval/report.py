@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..files import replacing
 from .study import CRITERIA, Study
 
 
@@ -92,7 +93,6 @@ def report(path: str | Path) -> dict[str, Any]:
 def export_csv(path: str | Path, out_dir: str | Path) -> list[Path]:
     """ratings.csv, preferences.csv and systems.csv (the means and intervals) in `out_dir`."""
     study, out_dir = Study(path), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary = report(path)
     rows = {"ratings.csv": study.ratings(), "preferences.csv": study.preferences(),
             "systems.csv": [{"system": s, "criterion": c, **v} for s, crit in summary["systems"].items() for c, v in crit.items()]}
@@ -101,7 +101,7 @@ def export_csv(path: str | Path, out_dir: str | Path) -> list[Path]:
         fields = list(data[0]) if data else {"ratings.csv": ["rater", "system", "item", "prompt", "text", *CRITERIA, "at"],
                                              "preferences.csv": ["rater", "pair", "system_a", "system_b", "prompt", "choice",
                                                                  "at"]}.get(name, ["system", "criterion"])
-        with open(out_dir / name, "w", newline="", encoding="utf-8") as f:
+        with replacing(out_dir / name) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(data)

@@ -7,12 +7,19 @@ creation). Each rater sees every task once, in an order of their own (drawn from
 the rater's name), never a system's name. A judgement is keyed by (rater, task), so two browsers of
 one rater, or a double click, never count twice, and SQLite's locking keeps concurrent raters from
 losing one another's.
+
+Only invited raters judge: a rater's token is an HMAC of their name under a secret the study keeps
+(`textmill humaneval invite STUDY --rater NAME` prints their link), so whoever holds the study file
+can invite, and nobody who merely reaches the server can add judgements under a new name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import random
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +27,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from ..errors import ConfigError
 from ..files import replacing
@@ -54,6 +62,10 @@ class AlreadyJudged(ConfigError):
     """The rater has already judged this task."""
 
 
+class NotInvited(ConfigError):
+    """The rater's token is missing or not the one their invitation holds."""
+
+
 def create(outputs: Sequence[Output], path: str | Path, *, sources: dict[str, str] | None = None, pairs: bool = True,
            seed: int = 0, overwrite: bool = False) -> Path:
     """Write a study of `outputs` to `path` (atomically: a half-written study never appears there).
@@ -72,7 +84,8 @@ def create(outputs: Sequence[Output], path: str | Path, *, sources: dict[str, st
     with replacing(path) as tmp, closing(sqlite3.connect(tmp)) as db, db:  # the file appears whole or not at all
         db.executescript(SCHEMA)
         db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", str(VERSION)),
-                                                          ("seed", str(seed)), ("created", str(time.time()))])
+                                                          ("seed", str(seed)), ("created", str(time.time())),
+                                                          ("invite_secret", secrets.token_hex(32))])
         ids = {}
         for name in systems:
             ids[name] = db.execute("INSERT INTO systems (name, source) VALUES (?, ?)",
@@ -127,6 +140,23 @@ class Study:
         if int(meta.get("version", 0)) > VERSION:
             raise ConfigError(f"{self.path} was written by a newer textmill (study version {meta['version']}); upgrade textmill")
         self.seed = int(meta["seed"])
+        if "invite_secret" not in meta:  # a study written before invitations: it gets its secret now
+            with self._db() as db:
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('invite_secret', ?)", (secrets.token_hex(32),))
+                meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self._secret = bytes.fromhex(meta["invite_secret"])
+
+    def token(self, rater: str) -> str:
+        """The token of `rater`'s invitation (the same every time for the same study and name)."""
+        return hmac.new(self._secret, check_rater(rater).encode(), hashlib.sha256).hexdigest()[:32]
+
+    def admit(self, rater: str, token: str) -> str:
+        """`rater`, checked against their invitation's token; NotInvited when it does not match."""
+        rater = check_rater(rater)
+        if not hmac.compare_digest(self.token(rater).encode(), (token or "").encode()):
+            raise NotInvited(f"{rater!r} has no valid invitation to this study: open the link the study's owner gave you "
+                             "(they make it with `textmill humaneval invite STUDY --rater NAME`)")
+        return rater
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -219,6 +249,13 @@ class Study:
         with self._db() as db:
             return [n for (n,) in db.execute("SELECT name FROM systems ORDER BY name")]
 
+
+
+def invite(path: str | Path, raters: Sequence[str], url: str = "http://127.0.0.1:8000") -> dict[str, str]:
+    """Each rater's invitation: the link to the rating page of the study at `path`, served at `url`."""
+    study = Study(path)
+    base = url.rstrip("/")
+    return {rater: f"{base}/rate?{urlencode({'rater': check_rater(rater), 'token': study.token(rater)})}" for rater in raters}
 
 
 def check_rater(rater: str) -> str:

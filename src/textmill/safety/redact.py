@@ -20,7 +20,8 @@ def redact_file(src: str | Path, out: str | Path, redactor: Redactor | Safety, *
     """Redact a file into `out`, written whole or not at all: one text per line, or the text field of
     JSONL rows, or a column of CSV/TSV (the other fields are kept). Rows the redactor drops (`drop`, or
     refused by a `Safety` policy) are left out. Returns the counts: rows read, rows written, and what
-    was found (spans per type, or the policy's counts)."""
+    was found (spans per type, or the policy's counts). An empty input, in any format, is 0 rows and
+    an empty output."""
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise ConfigError(f"{src} does not exist")
@@ -45,18 +46,16 @@ def redact_file(src: str | Path, out: str | Path, redactor: Redactor | Safety, *
     elif suffix in (".csv", ".tsv"):
         delimiter = "\t" if suffix == ".tsv" else ","
         reader = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-        if not reader:
-            raise ConfigError(f"{src} is empty")
-        header, rows = reader[0], reader[1:]
+        header, rows = (reader[0], reader[1:]) if reader else ([], [])
         if isinstance(text_field, int) or str(text_field).isdigit():
             col, rows = int(text_field), reader  # a header-less table: the column by position
-        elif text_field in header:
-            col = header.index(text_field)
+        elif text_field in header or not reader:
+            col = header.index(text_field) if reader else 0
         else:
             raise ConfigError(f"{src} has no column {text_field!r}; its header: {header}; name it with --text-field")
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
-        if rows is not reader:
+        if rows is not reader and header:
             writer.writerow(header)
         for row in rows:
             rows_in += 1
@@ -69,13 +68,12 @@ def redact_file(src: str | Path, out: str | Path, redactor: Redactor | Safety, *
         body = buf.getvalue()
     else:
         kept = []
-        for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        for line in text.split("\n")[:-1] if text.endswith("\n") or not text else text.split("\n"):
             rows_in += 1
             red = redactor(line)
             if red is not None:
                 kept.append(red)
         rows_out = len(kept)
         body = "".join(k + "\n" for k in kept)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, body)
     return {"rows": rows_in, "written": rows_out, **redactor.counts}

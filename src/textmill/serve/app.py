@@ -36,27 +36,62 @@ KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1
                "/v1/textmill/attention", "/rate", "/humaneval/next", "/humaneval/rating", "/humaneval/preference")
 
 
-class _Limits:
+class _Guard:
     """Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs every streamed chunk a trip through
-    a memory stream): refuses a body whose Content-Length is over the limit with a 413, and counts
-    each answer by path and status."""
+    a memory stream), in front of every route:
 
-    def __init__(self, app: Any, max_body_bytes: int, metrics: Metrics) -> None:
-        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+    - a `Host` header the server was not started for is a 400 (DNS rebinding: a web page whose name
+      resolves to 127.0.0.1 would otherwise reach a loopback server with its visitor's browser);
+    - a request a browser sends from another origin is a 403 unless `cors_origins` allows it, so no
+      web page can start generation (a cross-site `text/plain` POST needs no preflight); an allowed
+      origin gets CORS headers, and its preflight a 204;
+    - a body whose Content-Length is over the limit is a 413;
+    and it counts each answer by path and status."""
+
+    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics) -> None:
+        self.app, self.settings, self.metrics = app, settings, metrics
+
+    def host_allowed(self, host: str) -> bool:
+        name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+        allowed = self.settings.allowed_hosts
+        return "*" in allowed or name.lower() in {h.lower() for h in allowed}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
-        size = dict(scope["headers"]).get(b"content-length", b"").decode()
-        if size and (not size.isdigit() or int(size) > self.max_body_bytes):
-            e = APIError(413, f"the request body is {size} bytes; the limit is {self.max_body_bytes}", code="body_too_large")
-            self.metrics.answered(path, 413)
-            return await JSONResponse(e.body(), status_code=413)(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        origin = headers.get(b"origin", b"").decode("latin-1") or None
+        cors = self.settings.cors_origins
+        cross = origin is not None and origin != f"{scope.get('scheme', 'http')}://{host}"
+        refusal = None
+        if not self.host_allowed(host):
+            refusal = APIError(400, f"this server does not answer for host {host!r}; start it with --allowed-host "
+                                    f"{host.rsplit(':', 1)[0] or 'NAME'} to serve that name", code="invalid_host")
+        elif cross and "*" not in cors and origin not in cors:
+            refusal = APIError(403, f"cross-origin request from {origin} refused; start the server with --cors-origin "
+                                    f"{origin} to let that site's pages call it", type="permission_error", code="cross_origin")
+        size = headers.get(b"content-length", b"").decode()
+        if refusal is None and size and (not size.isdigit() or int(size) > self.settings.max_body_bytes):
+            refusal = APIError(413, f"the request body is {size} bytes; the limit is {self.settings.max_body_bytes}",
+                               code="body_too_large")
+        if refusal is not None:
+            self.metrics.answered(path, refusal.status)
+            return await JSONResponse(refusal.body(), status_code=refusal.status)(scope, receive, send)
+        allow = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")] if cross else []
+        if cross and scope["method"] == "OPTIONS":  # an allowed origin's preflight
+            self.metrics.answered(path, 204)
+            return await Response(status_code=204, headers={
+                "access-control-allow-origin": origin, "vary": "Origin", "access-control-allow-methods": "GET, POST, OPTIONS",
+                "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "600"})(
+                scope, receive, send)
 
         async def counted(message: dict) -> None:
             if message["type"] == "http.response.start":
                 self.metrics.answered(path, message["status"])
+                if allow:
+                    message = {**message, "headers": [*message.get("headers", []), *allow]}
             await send(message)
 
         await self.app(scope, receive, counted)
@@ -76,9 +111,10 @@ class _Served:
 
     def card(self) -> dict[str, Any]:
         info = self.generator.info
+        source = str(info.get("source") or info.get("run_dir") or "")
         return {"id": self.name, "object": "model", "created": self.created, "owned_by": "textmill",
                 "family": info.get("family"), "kind": self.generator.model.kind,
-                "source": info.get("source") or info.get("run_dir"),
+                "source": source if source.startswith(("embedded:", "openai:")) else Path(source).name,  # never a local path
                 "context": getattr(self.generator.model, "max_context", None), "chat_template": self.instruct,
                 "labels": self.generator.labels}
 
@@ -165,7 +201,7 @@ def create_app(models: dict[str, Generator], settings: ServeSettings | None = No
     async def _api_error(request: Request, e: APIError) -> JSONResponse:
         return JSONResponse(e.body(), status_code=e.status)
 
-    app.add_middleware(_Limits, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(_Guard, settings=settings, metrics=metrics)
 
     def model_of(name: str) -> _Served:
         if name not in served:

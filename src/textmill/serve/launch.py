@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..decoding import Generator
 from ..errors import ConfigError
+from .schema import LOOPBACK, ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +44,28 @@ def load_models(sources: list[str], quantize: str | None = None, compile: bool =
     return models
 
 
+def allowed_hosts(host: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The Host names a server bound to `host` answers: a loopback address's loopback names, another
+    address or name itself, and any for a wildcard address (0.0.0.0, ::) unless `extra` names them;
+    always `extra` too."""
+    if host in LOOPBACK:
+        return (*LOOPBACK, *extra)
+    if host in ("0.0.0.0", "::", ""):
+        return (*LOOPBACK, *extra) if extra else ("*",)
+    return (host, *extra)
+
+
 def serve(sources: list[str], host: str = "127.0.0.1", port: int = 8000, quantize: str | None = None,
-          compile: bool = False, study: str | Path | None = None, **settings: Any) -> None:
+          compile: bool = False, study: str | Path | None = None, allowed_host: Sequence[str] = (),
+          **settings: Any) -> None:
     """Load `sources` and serve them, and the rating pages of `study`, until interrupted (settings:
-    `ServeSettings` fields)."""
+    `ServeSettings` fields; `allowed_host`: names the server answers besides the one it is bound to)."""
     import uvicorn
 
     from .app import create_app
-    from .schema import ServeSettings
 
+    settings["allowed_hosts"] = allowed_hosts(host, allowed_host)
     app = create_app(load_models(sources, quantize, compile), ServeSettings(**settings), study)
-    if host not in ("127.0.0.1", "localhost", "::1") and settings.get("api_key") is None:
+    if host not in LOOPBACK and settings.get("api_key") is None:
         log.warning("serving on %s without an API key: anyone who reaches this address can use the models", host)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -20,9 +20,14 @@ from ..decoding.options import API_CONTROLS, GenerationOptions
 MAX_LOGPROBS = 20
 
 
+LOOPBACK = ("localhost", "127.0.0.1", "::1")  # the names a loopback server answers to
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     api_key: str | None = None  # clients send `Authorization: Bearer KEY`; None: no key needed
+    allowed_hosts: tuple[str, ...] = LOOPBACK  # Host headers answered (a page on another name is DNS rebinding); "*": any
+    cors_origins: tuple[str, ...] = ()  # other origins whose pages a browser lets call the API; "*": any
     max_tokens: int = 1024  # the most tokens a request may ask for (and chat's default)
     max_n: int = 8  # the most choices per request
     max_rows: int = 32  # rows one model decodes at once

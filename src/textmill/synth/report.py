@@ -205,7 +205,6 @@ def _finite(x: Any) -> Any:
 def write_report(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     """Write the HTML report and the JSON beside it (`report.html` + `report.json`), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     html_path, json_path = path.with_suffix(".html"), path.with_suffix(".json")
     atomic_write_text(json_path, json.dumps(_finite(report), indent=2, ensure_ascii=False))
     atomic_write_text(html_path, render_html(report))

@@ -100,6 +100,5 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
     record = {"chosen": cfg.tune_grid[best].model_dump(), "validation": where, "validation_rows": len(validation),
               "fit_rows": len(fit_rows), "classifier": cfg.report_classifier, "share": TUNE_SHARE,
               "real_only": {"accuracy": real_acc, "macro_f1": real_f1}, "settings": settings}
-    work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(record_path, json.dumps(record, indent=1))
     return record

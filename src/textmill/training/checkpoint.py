@@ -70,7 +70,6 @@ def save_last(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     """Write checkpoints/last as a whole: built beside it, then swapped in (rundir.find_last reads the
     one swapped out if a kill came between the two renames)."""
     last = run_dir / LAST
-    last.parent.mkdir(parents=True, exist_ok=True)
     with replacing(last) as tmp:
         tmp.mkdir()
         save_model(plain_layers(unwrap(model)), str(tmp / "model.safetensors"))
