@@ -227,3 +227,15 @@ def test_synth_removes_generated_rows_with_such_content():
     assert Content(["hate"]).keep(batch) == [True, True, True]
     with pytest.raises(ValidationError, match="unknown content categories"):
         SynthConfig(data="x.tsv", out="y.jsonl", content_categories=["spam"])
+
+
+@pytest.mark.parametrize("text", ["i want to k1ll myself", "im going to kil myself tonight", "I am going to kill myself"])
+def test_self_harm_in_leetspeak_is_self_harm_only_so_the_default_policy_keeps_it_flagged(text):
+    """The default policy flags self-harm (a person who needs help is not refused) and refuses violence:
+    a threat inside a self-harm phrase must not turn the one into the other."""
+    from textmill.safety import Safety
+
+    safety = Safety.load("default")
+    verdict = safety.filter.check(text)
+    assert verdict.categories == ["self_harm"] and verdict.action == "flag"
+    assert safety.screen_prompt(text) == text

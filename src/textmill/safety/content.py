@@ -17,6 +17,14 @@ English entries match whole words (`word*` also words that start with it), so `c
 and `Scunthorpe` is clean; Chinese entries match anywhere. `personal_attack` entries ("idiot", "废物")
 count only when aimed at someone (`you idiot`, `you're so stupid`, `你这个废物`), as does every abuse word.
 
+Harm said in plain words has no listed word: a few sentence patterns (`SENTENCE_PATTERNS`) catch the
+common shapes of threats ("we are going to attack ..."), dehumanising comparisons ("... are vermin /
+breed like rats", "都是蝗虫"), generalisations about a religion or people ("all jews are ...") and
+self-harm ("end it all"). They reach only those shapes: a sentence-level classifier would reach more,
+and none that installs from the registries does it for both languages (docs/safety.md). A few
+phrases are not what their words say (`NEUTRAL`: a `pussy willow`, a `suicide bombing` in the news),
+and a threat inside a self-harm phrase ("kill myself") is self-harm, not violence.
+
 Policies, per category: `allow` (ignore), `flag` (report, keep the text), `mask` (replace the span by
 `<CATEGORY>`), `refuse` (the text is refused: a prompt is rejected, an output is cut before it).
 """
@@ -44,12 +52,46 @@ Classifier = Callable[[Sequence[str]], Sequence[float]]  # texts -> probability 
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "€": "e"}
 _LEET_INSIDE = {"!": "i", "|": "l", "+": "t"}  # only between two letters: `sh!t`, not `wow!`
 # Cyrillic and Greek letters that look Latin, read as Latin inside a word that holds a Latin letter (`fuсk`)
-_LOOKALIKE = dict(zip("асеіјорсухѕԁɡοαινκτρ", "aceijopcyxsdgoaivktp"))
+_LOOKALIKE = dict(zip("асеіјорсухѕԁɡοαινκτρυεςχϲ", "aceijopcyxsdgoaivktpuescc"))
 _SECOND_PERSON = re.compile(
     r"(?:^|[^a-z0-9*])(?:you|u|ya|youre|your|ur|thou)(?: (?:are|re|r|is|such|a|an|so|the|just|very|really|complete|total|"
     r"absolute|absolutely|completely|totally|utterly|truly|really|seriously|literally|little|big|fucking|fking|freaking|damn|"
     r"bloody|stupid|dumb|ugly|fat|pathetic|worthless))* ?$"
     r"|(?:你们|你|您|妳)(?:是|这个|这些|这|那个|真是|真的|真|就是|就|个|一个|简直|像|太|好|也|们)*$")
+
+
+# over normalised text (lower case, punctuation as spaces, leetspeak read): category -> patterns
+_GROUP = (r"(?:muslims?|jews?|christians?|hindus?|arabs?|blacks?|asians?|mexicans?|immigrants?|refugees?|migrants?|"
+          r"foreigners?|gays?|women|they|these people|those people|these|those)")
+SENTENCE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "violence": (
+        r"\b(?:i|we|im|were|ill|well)(?: (?:will|am|are|re|m|gonna|going to|plan to|planning to|about to|want to))+"
+        r"(?: \w+){0,3} (?:kill|murder|shoot|stab|attack|bomb|blow up|burn down|burn|torch|behead|strangle|break (?:his|her|"
+        r"your|their) (?:legs?|arms?|neck|jaw))\b(?! (?:myself|ourselves|me|us)\b|(?: \w+)? (?:problem|issue|bug|question|"
+        r"task|time)\b)",
+        r"(?:我|我们|咱们)(?:要|会|准备|打算|想)[^。！？]{0,10}(?:杀|砍|捅|炸|放火|烧)",
+        r"去[^。！？]{0,8}(?:放火|纵火|炸)",
+    ),
+    "hate": (
+        rf"\b{_GROUP}\b(?: \w+){{0,3}} (?:are|is) (?:\w+ ){{0,2}}(?:vermin|rats|cockroaches|parasites|animals|subhuman|"
+        r"a plague|a disease|a cancer|filth|savages)\b",
+        rf"\b{_GROUP}\b(?: \w+){{0,4}} (?:breed like rats|infest|infesting|crawling over)\b",
+        r"\ball (?:muslims|jews|christians|hindus|arabs|blacks|asians|mexicans|immigrants|refugees|gays)(?: are| should)"
+        r"(?: \w+){0,3} (?:terrorists|criminals|rapists|animals|greedy|evil|banned|deported|killed|gassed|exterminated)\b",
+        r"\b(?:the )?jews (?:control|own|run) the (?:banks|media|world|government)",
+        r"(?:都是|就是|全是)(?:些)?(?:蝗虫|蟑螂|害虫|寄生虫|畜生|恐怖分子)",
+    ),
+    "self_harm": (
+        r"\b(?:take|swallow)(?: \w+){0,2} (?:pills|pill) (?:\w+ ){0,6}(?:never wake up|die)\b",
+    ),
+}
+# phrases that are not what their words say: a hit of the category inside one does not count
+NEUTRAL: dict[str, tuple[str, ...]] = {
+    "sexual": ("pussy willow", "pussy cat", "pussycat"),
+    "abuse": ("pussy willow", "cockspur", "woodcock"),
+    "self_harm": ("suicide bomb", "suicide bomber", "suicide bombers", "suicide bombing", "suicide attack"),
+}
+_AIMED_INSULT = re.compile(r"(?:^| )(?:what|such) an?(?: [a-z]+){0,2} $")  # "what a (complete) moron"
 
 
 def check_categories(categories: Iterable[str]) -> list[str]:
@@ -239,6 +281,9 @@ class ContentFilter:
             entries.setdefault(category, []).extend(more)
         self.entries = entries
         self._compiled = {c: [(e, re.compile(_pattern(e))) for e in es] for c, es in entries.items()}
+        for category, patterns in SENTENCE_PATTERNS.items():
+            self._compiled.setdefault(category, []).extend(("pattern", re.compile(p)) for p in patterns)
+        self._neutral = {c: re.compile("|".join(_pattern(e) for e in es)) for c, es in NEUTRAL.items()}
         self.classifier = _profanity_check() if classifier == "profanity-check" else classifier
         self.threshold = threshold
         self.counts: Counter[str] = Counter()
@@ -266,16 +311,22 @@ class ContentFilter:
             start, end = index[m.start()], index[m.end() - 1] + 1
             hits.setdefault((category, start, end), Hit(category, start, end, text[start:end], entry))
 
+        neutral = {c: [(m.start(), m.end()) for m in p.finditer(norm)] for c, p in self._neutral.items()}
         for category, patterns in self._compiled.items():
             for entry, pattern in patterns:
                 for m in pattern.finditer(norm):
-                    aimed = _SECOND_PERSON.search(norm[:m.start()]) is not None
+                    if any(a <= m.start() and m.end() <= b for a, b in neutral.get(category, ())):
+                        continue
+                    aimed = _aimed(text, norm, index, m)
                     if category == "personal_attack" and not aimed:
                         continue
                     add(category, m, entry)
                     if category == "abuse" and aimed:
                         add("personal_attack", m, entry)
-        return _merge(hits.values())
+        harm = [h for h in hits.values() if h.category == "self_harm"]
+        kept = [h for h in hits.values() if not (h.category == "violence" and any(s.start < h.end and h.start < s.end
+                                                                                 for s in harm))]
+        return _merge(kept)
 
     def verdict(self, text: str, hits: Iterable[Hit]) -> Verdict:
         hits = tuple(h for h in hits if self.policies[h.category] != "allow")
@@ -310,6 +361,17 @@ class ContentFilter:
         masked, and the verdict on the whole text."""
         v = self.check(text)
         return self.masked(text, v, min((h.start for h in self.refused(v)), default=None)), v
+
+
+def _aimed(text: str, norm: str, index: list[int], m: re.Match) -> bool:
+    """Whether the word matched at `m` is said to someone: after "you" / "你" ("you idiot", "你这个废物"),
+    after "what a" / "such a" ("what a moron"), or called out after a comma at the end ("go away, idiot")."""
+    before = norm[:m.start()]
+    if _SECOND_PERSON.search(before):
+        return True
+    start, end = index[m.start()], index[m.end() - 1] + 1
+    last = not re.search(r"\w", text[end:])  # the insult ends the sentence: "what a shit film" is about the film
+    return last and (_AIMED_INSULT.search(before) is not None or text[:start].rstrip().endswith((",", "，")))
 
 
 def _merge(hits: Iterable[Hit]) -> list[Hit]:
