@@ -4,7 +4,7 @@ marks each span that must be found; everything else must not be."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .pii import TYPES, Span, detect
 
@@ -26,13 +26,15 @@ def read_marked(line: str) -> tuple[str, list[tuple[str, int, int]]]:
     return "".join(text), spans
 
 
-def score(lines: Iterable[str], types: Iterable[str] = TYPES) -> dict[str, dict[str, float]]:
-    """Per type: true and false positives, misses, precision and recall (exact span matches)."""
+def score(lines: Iterable[str], types: Iterable[str] = TYPES,
+          detector: Callable[[str, Iterable[str]], list[Span]] = detect) -> dict[str, dict[str, float]]:
+    """Per type: true and false positives, misses, precision and recall (exact span matches) of
+    `detector` (textmill's `detect`, or another tool's spans under textmill's type names)."""
     counts = {t: {"tp": 0, "fp": 0, "fn": 0} for t in types}
     errors: list[tuple[str, str, Span | tuple[str, int, int]]] = []
     for line in lines:
         text, gold = read_marked(line)
-        found = {(s.type, s.start, s.end): s for s in detect(text, counts)}
+        found = {(s.type, s.start, s.end): s for s in detector(text, counts)}
         for g in gold:
             if g in found:
                 counts[g[0]]["tp"] += 1
