@@ -193,6 +193,7 @@ def test_a_large_epsilon_is_called_out(rows_file, tmp_path, caplog):
     assert "protection" in CliRunner().invoke(app, ["info", str(tmp_path / "weak")]).output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_recurrent_models_train_privately_and_load_as_plain_models(rows_file, tmp_path, cell):
     family = {"family": "rnn", "cell": cell, "n_layer": 2, "n_embd": 16, "hidden": 24, "context": 32}

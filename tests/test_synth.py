@@ -452,6 +452,7 @@ def test_language_model_presets_fit_tiny_data():
     assert big["model"]["context"] == 64 and big["data"]["label_field"] == "label"
 
 
+@pytest.mark.slow
 def test_labels_below_eda_below_get_edits_of_their_rows(tmp_path):
     rows = reviews(200)
     rows = [r for r in rows if r[1] == "positive"] + [r for r in rows if r[1] == "negative"][:6]  # 100 to 6
