@@ -20,13 +20,12 @@ def _cli_type(field: FieldInfo) -> Any:
     return Optional[annotation] if get_origin(annotation) is list else annotation
 
 
-def model_options(model: type[BaseModel], *, skip: tuple[str, ...] = (), names: dict[str, list[str]] | None = None,
+def model_options(model: type[BaseModel], *, names: dict[str, list[str]] | None = None,
                   help: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a Typer command that takes `options: dict`: every field of `model` but `skip` becomes
-    an option (`--field-name`, or the flags `names` gives it; a list field repeats; a Literal offers
+    """Decorate a Typer command that takes `options: dict`: every field of `model` becomes an option (`--field-name`, or the flags `names` gives it; a list field repeats; a Literal offers
     its choices), and the command is called with `options` holding each field's value."""
     names, help = names or {}, help or {}
-    fields = {name: f for name, f in model.model_fields.items() if name not in skip}
+    fields = model.model_fields
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command, eval_str=True)  # the command's own options, as Typer reads them
