@@ -22,8 +22,9 @@ def _cli_type(field: FieldInfo) -> Any:
 
 def model_options(model: type[BaseModel], *, names: dict[str, list[str]] | None = None,
                   help: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a Typer command that takes `options: dict`: every field of `model` becomes an option (`--field-name`, or the flags `names` gives it; a list field repeats; a Literal offers
-    its choices), and the command is called with `options` holding each field's value."""
+    """Decorate a Typer command that takes `options: dict`: every field of `model` becomes an option
+    (`--field-name`, or the flags `names` gives it; a list field repeats; a Literal offers its
+    choices), and the command is called with `options` holding each field's value."""
     names, help = names or {}, help or {}
     fields = model.model_fields
 
