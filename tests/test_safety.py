@@ -139,6 +139,10 @@ def test_an_empty_input_is_no_rows_in_every_format(tmp_path, suffix):
     ("发票号码 13987654321", []),  # eleven digits after 发票号码: the invoice outweighs the number
     ("the UK desk: 07911 654321", [("PHONE", "07911 654321")]),
     ("the kit number 456 78 9012", []),  # an SSN's digits without its name
+    ("赵磊和李娜是同事", [("NAME", "赵磊"), ("NAME", "李娜")]),  # a well-known name joined to another by 和
+    ("李娜女士的包裹到了", [("NAME", "李娜")]),  # or with an honorific: a private person after all
+    ("网球明星李娜赢了比赛", []),  # the public figure, named as such
+    ("李子和桃子都熟了", []),
 ])
 def test_written_out_and_disguised_forms(text, found):
     assert [(s.type, s.text) for s in detect(text)] == found

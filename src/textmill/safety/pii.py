@@ -249,12 +249,21 @@ def _names(text: str) -> list[Span]:
         except ImportError:
             pass
         else:
-            at = 0
+            tokens, at = [], 0
             for word, flag in posseg.cut(text):
                 start = text.find(word, at)
                 at = start + len(word)
-                if flag == "nr" and 2 <= len(word) <= 4 and word[0] in ZH_SURNAMES and _rare(word):
-                    spans.append(Span("NAME", start, at, word, 0.7))
+                tokens.append((word, flag, start))
+            for k, (word, flag, start) in enumerate(tokens):
+                if flag != "nr" or not 2 <= len(word) <= 4 or word[0] not in ZH_SURNAMES:
+                    continue
+                after = tokens[k + 1][0] if k + 1 < len(tokens) else ""
+                # a well-known name is a private person's too when the text says so: 王建国先生, 张强和李娜
+                cued = after[:2] in ZH_HONORIFICS or any(
+                    0 <= j < len(tokens) and tokens[j][0] in ("和", "与", "跟") and 0 <= j + d < len(tokens)
+                    and tokens[j + d][1] == "nr" for j, d in ((k - 1, -1), (k + 1, 1)))
+                if _rare(word) or cued:
+                    spans.append(Span("NAME", start, start + len(word), word, 0.7))
     nlp = _spacy()
     if nlp is not None and re.search(r"[A-Za-z]", text):
         spans += [Span("NAME", e.start_char, e.end_char, e.text, 0.75) for e in nlp(text).ents
@@ -364,6 +373,7 @@ FAKE_EN_LAST = ("Smith", "Lee", "Brown", "Garcia", "Miller", "Davis", "Wilson", 
 FAKE_ZH_SURNAMES = "李王张刘陈杨黄赵周吴"
 FAKE_ZH_GIVEN = ("明", "华", "丽", "强", "芳", "伟", "静", "磊", "娜", "洋")
 ZH_NAME_MAX_FREQ = 10
+ZH_HONORIFICS = {"女士", "先生", "小姐", "老师", "同学", "医生", "教授", "经理", "主任", "律师", "阿姨", "师傅"}
 # the 100 most common Chinese surnames: a name jieba tags `nr` must start with one (it also tags words like 银行卡)
 ZH_SURNAMES = set("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
                   "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
