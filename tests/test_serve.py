@@ -509,3 +509,17 @@ def test_other_sites_pages_cannot_start_generation_unless_allowed(models):
                                                                                 "Content-Type": "application/json"})
         assert status == 200 and headers["access-control-allow-origin"] == "http://app.example"
         assert raw(f"{url}/v1/completions", "POST", body, {"Origin": "http://evil.example"})[0] == 403
+
+
+def test_the_fingerprint_names_the_weight_format_and_only_float32_promises_batch_invariance(models, tiny_run):
+    """A client that needs the same text alone and in any batch can tell from the answer: the
+    system_fingerprint changes with the format, and the model card says whether the format keeps it."""
+    quick = textmill.load(tiny_run, quantize="bf16")
+    with live({"tiny": models["tiny"], "tiny-bf16": quick}) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        prints = {m: client.completions.create(model=m, prompt="First", max_tokens=2, seed=1).system_fingerprint
+                  for m in ("tiny", "tiny-bf16")}
+        chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        cards = {m.id: m.model_dump() for m in client.models.list()}
+    assert prints["tiny"].endswith("-fp32") and prints["tiny-bf16"].endswith("-bf16") and chat.system_fingerprint == prints["tiny"]
+    assert cards["tiny"]["batch_invariant"] is True and cards["tiny-bf16"]["batch_invariant"] is False

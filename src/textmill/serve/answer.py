@@ -173,7 +173,7 @@ class Answer:
     def envelope(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None, chunk: bool = False) -> dict:
         obj = ("chat.completion.chunk" if chunk else "chat.completion") if self.kind == "chat" else "text_completion"
         body: dict[str, Any] = {"id": self.id, "object": obj, "created": self.created, "model": self.served.name,
-                                "choices": choices}
+                                "system_fingerprint": self.served.fingerprint, "choices": choices}
         if usage is not None or not chunk:
             body["usage"] = usage
         return body

@@ -10,6 +10,7 @@ a 400 in OpenAI's error schema that names the problem; bodies past `max_body_byt
 from __future__ import annotations
 
 import hmac
+import importlib.metadata
 import json
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from .metrics import Metrics
 from .schema import APIError, AttentionRequest, ChatRequest, CompletionRequest, Message, ServeSettings
 
 PLAYGROUND = Path(__file__).parent / "static" / "playground.html"
+_VERSION = importlib.metadata.version("textmill")
 KNOWN_PATHS = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
                "/v1/textmill/attention", "/rate", "/humaneval/next", "/humaneval/rating", "/humaneval/preference")
 
@@ -104,6 +106,13 @@ class _Served:
         self.engine = BatchEngine(generator, settings.max_rows, settings.max_waiting)
         self.safety = settings.safety
         self.created = int(time.time())
+        inference = generator.info.get("inference") or {}
+        weights = inference.get("quantize") or "fp32"
+        self.format = weights + ("-compiled" if inference.get("compile") else "")
+        # float32 eager is the format a prompt's text is the same alone and in any batch; bf16's kernels
+        # choose their blocking by the batch's size (docs/pretrained.md), and the others are not measured
+        self.batch_invariant = self.format == "fp32"
+        self.fingerprint = f"textmill-{_VERSION}-{self.format}"
 
     @property
     def instruct(self) -> bool:
@@ -116,6 +125,7 @@ class _Served:
                 "family": info.get("family"), "kind": self.generator.model.kind,
                 "source": source if source.startswith(("embedded:", "openai:")) else Path(source).name,  # never a local path
                 "context": getattr(self.generator.model, "max_context", None), "chat_template": self.instruct,
+                "format": self.format, "batch_invariant": self.batch_invariant,
                 "labels": self.generator.labels}
 
 
