@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import shutil
 from pathlib import Path
 
 import torch
@@ -59,10 +58,7 @@ def imported(spec: str) -> Path:
     stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.removeprefix("embedded:").rstrip("/").rsplit("/", 1)[-1])
     out = cache_dir() / "imports" / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
-    if not (out / "model.safetensors").is_file():
-        for stale in (out, out.with_name(f".{out.name}.tmp")):  # what an interrupted import left
-            shutil.rmtree(stale, ignore_errors=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if not (out / "model.safetensors").is_file():  # import_run writes the run whole (files.replacing), or not at all
         import_run(spec, out)
     return out
 
