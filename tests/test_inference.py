@@ -17,7 +17,7 @@ import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
 from textmill.models import Conditioning  # noqa: E402
-from textmill.models.inference import GROUP, Int4Linear, PackedLinear  # noqa: E402
+from textmill.models.inference import GROUP, Int4Linear, PackedLinear, faster_format  # noqa: E402
 
 from .helpers import (  # noqa: E402
     tiny_config,  # noqa: E402
@@ -99,6 +99,19 @@ def test_bf16_packs_every_linear_layer_and_computes_the_same_numbers(hf_dir):
     plain.model.to(torch.bfloat16)  # the same bf16 weights, as nn.Linear
     text = "the cat sat on the mat and then it ran in the park"
     torch.testing.assert_close(step_logits(fast, text), step_logits(plain, text), atol=0, rtol=0)
+
+
+def test_the_faster_format_is_float32_or_bf16_and_computes_the_same_logits(hf_dir, monkeypatch):
+    gen = textmill.load(hf_dir)
+    ids = torch.tensor([gen.tokenizer.encode("the cat sat on the mat", add_bos=True)] * 4)
+    with torch.no_grad():
+        want = gen.model(ids)
+        chosen = faster_format(gen.model, ids)
+        assert next(chosen.parameters()).dtype in (torch.float32, torch.bfloat16)
+        assert relative_error(chosen(ids).float(), want) < 0.03
+    # without oneDNN's bf16 kernel bf16 is emulated: float32 is kept, the model itself, unmeasured
+    monkeypatch.setattr(PackedLinear, "available", staticmethod(lambda device: False))
+    assert faster_format(gen.model, ids) is gen.model
 
 
 @pytest.mark.parametrize("quantize", ["bf16", "int4"])

@@ -22,7 +22,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     5: ("rundir", "safety"),
     6: ("decoding",),
     7: ("loading",),
-    8: ("exchange", "humaneval"),
+    8: ("exchange", "humaneval", "features"),
     9: ("training", "serve"),
     10: ("evaluation",),
     11: ("synth",),

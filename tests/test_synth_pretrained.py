@@ -19,7 +19,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
-from textmill.synth.classify import PretrainedFeatures, text_classifier  # noqa: E402
+from textmill.features import PretrainedFeatures  # noqa: E402
+from textmill.synth.classify import text_classifier  # noqa: E402
 from textmill.synth.generators import build_generator  # noqa: E402
 from textmill.synth.generators.prompted import clean_reply  # noqa: E402
 
@@ -147,14 +148,14 @@ def test_replies_become_rows_without_list_marks_or_quotes():
 
 
 def test_pretrained_features_are_the_mean_hidden_state_of_each_text_in_any_batch(source):
-    from textmill.synth.classify import _feature_encoder
+    from textmill.features import reader
 
     texts = [t for t, _ in ROWS]
     together = PretrainedFeatures(str(source), batch_size=4).transform(texts)
-    encoder = _feature_encoder(str(source))
+    encoder = reader(str(source))
     encoder.cache.clear()  # embed again, one text per batch
     alone = np.stack([PretrainedFeatures(str(source), batch_size=1).transform([t])[0] for t in texts])
-    np.testing.assert_allclose(together, alone, atol=2e-2, rtol=2e-2)  # bf16 weights: close, not equal
+    np.testing.assert_allclose(together, alone, atol=2e-2, rtol=2e-2)  # bf16 where faster: close, not equal
     ids = torch.tensor([encoder.gen.tokenizer.encode(texts[0], add_bos=True)])
     with torch.no_grad():
         by_hand = encoder.gen.model.features(ids)[0].float().mean(0).numpy()

@@ -23,15 +23,14 @@ scikit-learn's fit / predict / predict_proba.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -41,10 +40,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..evaluation.metrics import metric_tokens
+from ..features import FEATURE_SOURCES, PretrainedFeatures
 
 ClassifierKind = Literal["tfidf", "cnn", "pretrained"]
 CLASSIFIERS: tuple[str, ...] = get_args(ClassifierKind)
-FEATURE_SOURCES = {False: "embedded:smollm2-135m-instruct", True: "embedded:gemma3-270m"}  # by `chinese`
 
 
 def text_classifier(chinese: bool, seed: int = 0, kind: ClassifierKind = "tfidf") -> BaseEstimator:
@@ -166,54 +165,3 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.classes_[self.predict_proba(list(texts)).argmax(axis=1)]
-
-
-class PretrainedFeatures(TransformerMixin, BaseEstimator):
-    """Texts -> the mean of a pretrained model's final hidden states over each text's tokens (its
-    first `max_len`). The model is loaded once per process and each text embedded once, so the
-    report's repeated fits cost one pass over the texts."""
-
-    def __init__(self, source: str = FEATURE_SOURCES[False], max_len: int = 128, batch_size: int = 32):
-        self.source, self.max_len, self.batch_size = source, max_len, batch_size
-
-    def fit(self, texts: Sequence[str], labels: Any = None) -> PretrainedFeatures:
-        return self
-
-    def transform(self, texts: Sequence[str]) -> np.ndarray:
-        encoder = _feature_encoder(self.source)
-        todo = sorted({t for t in texts if t not in encoder.cache}, key=len)  # similar lengths share a batch
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
-            for text, vector in zip(batch, encoder.embed(batch, self.max_len)):
-                encoder.cache[text] = vector
-        return np.stack([encoder.cache[t] for t in texts]) if len(texts) else np.zeros((0, encoder.width))
-
-
-class _FeatureEncoder:
-    def __init__(self, source: str) -> None:
-        from ..loading import load
-        from ..models import GPT
-
-        self.gen = load(source, quantize="bf16")
-        self.native = isinstance(self.gen.model, GPT)
-        self.width = self.gen.model.cfg.n_embd if self.native else self.gen.model.hf.config.hidden_size
-        self.cache: dict[str, np.ndarray] = {}
-
-    @torch.no_grad()
-    def embed(self, texts: Sequence[str], max_len: int) -> np.ndarray:
-        tok = self.gen.tokenizer
-        rows = [tok.encode(t, add_bos=True)[:max_len] or [tok.eos_id] for t in texts]
-        width = max(map(len, rows))
-        ids = torch.tensor([r + [tok.pad_id] * (width - len(r)) for r in rows])  # padding on the right: causal states ignore it
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        if self.native:
-            states = self.gen.model.features(ids)
-        else:
-            states = self.gen.model.hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
-        states, m = states.float(), mask[..., None].float()
-        return ((states * m).sum(1) / m.sum(1)).numpy()
-
-
-@functools.lru_cache(maxsize=2)
-def _feature_encoder(source: str) -> _FeatureEncoder:
-    return _FeatureEncoder(source)

@@ -1,0 +1,100 @@
+"""What a pretrained language model reads from texts: each text's features (the mean of its final
+hidden states over its tokens) and its per-token loss (how fluent the model finds it). Synth's
+`pretrained` classifier, the extractive summarizer and style transfer read texts through here.
+
+A model is loaded once per process, in float32 or bf16, whichever reads a batch faster on this machine
+(models/inference.py `faster_format`), and each text embedded once."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from torch.nn import functional as F
+
+FEATURE_SOURCES = {False: "embedded:smollm2-135m-instruct", True: "embedded:gemma3-270m"}  # by `chinese`
+
+
+class PretrainedFeatures(TransformerMixin, BaseEstimator):
+    """Texts -> the mean of a pretrained model's final hidden states over each text's tokens (its
+    first `max_len`), as a scikit-learn transformer. Repeated fits (a report's, a summarizer's) cost
+    one pass over the texts."""
+
+    def __init__(self, source: str = FEATURE_SOURCES[False], max_len: int = 128, batch_size: int = 32):
+        self.source, self.max_len, self.batch_size = source, max_len, batch_size
+
+    def fit(self, texts: Sequence[str], labels: Any = None) -> PretrainedFeatures:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        encoder = reader(self.source)
+        todo = sorted({t for t in texts if t not in encoder.cache}, key=len)  # similar lengths share a batch
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start:start + self.batch_size]
+            for text, vector in zip(batch, encoder.embed(batch, self.max_len)):
+                encoder.cache[text] = vector
+        return np.stack([encoder.cache[t] for t in texts]) if len(texts) else np.zeros((0, encoder.width))
+
+
+class Reader:
+    """One pretrained model, read for features and losses."""
+
+    def __init__(self, source: str) -> None:
+        from .loading import load
+        from .models import GPT
+        from .models.inference import faster_format
+
+        self.gen = load(source)
+        ids, _ = self._batch(["The quick brown fox jumps over the lazy dog near the river bank today."] * 8, 32)
+        self.gen.model = faster_format(self.gen.model, ids)
+        self.native = isinstance(self.gen.model, GPT)
+        self.width = self.gen.model.cfg.n_embd if self.native else self.gen.model.hf.config.hidden_size
+        self.cache: dict[str, np.ndarray] = {}
+
+    def _batch(self, texts: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = self.gen.tokenizer
+        rows = [tok.encode(t, add_bos=True)[:max_len] or [tok.eos_id] for t in texts]
+        width = max(map(len, rows))
+        ids = torch.tensor([r + [tok.pad_id] * (width - len(r)) for r in rows])  # padding on the right: causal states ignore it
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return ids, mask
+
+    def _states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.native:
+            return self.gen.model.features(ids)
+        return self.gen.model.hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str], max_len: int) -> np.ndarray:
+        ids, mask = self._batch(texts, max_len)
+        states, m = self._states(ids, mask).float(), mask[..., None].float()
+        return ((states * m).sum(1) / m.sum(1)).numpy()
+
+    @torch.no_grad()
+    def losses(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32) -> np.ndarray:
+        """Each text's mean per-token loss in nats (its first `max_len` tokens after <bos>): lower reads
+        as more fluent to the model. A text of no tokens scores nan."""
+        out = np.full(len(texts), np.nan)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            ids, mask = self._batch([texts[i] for i in chunk], max_len + 1)
+            if self.native:
+                logits = self.gen.model(ids)
+            else:
+                logits = self.gen.model.hf(input_ids=ids, attention_mask=mask).logits
+            nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
+            m = mask[:, 1:].float()
+            for i, total, count in zip(chunk, (nll * m).sum(1).tolist(), m.sum(1).tolist()):
+                out[i] = total / count if count else np.nan
+        return out
+
+
+@functools.lru_cache(maxsize=2)
+def reader(source: str) -> Reader:
+    """The process's one `Reader` of `source`."""
+    return Reader(source)
