@@ -205,3 +205,28 @@ def test_the_pretrained_generator_knows_labels_by_their_descriptions(llama, tmp_
             build_generator(f"pretrained:{llama}", {"descriptions": bad})
     with pytest.raises(ConfigError, match="labels the data does not have: \\['angry'\\]"):
         build_generator(f"pretrained:{llama}", {"descriptions": {"angry": "red"}}).fit(ROWS, tmp_path / "w2", chinese=False, seed=0)
+
+
+def test_paraphrase_rewrites_each_real_row_of_its_label_in_turn(source, tmp_path, monkeypatch):
+    gen = build_generator(f"paraphrase:{source}", {**FAST, "per_prompt": 2})
+    gen.fit(ROWS, tmp_path, chinese=False, seed=0)
+    seen = []
+
+    def generate(prompts, num_return_sequences, **options):
+        seen.extend(prompts)
+        return [[f"rewrite {len(seen)}.{i}" for i in range(num_return_sequences)] for _ in prompts]
+
+    monkeypatch.setattr(gen.gen, "generate", generate)
+    assert len(gen.sample("sad", 8, seed=1)) == 8 and len(seen) == 4  # two rewrites of each of the 4 sad rows
+    instruct = source.name.startswith("instruct")
+    texts = [p[0]["content"] if instruct else p for p in seen]
+    sad = [t for t, x in ROWS if x == "sad"]
+    assert sorted(next(t for t in sad if t in text) for text in texts) == sorted(sad)  # every row once, one per prompt
+    if instruct:
+        assert all(p[-1] == {"role": "assistant", "content": "Rewritten:"} for p in seen)
+    else:
+        assert all(p.startswith("Sentence: ") and p.endswith("\nParaphrase:") for p in seen)
+    monkeypatch.undo()
+    assert gen.sample("happy", 3, seed=2) == gen.sample("happy", 3, seed=2)  # reproducible from the seed
+    with pytest.raises(ConfigError, match="shots"):
+        build_generator(f"paraphrase:{source}", {"shots": 3})

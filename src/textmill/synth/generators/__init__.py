@@ -7,13 +7,14 @@
   sampled per label (`gpt:BASE` fine-tunes the run at BASE); `run:PATH`: a run trained before;
 - `pretrained[:SOURCE]` (pretrained.py): a pretrained model fine-tuned (LoRA) on the rows;
 - `prompt[:SOURCE]` (prompted.py): a pretrained model shown a few real rows, no training;
+- `paraphrase[:SOURCE]` (paraphrase.py): an instruct model rewrites each real row in other words;
 - `mix:A+B[+...]` (mix.py): several of these at once, each writing its share.
 
 Each declares its options as a pydantic model (`Options`); a new kind registers a class in
 `GENERATORS`, and the pipeline only calls `fit` and `sample`.
 """
 
-from . import eda, mix, pretrained, prompted, trained  # noqa: F401  (each registers its generators)
+from . import eda, mix, paraphrase, pretrained, prompted, trained  # noqa: F401  (each registers its generators)
 from .base import GENERATORS, SynthGenerator, build_generator, usage
 from .mix import MixGenerator
 

@@ -119,6 +119,12 @@ class PromptGenerator(SynthGenerator):
         rng = random.Random(f"{seed}/{label}/shots")
         texts, k = self.by_label[label], o.per_prompt
         prompts = [self.fitting_prompt(label, rng.sample(texts, min(o.shots, len(texts)))) for _ in range(-(-n // k))]
+        return self.replies(prompts, n, seed)
+
+    def replies(self, prompts: list[Any], n: int, seed: int) -> list[str]:
+        """The first `n` of `per_prompt` cleaned replies to each prompt, in batches of `batch_size` replies."""
+        o = self.options
+        k = o.per_prompt
         step, replies = max(1, o.batch_size // k), []
         for start in range(0, len(prompts), step):
             replies += self.gen.generate(prompts[start:start + step], seed=seed * 100003 + start, stop=["\n"],
