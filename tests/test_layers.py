@@ -25,7 +25,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     8: ("exchange", "humaneval", "features"),
     9: ("training", "serve"),
     10: ("evaluation",),
-    11: ("synth",),
+    11: ("synth", "content"),
     12: ("cli", "__init__"),
     13: ("__main__",),
 }

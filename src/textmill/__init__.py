@@ -7,6 +7,7 @@
 """
 
 from .config import RunConfig, load_config
+from .content import summarize
 from .decoding import Generator
 from .errors import TextmillError
 from .evaluation import compare, evaluate
@@ -24,4 +25,4 @@ def synthesize(*args, **kwargs):  # imported on first use: synth pulls in scikit
 
 
 __all__ = ["Generator", "RunConfig", "TextmillError", "compare", "evaluate", "generate", "load", "load_config",
-           "synthesize", "train", "__version__"]
+           "summarize", "synthesize", "train", "__version__"]

@@ -16,6 +16,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from torch.nn import functional as F
 
+LOGITS_BUDGET = 2**27  # logits held at once when scoring losses (512 MB in float32)
 FEATURE_SOURCES = {False: "embedded:smollm2-135m-instruct", True: "embedded:gemma3-270m"}  # by `chinese`
 
 
@@ -52,7 +53,9 @@ class Reader:
         ids, _ = self._batch(["The quick brown fox jumps over the lazy dog near the river bank today."] * 8, 32)
         self.gen.model = faster_format(self.gen.model, ids)
         self.native = isinstance(self.gen.model, GPT)
-        self.width = self.gen.model.cfg.n_embd if self.native else self.gen.model.hf.config.hidden_size
+        model = self.gen.model
+        self.width = model.cfg.n_embd if self.native else model.hf.config.hidden_size
+        self.vocab = model.vocab_size if self.native else model.hf.config.vocab_size
         self.cache: dict[str, np.ndarray] = {}
 
     def _batch(self, texts: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +83,7 @@ class Reader:
         as more fluent to the model. A text of no tokens scores nan."""
         out = np.full(len(texts), np.nan)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batch_size = max(1, min(batch_size, LOGITS_BUDGET // ((max_len + 1) * self.vocab)))  # Gemma 3: 262k logits a token
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             ids, mask = self._batch([texts[i] for i in chunk], max_len + 1)

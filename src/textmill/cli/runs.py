@@ -157,29 +157,6 @@ def _interpolate(gen: Any, ends: tuple[str, str], steps: int, options: dict[str,
         print(f"{i / (steps - 1):.2f}  {text}")
 
 
-@app.command()
-def transfer(run: Annotated[Path, typer.Argument(help="run directory of a cvae model")],
-             texts: Annotated[list[str], typer.Argument(help="sentences to rewrite")],
-             to: Annotated[str, typer.Option(help="the label to rewrite them with")],
-             num_beams: Annotated[int, typer.Option(help="> 1: beam search (default: greedy)")] = 1,
-             max_new_tokens: Annotated[int, typer.Option()] = 60,
-             as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False) -> None:
-    """Style transfer: encode each sentence, change its label, decode it: `textmill transfer RUN --to positive "the food was cold"`."""
-    from ..decoding import LatentGenerator
-    from ..loading import load
-
-    try:
-        gen = load(run)
-        if not isinstance(gen, LatentGenerator):
-            raise TextmillError(f"{run} is a {gen.info.get('family')} run; style transfer needs a cvae run")
-        strategy = "beam" if num_beams > 1 else "greedy"
-        results = gen.transfer(list(texts), to, strategy=strategy, num_beams=num_beams, max_new_tokens=max_new_tokens)
-    except TextmillError as e:
-        fail(e)
-    for text, new in zip(texts, results):
-        print(json.dumps({"text": text, "label": to, "transferred": new}, ensure_ascii=False) if as_json else f"{text}\n=> {new}")
-
-
 def _plot_attention(gen: Any, source: str, output: str, path: Path) -> None:
     from ..decoding import Seq2SeqGenerator
     from ..evaluation.plots import plot_attention

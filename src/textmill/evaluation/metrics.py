@@ -21,10 +21,22 @@ from ..tokenizers.word import CJK
 _METRIC_TOKEN = re.compile(rf"[{CJK}]|[^\W_{CJK}]+|[^\w\s]")
 _CJK_CHAR = re.compile(rf"[{CJK}]")
 _CJK_SPLIT = re.compile(rf"([{CJK}])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 
 
 def metric_tokens(text: str) -> list[str]:
     return _METRIC_TOKEN.findall(text)
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`: a sentence ends at . ! ? followed by space, at 。！？, or at a line
+    break (abbreviations such as "U.S." can end one early)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def join_sentences(sentences: Sequence[str]) -> str:
+    """Sentences as one text: Chinese ones run on, others take a space between."""
+    return ("" if is_chinese(sentences) else " ").join(sentences)
 
 
 def perplexity(mean_nll: float) -> float:

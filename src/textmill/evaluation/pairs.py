@@ -10,7 +10,6 @@ this changes only the speed.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,12 @@ from ..files import atomic_write_text
 from ..progress import Report
 from ..rundir import read_run_config
 from ..training.objectives import pairs_nll
-from .metrics import bits_per_char, is_chinese, perplexity, reference_scores, rouge
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
+from .metrics import bits_per_char, join_sentences, perplexity, reference_scores, rouge, split_sentences
 
 
 def lead(text: str, n: int = 3) -> str:
-    """The first `n` sentences of `text` (a sentence ends at . ! ? followed by space, at 。！？, or at a
-    line break; abbreviations such as "U.S." can end one early)."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
-    joiner = "" if is_chinese(sentences[:n]) else " "
-    return joiner.join(sentences[:n])
+    """The first `n` sentences of `text` (`split_sentences`)."""
+    return join_sentences(split_sentences(text)[:n])
 
 
 def decode_all(gen: Seq2SeqGenerator, sources: list[str], *, batch_size: int = 32, progress: Report | None = None,
