@@ -84,3 +84,27 @@ def test_the_cli_rewrites_with_a_pretrained_source_and_labelled_data(source, tmp
     assert res.exit_code == 2 and "pass --data" in res.output
     res = runner.invoke(app, ["transfer", str(source), "--data", str(tmp_path / "missing.csv"), "--to", "positive", "x"])
     assert res.exit_code == 2 and "missing.csv does not exist" in res.output
+
+
+def test_losses_do_not_depend_on_the_batch_or_the_logits_budget(source, monkeypatch):
+    import numpy as np
+
+    from textmill import features
+
+    reader = features.reader(str(source))
+    texts = ["the soup was cold", "the staff was friendly and the coffee was great today", "the coffee"]
+    together = reader.losses(texts, batch_size=8)
+    monkeypatch.setattr(features, "LOGITS_BUDGET", 1)  # one text at a time
+    np.testing.assert_allclose(reader.losses(texts, batch_size=8), together, rtol=1e-3)
+    assert np.isfinite(together).all() and np.isnan(reader.losses([""])[0])  # no token after <bos> to score
+
+
+def test_chinese_markers_are_words_and_the_rest_of_the_text_stays(source):
+    good, bad = ["干净", "舒适", "安静", "热情"], ["肮脏", "吵闹", "冷淡", "破旧"]
+    rows = [(f"这家酒店的房间{words[i % 4]}，前台的服务也{words[(i + 1) % 4]}。", label)
+            for i in range(60) for words, label in ((good, "pos"), (bad, "neg"))]
+    model = MarkerTransfer(str(source), salience=5.0).fit(*zip(*rows))
+    text = "这家酒店的房间肮脏，前台的服务也冷淡。"
+    spans = sorted(text[a:b] for a, b, _ in model.spans(text, "pos"))
+    assert spans == ["冷淡", "肮脏"], spans  # jieba's words, not single characters
+    assert model.candidates["pos"] and set(model.candidates["pos"]) <= set(good)

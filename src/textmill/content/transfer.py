@@ -3,7 +3,7 @@
 After Li et al. 2018 ("Delete, Retrieve, Generate"), with a pretrained model choosing the fills
 instead of a trained decoder writing them. `fit` reads labelled texts (no parallel pairs):
 
-- **markers**: the word n-grams (1 to 3) far more frequent in one label's texts than in the others'
+- **markers**: the word n-grams (1 to 3; jieba words for Chinese) far more frequent in one label's texts than in the others'
   (salience = (count in the label + 1) / (count in the others + 1) >= `salience`, seen at least
   `min_count` times), as in Li et al., less any n-gram that holds a shorter marker ("was cold and"
   holds "cold"); weak markers likewise at `weak_salience`, for texts without a marker;
@@ -26,6 +26,7 @@ needed its neighbours to change too.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -35,13 +36,25 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..evaluation.metrics import is_chinese
+from ..tokenizers.word import jieba_cut
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\W\u3400-\u9fff]+(?:'[^\W\u3400-\u9fff]+)?|[^\w\s]")  # CJK chars, words, marks
 _END = re.compile(r"\s*[.!?。！？]+\s*$")
 
 
-def _tokens(text: str) -> list[re.Match]:
-    return list(_TOKEN.finditer(text))
+def _tokens(text: str, segment: Any = None) -> list[tuple[str, int, int]]:
+    """(lowercased token, start, end) of each word, number and mark, and each CJK character; with
+    `segment` (jieba's cut) each Chinese word instead."""
+    if segment is None:
+        return [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    out, at = [], 0
+    for piece in segment(text):
+        if piece.strip():
+            out.append((piece.lower(), at, at + len(piece)))
+        at += len(piece)
+    return out
 
 
 def _grams(words: Sequence[str], max_n: int) -> Counter:
@@ -78,9 +91,15 @@ class MarkerTransfer:
         if len(set(labels)) < 2:
             raise DataError(f"style transfer needs texts of at least 2 labels; got only {sorted(set(labels))}")
         self.chinese = is_chinese(list(texts))
+        self.segment = None
+        if self.chinese:
+            try:
+                self.segment = jieba_cut()
+            except ConfigError:
+                log.warning("Chinese style markers are characters without jieba; pip install 'textmill[zh]' for words")
         counts: dict[str, Counter] = {}
         for text, label in zip(texts, labels):
-            counts.setdefault(label, Counter()).update(_grams([m.group().lower() for m in _tokens(text)], self.max_n))
+            counts.setdefault(label, Counter()).update(_grams([w for w, _, _ in self._tokens(text)], self.max_n))
         total = sum(counts.values(), Counter())
         for label, mine in counts.items():
             self.markers[label] = self._salient(mine, total, self.salience)
@@ -93,12 +112,15 @@ class MarkerTransfer:
         self.labels = sorted(counts)
         # retrieval: each label's texts by their content words (every word but the markers' unigrams)
         style = {g[0] for m in self.markers.values() for g in m if len(g) == 1}
-        self.content = TfidfVectorizer(analyzer=lambda t: [m.group().lower() for m in _tokens(t)
-                                                           if m.group().lower() not in style], sublinear_tf=True)
+        self.content = TfidfVectorizer(analyzer=lambda t: [w for w, _, _ in self._tokens(t) if w not in style],
+                                       sublinear_tf=True)
         self.content.fit(texts)
         self.by_label = {label: [t for t, y in zip(texts, labels) if y == label] for label in self.labels}
         self.index = {label: self.content.transform(rows) for label, rows in self.by_label.items()}
         return self
+
+    def _tokens(self, text: str) -> list[tuple[str, int, int]]:
+        return _tokens(text, self.segment)
 
     def _salient(self, mine: Counter, total: Counter, threshold: float) -> dict[tuple[str, ...], float]:
         """The n-grams of one label at least `threshold` times likelier there than in the others, seen
@@ -124,8 +146,8 @@ class MarkerTransfer:
         return self._find(text, [markers[label] for label in self.labels if label != to])
 
     def _find(self, text: str, markers: list[dict[tuple[str, ...], float]]) -> list[tuple[int, int, float]]:
-        tokens = _tokens(text)
-        words = [m.group().lower() for m in tokens]
+        tokens = self._tokens(text)
+        words = [w for w, _, _ in tokens]
         taken = [False] * len(words)
         found = []
         for n in range(self.max_n, 0, -1):
@@ -134,7 +156,7 @@ class MarkerTransfer:
                 salience = max((m.get(gram, 0.0) for m in markers), default=0.0)
                 if salience and not any(taken[i:i + n]):
                     taken[i:i + n] = [True] * n
-                    found.append((tokens[i].start(), tokens[i + n - 1].end(), salience))
+                    found.append((tokens[i][1], tokens[i + n - 1][2], salience))
         return sorted(found, key=lambda s: -s[2])
 
     def retrieved(self, text: str, to: str) -> list[str]:

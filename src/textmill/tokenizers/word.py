@@ -26,7 +26,7 @@ _PATTERN = re.compile(
 _CJK_START = re.compile(rf"[{CJK}]")
 
 
-def _jieba_cut():
+def jieba_cut():
     try:
         import jieba
     except ImportError:
@@ -41,7 +41,7 @@ class WordTokenizer(VocabTokenizer):
     def __init__(self, control_tokens: Sequence[str] = (), vocab_size: int = 8000, min_frequency: int = 1,
                  segmenter: str = "none", prefix_space: bool = False) -> None:
         self.segmenter = segmenter
-        self._cut = _jieba_cut() if segmenter == "jieba" else None
+        self._cut = jieba_cut() if segmenter == "jieba" else None
         super().__init__(control_tokens, vocab_size, min_frequency, prefix_space)
 
     def split(self, text: str) -> list[str]:
@@ -64,5 +64,5 @@ class WordTokenizer(VocabTokenizer):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.segmenter = state.get("segmenter", "none")
-        self._cut = _jieba_cut() if self.segmenter == "jieba" else None
+        self._cut = jieba_cut() if self.segmenter == "jieba" else None
         super()._load_state(state)
