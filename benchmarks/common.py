@@ -16,8 +16,20 @@ RESULTS = Path(__file__).parent / "results"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the vector units that decide kernel speed (AVX-512, bf16, AMX)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    field = lambda key: next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith(key)), "")  # noqa: E731
+    flags = set(field("flags").split())
+    units = [u for u in ("avx512f", "avx512_bf16", "amx_bf16") if u in flags] or ["avx2" if "avx2" in flags else "no avx2"]
+    return f"{field('model name') or platform.machine()} (family {field('cpu family')}, {', '.join(units)})"
+
+
 def machine() -> dict[str, Any]:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

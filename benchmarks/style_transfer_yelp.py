@@ -36,13 +36,30 @@ def lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
-def classifier(texts: list[str], labels: list[str]):
+def classifier(texts: list[str], labels: list[str], chinese: bool = False):
+    """The judge: TF-IDF (word 1-2-grams; character 1-3-grams for Chinese) + logistic regression."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+    grams = dict(analyzer="char", ngram_range=(1, 3)) if chinese else dict(ngram_range=(1, 2))
+    return make_pipeline(TfidfVectorizer(min_df=2, sublinear_tf=True, **grams),
                          LogisticRegression(C=4.0, max_iter=2000)).fit(texts, labels)
+
+
+def trigram_perplexity(texts: list[str], workdir: Path):
+    """A function of texts -> their perplexity under a word trigram LM (modified Kneser-Ney) fitted on `texts`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "dev.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    textmill.train({"model": {"family": "ngram", "order": 3}, "tokenizer": {"kind": "whitespace", "vocab_size": 100000},
+                    "data": {"source": str(workdir / "dev.txt"), "format": "lines"}}, workdir / "trigram", overwrite=True)
+
+    def perplexity(outputs: list[str]) -> float:
+        probe = workdir / "outputs.txt"
+        probe.write_text("\n".join(t or "." for t in outputs) + "\n", encoding="utf-8")
+        return textmill.evaluate(workdir / "trigram", str(probe), samples=0, out=workdir / "eval.json")["perplexity"]
+
+    return perplexity
 
 
 def main() -> None:
@@ -55,16 +72,7 @@ def main() -> None:
     runs = Path(args.runs)
     dev = {label: lines(YELP / f"sentiment.dev.{suffix}") for label, suffix in LABELS.items()}
     clf = classifier([t for ts in dev.values() for t in ts], [label for label, ts in dev.items() for _ in ts])
-    (runs / "lm").mkdir(parents=True, exist_ok=True)
-    lm_data = runs / "lm" / "dev.txt"
-    lm_data.write_text("\n".join(t for ts in dev.values() for t in ts) + "\n", encoding="utf-8")
-    textmill.train({"model": {"family": "ngram", "order": 3}, "tokenizer": {"kind": "whitespace", "vocab_size": 100000},
-                    "data": {"source": str(lm_data), "format": "lines"}}, runs / "lm" / "trigram", overwrite=True)
-
-    def fluency(texts: list[str]) -> float:
-        probe = runs / "lm" / "outputs.txt"
-        probe.write_text("\n".join(t or "." for t in texts) + "\n", encoding="utf-8")
-        return textmill.evaluate(runs / "lm" / "trigram", str(probe), samples=0, out=runs / "lm" / "eval.json")["perplexity"]
+    fluency = trigram_perplexity([t for ts in dev.values() for t in ts], runs / "lm")
 
     rng = random.Random(0)
     test = {label: rng.sample(lines(YELP / f"sentiment.test.{suffix}"), args.per_label) for label, suffix in LABELS.items()}

@@ -29,6 +29,8 @@ kept under the size `500 (equal labels)`. Rows:
   prompt holding 5 real rows of the label, drawn afresh per row; `prompt (described)` also says what
   each label means (`DESCRIPTIONS`, as a user would with `--describe`), and `prompt (described,
   pretrained filter)` judges label consistency with the pretrained-feature classifier instead of TF-IDF;
+- `paraphrase`: no training: SmolLM2-135M-Instruct rewrites each real row in other words, 2 rewrites
+  a row, which keep its label (run with `--aug 2` beside `eda` at `--aug 2`);
 - `pretrained`: SmolLM2-135M-Instruct with LoRA adapters fine-tuned on the N rows (LAMBADA-style,
   `<label=X> text`), sampled after each label's token; `pretrained (described)` names each label's
   token by its description (`DESCRIPTIONS`), whose pretrained rows it starts from.
@@ -96,6 +98,7 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
               "lstm": {"generator": "lstm"}, "gpt": {"generator": "gpt"}, "cvae": {"generator": "cvae"},
               "gpt (base_en)": {"generator": f"gpt:{BASE}"},
               "prompt": {"generator": "prompt"},
+              "paraphrase": {"generator": "paraphrase"},
               "prompt (described)": {"generator": "prompt", "generator_options": {"descriptions": "DESCRIPTIONS"}},
               "pretrained": {"generator": "pretrained"},
               "pretrained (described)": {"generator": "pretrained", "generator_options": {"descriptions": "DESCRIPTIONS"}},

@@ -40,7 +40,7 @@ def shell_commands(text: str) -> list[str]:
 def test_the_readme_is_short_and_every_topic_has_its_page():
     assert len(README.splitlines()) < 200
     for page in ("configs-and-data", "tokenizers", "models", "pretrained", "decoding", "training", "evaluation", "synth",
-                 "serving", "safety", "exchange", "architecture"):
+                 "content", "serving", "safety", "exchange", "architecture"):
         assert f"(docs/{page}.md)" in README, page
 
 

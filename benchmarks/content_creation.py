@@ -1,0 +1,66 @@
+"""One summary of the content-creation benchmarks, from their own results (nothing is rerun):
+summarization.py, dialogue.py with seq2seq_tasks.py, style_transfer_markers.py with style_transfer_yelp.py.
+Writes results/content_creation.json; ROUGE and BLEU in points, accuracy in percent.
+
+    python benchmarks/content_creation.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common import save
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def read(name: str) -> dict:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def rouge(row: dict) -> dict:
+    return {k: round(row[k], 2) for k in ("rouge1", "rouge2", "rougeL")}
+
+
+def main() -> None:
+    summary: dict = {}
+    rows = read("summarization").get("rows", [])
+    if rows:
+        lead3 = next(r for r in rows if r["system"] == "lead-3")
+        systems = [r for r in rows if r["system"].startswith(("extractive", "prompted")) and r["articles"] == lead3["articles"]]
+        best = max(systems, key=lambda r: r["rouge1"])
+        summary["summarization"] = {"data": "BBC News Summary, 201 test articles", "lead3": rouge(lead3),
+                                    "best": {"system": best["system"], **rouge(best)},
+                                    "oracle": rouge(next(r for r in rows if "oracle" in r["system"])),
+                                    "from_scratch": rouge(next(r for r in rows if "scratch" in r["system"]))}
+    scratch = next((r for r in read("seq2seq_tasks").get("rows", []) if r.get("task") == "dailydialog"), None)
+    dialogue = [r for r in read("dialogue").get("rows", []) if "zero-shot" in r["system"] or "fine-tuned" in r["system"]]
+    if scratch:
+        summary["dialogue"] = {"from_scratch": {"bleu1": round(scratch["bleu_1"], 2), "distinct2": round(scratch["distinct_2"], 4)}}
+        if dialogue:
+            best = max(dialogue, key=lambda r: r["bleu_1"])
+            summary["dialogue"]["best"] = {"system": best["system"], "bleu1": round(best["bleu_1"], 2),
+                                           "distinct2": round(best["distinct_2"], 4)}
+    transfer = [r for r in read("style_transfer_markers").get("rows", []) if r["system"].startswith("marker transfer")]
+    if transfer:
+        main_row = transfer[0]
+        summary["transfer"] = {"best": {"system": main_row["system"], "accuracy": round(main_row["accuracy (judge B)"], 1),
+                                        "bleu_source": round(main_row["bleu_to_source"], 1),
+                                        "judge": "TF-IDF classifier on dev half B (the transfer fitted on half A)",
+                                        "accuracy_other_judges": {k: round(v, 1) for k, v in main_row.items()
+                                                                  if k.startswith("accuracy (") and k != "accuracy (judge B)"},
+                                        "perplexity": round(main_row["perplexity"], 1)}}
+        cvae = next((r for r in read("style_transfer_yelp").get("rows", []) if r["system"] == "cvae transfer"), None)
+        if cvae:
+            summary["transfer"]["cvae"] = {"accuracy": cvae["accuracy"], "bleu_source": round(cvae["bleu_to_source"], 1)}
+    save("content_creation", summary)
+    for task, parts in summary.items():
+        print(task)
+        for key, value in parts.items():
+            print(f"  {key}: {json.dumps(value)}")
+
+
+if __name__ == "__main__":
+    main()
