@@ -66,13 +66,12 @@ class MarkerTransfer:
     pretrained model and a classifier like best."""
 
     def __init__(self, source: str | None = None, *, max_n: int = 3, salience: float = 15.0, weak_salience: float = 3.0,
-                 min_count: int = 5,
-                 candidates: int = 40, shortlist: int = 8, retrieve: int = 10, weight: float = 2.0,
+                 min_count: int = 5, candidates: int = 40, shortlist: int = 8, retrieve: int = 10, weight: float = 2.0,
                  confidence: float = 0.8, batch_size: int = 64) -> None:
-        if not (max_n >= 1 and 1 < weak_salience <= salience and min_count >= 1 and candidates >= 1 and 1 <= shortlist <= candidates
-                and 0.5 <= confidence < 1):
-            raise ConfigError("transfer options: max_n >= 1, 1 < weak_salience <= salience, min_count >= 1, 1 <= shortlist <= candidates, "
-                              "0.5 <= confidence < 1")
+        if not (max_n >= 1 and 1 < weak_salience <= salience and min_count >= 1 and 1 <= shortlist <= candidates
+                and retrieve >= 0 and 0.5 <= confidence < 1):
+            raise ConfigError("transfer options: max_n >= 1, 1 < weak_salience <= salience, min_count >= 1, "
+                              "1 <= shortlist <= candidates, retrieve >= 0, 0.5 <= confidence < 1")
         self.source, self.max_n, self.salience, self.min_count = source, max_n, salience, min_count
         self.n_candidates, self.shortlist, self.weight, self.batch_size = candidates, shortlist, weight, batch_size
         self.confidence, self.retrieve = confidence, retrieve
@@ -105,7 +104,7 @@ class MarkerTransfer:
             self.markers[label] = self._salient(mine, total, self.salience)
             self.weak[label] = self._salient(mine, total, self.weak_salience)
             frequent = sorted(self.markers[label], key=lambda g: -mine[g])
-            self.candidates[label] = [self._join(g) for g in frequent if len(g) == 1][:self.n_candidates]
+            self.candidates[label] = [g[0] for g in frequent if len(g) == 1][:self.n_candidates]
         analyzer = dict(analyzer="char", ngram_range=(1, 3)) if self.chinese else dict(ngram_range=(1, 2))
         self.classifier = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2 if len(texts) > 100 else 1, **analyzer),
                                         LogisticRegression(C=4.0, max_iter=2000)).fit(list(texts), list(labels))
@@ -130,9 +129,6 @@ class MarkerTransfer:
                    if c >= self.min_count and (c + 1) / (total[g] - c + 1) >= threshold and any(ch.isalnum() for ch in "".join(g))}
         return {g: v for g, v in salient.items()
                 if not any(g[i:i + k] in salient for k in range(1, len(g)) for i in range(len(g) - k + 1))}
-
-    def _join(self, gram: Sequence[str]) -> str:
-        return ("" if self.chinese else " ").join(gram)
 
     def _reader(self) -> Any:
         from ..features import FEATURE_SOURCES, reader
@@ -173,8 +169,6 @@ class MarkerTransfer:
         column = list(self.classifier.classes_).index(to)
         label = np.log(self.classifier.predict_proba(texts)[:, column] + 1e-9)
         losses = self._reader().losses(texts, max_len=96, batch_size=self.batch_size)
-        if getattr(self, "mean_fluency", False):
-            return -losses * len(self._reader().gen.tokenizer.encode(texts[0])) + self.weight * label
         lengths = np.array([len(self._reader().gen.tokenizer.encode(t)) for t in texts])
         return -losses * lengths + self.weight * label  # log-likelihood of the sentence + weight x log p(to)
 
@@ -220,8 +214,3 @@ class MarkerTransfer:
             if not spans:
                 break
         return text
-
-    def describe(self) -> dict[str, Any]:
-        return {"markers": {label: len(m) for label, m in self.markers.items()},
-                "top_markers": {label: self.candidates[label][:10] for label in self.labels}}
-
