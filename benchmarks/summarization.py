@@ -21,7 +21,7 @@ from pathlib import Path
 
 from common import SHARED_DATA, print_table, save
 
-from textmill.content.summarize import DEFAULT_SCORER, ExtractiveSummarizer, PromptedSummarizer, oracle_labels, words
+from textmill.content.summarize import DEFAULT_SCORER, ExtractiveSummarizer, PromptedSummarizer, oracle_labels, select, words
 from textmill.evaluation.metrics import join_sentences, rouge, split_sentences
 from textmill.evaluation.pairs import lead
 
@@ -40,13 +40,9 @@ def bbc_split() -> tuple[list[dict], list[dict], list[dict]]:
 
 def lead_at_length(article: str, ratio: float) -> str:
     """The article's first sentences until they hold `ratio` of its words."""
-    taken, held, budget = [], 0, ratio * len(words(article))
-    for sentence in split_sentences(article):
-        if held >= budget:
-            break
-        taken.append(sentence)
-        held += len(words(sentence))
-    return join_sentences(taken)
+    sentences = split_sentences(article)
+    first = select(sentences, [-i for i in range(len(sentences))], ratio * len(words(article)))
+    return join_sentences([sentences[i] for i in first])
 
 
 def oracle(article: str, summary: str) -> str:

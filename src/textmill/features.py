@@ -77,11 +77,20 @@ class Reader:
         states, m = self._states(ids, mask).float(), mask[..., None].float()
         return ((states * m).sum(1) / m.sum(1)).numpy()
 
-    @torch.no_grad()
     def losses(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32) -> np.ndarray:
         """Each text's mean per-token loss in nats (its first `max_len` tokens after <bos>): lower reads
         as more fluent to the model. A text of no tokens scores nan."""
-        out = np.full(len(texts), np.nan)
+        totals, counts = self._nll(texts, max_len, batch_size)
+        return np.divide(totals, counts, out=np.full(len(texts), np.nan), where=counts > 0)
+
+    def log_likelihoods(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32) -> np.ndarray:
+        """Each text's log-likelihood in nats (the sum over its first `max_len` tokens after <bos>)."""
+        return -self._nll(texts, max_len, batch_size)[0]
+
+    @torch.no_grad()
+    def _nll(self, texts: Sequence[str], max_len: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(summed negative log-likelihood, tokens scored) of each text."""
+        totals, counts = np.zeros(len(texts)), np.zeros(len(texts))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         batch_size = max(1, min(batch_size, LOGITS_BUDGET // ((max_len + 1) * self.vocab)))  # Gemma 3: 262k logits a token
         for start in range(0, len(order), batch_size):
@@ -93,9 +102,8 @@ class Reader:
                 logits = self.gen.model.hf(input_ids=ids, attention_mask=mask).logits
             nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
             m = mask[:, 1:].float()
-            for i, total, count in zip(chunk, (nll * m).sum(1).tolist(), m.sum(1).tolist()):
-                out[i] = total / count if count else np.nan
-        return out
+            totals[chunk], counts[chunk] = (nll * m).sum(1).numpy(), m.sum(1).numpy()
+        return totals, counts
 
 
 @functools.lru_cache(maxsize=2)

@@ -141,6 +141,9 @@ class MarkerTransfer:
         markers = self.weak if weak else self.markers
         return self._find(text, [markers[label] for label in self.labels if label != to])
 
+    def _spans_or_weak(self, text: str, to: str) -> list[tuple[int, int, float]]:
+        return self.spans(text, to) or self.spans(text, to, weak=True)
+
     def _find(self, text: str, markers: list[dict[tuple[str, ...], float]]) -> list[tuple[int, int, float]]:
         tokens = self._tokens(text)
         words = [w for w, _, _ in tokens]
@@ -168,9 +171,8 @@ class MarkerTransfer:
     def _score(self, texts: list[str], to: str) -> np.ndarray:
         column = list(self.classifier.classes_).index(to)
         label = np.log(self.classifier.predict_proba(texts)[:, column] + 1e-9)
-        losses = self._reader().losses(texts, max_len=96, batch_size=self.batch_size)
-        lengths = np.array([len(self._reader().gen.tokenizer.encode(t)) for t in texts])
-        return -losses * lengths + self.weight * label  # log-likelihood of the sentence + weight x log p(to)
+        fluency = self._reader().log_likelihoods(texts, max_len=96, batch_size=self.batch_size)
+        return fluency + self.weight * label
 
     def _choose(self, variants: list[str], to: str, near: int = 0) -> str:
         """The best-scored variant among the first `near` (from retrieved fills) and the `shortlist`
@@ -196,7 +198,7 @@ class MarkerTransfer:
         """Replace the most salient marker of another label, then the next, until the classifier reads
         the text as `to` (or no marker is left): as few edits as the new label needs."""
         text = text.strip() if self.chinese else " ".join(text.split())
-        spans = self.spans(text, to) or self.spans(text, to, weak=True)
+        spans = self._spans_or_weak(text, to)
         if not spans and self._probability(text, to) <= self.confidence:
             end = _END.search(text)
             head, tail = (text[:end.start()], text[end.start():]) if end else (text, "")
@@ -210,7 +212,7 @@ class MarkerTransfer:
             fills = list(dict.fromkeys(near + self.candidates[to] + [""]))
             text = self._choose([f"{text[:start]}{c}{text[end:]}" if self.chinese else
                                  " ".join(f"{text[:start]}{c}{text[end:]}".split()) for c in fills], to, len(near))
-            spans = self.spans(text, to) or self.spans(text, to, weak=True)
+            spans = self._spans_or_weak(text, to)
             if not spans:
                 break
         return text
