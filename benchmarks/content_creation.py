@@ -24,6 +24,11 @@ def rouge(row: dict) -> dict:
     return {k: round(row[k], 2) for k in ("rouge1", "rouge2", "rougeL")}
 
 
+def dialogue_scores(row: dict) -> dict:
+    out = {"bleu1": round(row["bleu_1"], 2), "bleu2": round(row["bleu_2"], 2), "distinct2": round(row["distinct_2"], 4)}
+    return {**out, **({"perplexity": round(row["perplexity"], 1)} if row.get("perplexity") else {})}
+
+
 def main() -> None:
     summary: dict = {}
     rows = read("summarization").get("rows", [])
@@ -36,13 +41,15 @@ def main() -> None:
                                     "oracle": rouge(next(r for r in rows if "oracle" in r["system"])),
                                     "from_scratch": rouge(next(r for r in rows if "scratch" in r["system"]))}
     scratch = next((r for r in read("seq2seq_tasks").get("rows", []) if r.get("task") == "dailydialog"), None)
-    dialogue = [r for r in read("dialogue").get("rows", []) if "zero-shot" in r["system"] or "fine-tuned" in r["system"]]
+    dialogue = read("dialogue").get("rows", [])
     if scratch:
-        summary["dialogue"] = {"from_scratch": {"bleu1": round(scratch["bleu_1"], 2), "distinct2": round(scratch["distinct_2"], 4)}}
-        if dialogue:
-            best = max(dialogue, key=lambda r: r["bleu_1"])
-            summary["dialogue"]["best"] = {"system": best["system"], "bleu1": round(best["bleu_1"], 2),
-                                           "distinct2": round(best["distinct_2"], 4)}
+        summary["dialogue"] = {"from_scratch": {"system": "Transformer 3+3, 20 min (seq2seq_tasks, all test pairs)",
+                                                **dialogue_scores(scratch)}}
+        pretrained = [r for r in dialogue if "SmolLM2" in r["system"]]
+        if pretrained:
+            best = max(pretrained, key=lambda r: r["bleu_1"])
+            summary["dialogue"]["best"] = {"system": best["system"], **dialogue_scores(best)}
+            summary["dialogue"]["rows"] = [{"system": r["system"], **dialogue_scores(r)} for r in dialogue[1:]]
     transfer = [r for r in read("style_transfer_markers").get("rows", []) if r["system"].startswith("marker transfer")]
     if transfer:
         main_row = transfer[0]

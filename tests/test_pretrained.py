@@ -308,6 +308,54 @@ def test_lora_tells_labels_apart_by_their_names_rows(hf_dir, tmp_path):
         assert len(words & sentences[label]) > len(words & sentences[other]), (label, words)
 
 
+def test_a_paired_task_fine_tunes_an_instruct_model_as_chats(hf_dir, tmp_path):
+    """`data.task: dialogue` on a gpt run from an instruct model: each pair is the chat the model
+    reads, the loss is on the reply, and the tuned run answers chats with the replies it learned;
+    `eval` decodes the validation chats and scores them against the references."""
+    if "llama" not in hf_dir.name:
+        pytest.skip("the tiny Llama is the instruct model (it has the chat template)")
+    rows = [{"turns": ["the cat sat", "a dog ran", "the cat was happy"]}, {"turns": ["a red mat", "the big park"]}] * 30
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = {"model": {"family": "gpt", "context": 32}, "data": {"source": str(tmp_path / "d.jsonl"), "task": "dialogue",
+                                                              "text_field": "turns"},
+           "train": {"init_from": str(hf_dir), "max_steps": 60, "batch_size": 8, "lr": 1e-2, "eval_every": 20,
+                     "warmup_steps": 0, "lora": {"rank": 4, "alpha": 8}}}
+    res = textmill.train(cfg, tmp_path / "chat", progress=False)
+    losses = [e["val_loss"] for e in res.history if e["kind"] == "eval"]
+    assert losses[-1] < losses[0] / 2
+    tuned = textmill.load(tmp_path / "chat")
+    assert tuned.chat([{"role": "user", "content": "the cat sat"}], strategy="greedy", max_new_tokens=6).split() == \
+        ["a", "dog", "ran"]
+    assert tuned.chat([{"role": "user", "content": "a red mat"}], strategy="greedy", max_new_tokens=6).split() == \
+        ["the", "big", "park"]
+    out = CliRunner().invoke(app, ["eval", str(tmp_path / "chat"), "--num-beams", "1"])
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "chat" / "eval.json").read_text())
+    assert result["chat"] and result["task"] == "dialogue" and result["bleu_1"] > 50 and result["perplexity"] < 2
+    assert len((tmp_path / "chat" / "predictions.jsonl").read_text().splitlines()) == result["pairs"]
+    with pytest.raises(TextmillError, match="no chat template"):  # a base model without one cannot read chats
+        plain = tmp_path / "plain"
+        tiny_model("llama", len(tiny_tokenizer())).save_pretrained(plain)
+        tiny_tokenizer().save_pretrained(plain)
+        textmill.train({**cfg, "train": {**cfg["train"], "init_from": str(plain)}}, tmp_path / "nochat", progress=False)
+    assert not (tmp_path / "nochat").exists()
+
+
+def test_a_summarizer_fine_tuned_as_chats_is_asked_as_it_learned(hf_dir, tmp_path):
+    if "llama" not in hf_dir.name:
+        pytest.skip("the tiny Llama is the instruct model (it has the chat template)")
+    rows = [{"article": "the cat sat on the mat and then it was happy", "summary": "the cat was happy"},
+            {"article": "a dog ran in the park and then it was sad", "summary": "a dog was sad"}] * 30
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = {"model": {"family": "gpt", "context": 64},
+           "data": {"source": str(tmp_path / "s.jsonl"), "task": "summarization", "instruction": "sum"},
+           "train": {"init_from": str(hf_dir), "max_steps": 60, "batch_size": 8, "lr": 1e-2, "eval_every": 30,
+                     "warmup_steps": 0, "lora": {"rank": 4, "alpha": 8}}}
+    textmill.train(cfg, tmp_path / "sum", progress=False)
+    out = textmill.summarize([r["article"] for r in rows[:2]], model=str(tmp_path / "sum"), sentences=1, max_new_tokens=8)
+    assert out == ["the cat was happy", "a dog was sad"]
+
+
 @pytest.mark.slow
 def test_lora_adapters_train_with_differential_privacy(hf_dir, tmp_path):
     run, cfg = lora_setup(hf_dir, tmp_path, context=8, max_steps=6, batch_size=4, eval_every=3, dp={"epsilon": 8})

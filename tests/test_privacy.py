@@ -222,6 +222,11 @@ def test_dp_refuses_families_opacus_cannot_train(rows_file, tmp_path):
     with pytest.raises(ConfigError, match="train.lora"):
         textmill.train({"model": {"family": "ngram", "order": 3}, "data": {"source": str(rows_file)},
                         "train": {"dp": {"epsilon": 8}}}, tmp_path / "ngram", progress=False)
+    with pytest.raises(ConfigError, match="a dialogue fine-tune .pairs as chats. is not covered"):
+        textmill.train({"model": {"family": "gpt"}, "data": {"source": str(rows_file), "task": "dialogue"},
+                        "train": {"init_from": "embedded:smollm2-135m-instruct", "dp": {"epsilon": 8}}},
+                       tmp_path / "chat", progress=False)
+    assert not (tmp_path / "chat").exists()
 
 
 # -- synth ---------------------------------------------------------------------------------------------

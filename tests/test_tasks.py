@@ -4,13 +4,13 @@ import logging
 import pytest
 
 from textmill.config import DataConfig, load_config
-from textmill.data.datasets import PairDataset
+from textmill.data.datasets import IGNORE, ChatDataset, PairDataset, fit_chat
 from textmill.data.keywords import extract_keywords, textrank_scores
 from textmill.data.tasks import build_task
 from textmill.errors import ConfigError, DataError
 from textmill.tokenizers import WordTokenizer
 
-from .helpers import SHARED_DATA
+from .helpers import SHARED_DATA, tiny_tokenizer
 
 
 def task(**kw):
@@ -107,10 +107,62 @@ def test_pair_batches_are_padded_and_cover_the_length_range():
     assert spread[0].src.shape[1] < spread[1].src.shape[1]  # shortest and longest, not the two shortest
 
 
+def test_tasks_as_chats():
+    """A chat fine-tune reads a source as the task's messages: the instruction and the source from the
+    user; a dialogue's turns alternate, the last the user's, the instruction the system message."""
+    assert task(task="summarization").messages(" An article. ") == [
+        {"role": "user", "content": "Summarize this article in a few sentences.\n\nAn article."}]
+    assert task(task="translation", instruction="Into French:").messages("Hi")[0]["content"] == "Into French:\n\nHi"
+    turns = task(task="dialogue", dialogue={"history_turns": 2}, instruction="Be brief.").messages("a\nb\nc")
+    assert turns == [{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "b"},
+                     {"role": "user", "content": "c"}]
+    assert task(task="dialogue").messages("x")[0] == {"role": "user", "content": "x"}
+
+
+def chat_tokenizer():
+    from textmill.tokenizers.hf import HFTokenizer
+
+    return HFTokenizer.from_transformers(tiny_tokenizer(chat=True))
+
+
+def test_chat_rows_learn_the_reply_only_and_cut_the_source():
+    tok = chat_tokenizer()
+    t = task(task="summarization", instruction="a")
+    data, stats = ChatDataset.encode([("the cat sat on the mat", "a dog ran")], t, tok, context=32)
+    prompt = tok.encode(tok.chat_prompt(t.messages("the cat sat on the mat")))
+    reply = tok.encode(" a dog ran") + [tok.eos_id]
+    assert data.rows == [prompt + reply] and stats["sources_cut"] == 0
+    batch = data.batch([0])
+    assert batch.inputs[0].tolist() == (prompt + reply)[:-1]
+    assert batch.targets[0].tolist() == [IGNORE] * (len(prompt) - 1) + reply and batch.n_tokens == len(reply)
+    # too long for the context: the article keeps its start, the reply stays whole
+    long_source = "the cat sat on the mat and then it was happy " * 4
+    data, stats = ChatDataset.encode([(long_source, "a dog ran")], t, tok, context=24)
+    assert stats["sources_cut"] == 1 and len(data.rows[0]) <= 25 and data.rows[0][-len(reply):] == reply
+    messages, cut = fit_chat(tok, t, long_source, 20)
+    assert cut and long_source.startswith(messages[0]["content"].split("\n\n")[1].strip())
+    d = task(task="dialogue")  # a dialogue keeps its end: the turn the reply answers
+    messages, cut = fit_chat(tok, d, "the cat sat on the mat and then it was happy\na dog ran", 12)
+    assert cut and messages[-1] == {"role": "user", "content": "a dog ran"}
+    with pytest.raises(DataError, match="raise model.context"):
+        fit_chat(tok, t, long_source, 3)
+    with pytest.raises(DataError, match="no chat template: start from an instruct model"):
+        from textmill.tokenizers.hf import HFTokenizer
+
+        ChatDataset.encode([("a", "b")], t, HFTokenizer.from_transformers(tiny_tokenizer()), context=32)
+
+
 def test_config_checks_that_family_and_task_fit(tmp_path):
     base = {"tokenizer": {"kind": "char"}, "data": {"source": "x", "task": "translation", "target": "y"}}
-    with pytest.raises(ConfigError, match="needs an encoder-decoder family"):
+    with pytest.raises(ConfigError, match="needs an encoder-decoder family.*or a gpt run fine-tuned from an instruct"):
         load_config({**base, "model": {"family": "gpt"}})
+    chat = load_config({**base, "model": {"family": "gpt"}, "train": {"init_from": "embedded:smollm2-135m-instruct"}})
+    assert chat.data.task == "translation"  # a chat fine-tune
+    with pytest.raises(ConfigError, match="data.instruction is what a chat fine-tune"):
+        load_config({**base, "model": {"family": "transformer"}, "data": {**base["data"], "instruction": "Translate."}})
+    with pytest.raises(ConfigError, match="a chat fine-tune reads both sides with its base's tokenizer"):
+        load_config({**base, "model": {"family": "gpt"}, "source_tokenizer": {"kind": "char"},
+                     "train": {"init_from": "embedded:smollm2-135m-instruct"}})
     with pytest.raises(ConfigError, match="maps a source text to a target text"):
         load_config({**base, "model": {"family": "transformer"}, "data": {"source": "x"}})
     with pytest.raises(ConfigError, match="target.*set task to translation or summarization"):

@@ -133,6 +133,9 @@ class DataConfig(Strict):
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
     max_documents: int | None = Field(None, ge=1, description="use at most this many documents (pairs, for paired tasks)")
+    instruction: str | None = Field(None, description="paired tasks on a gpt run fine-tuned from an instruct model (a chat): "
+                                                      "what the user asks before each source (dialogue: the system message); "
+                                                      "default per task (data/tasks.py)")
     dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
     keywords: KeywordsConfig = Field(default_factory=KeywordsConfig)
     canaries: CanaryConfig | None = Field(None, description="insert random secrets into the training split to audit "
@@ -250,11 +253,17 @@ class RunConfig(Strict):
         if encoder_decoder and not paired:
             raise ValueError(f"model family {self.model.family!r} maps a source text to a target text: set data.task to "
                              f"one of {', '.join(PAIRED_TASKS)}")
-        if paired and not encoder_decoder:
-            raise ValueError(f"data.task {self.data.task!r} needs an encoder-decoder family (seq2seq or transformer), "
-                             f"not {self.model.family!r}")
-        if self.source_tokenizer is not None and not paired:
-            raise ValueError("source_tokenizer is for paired tasks (translation, summarization, dialogue, keywords)")
+        chat = paired and self.model.family == "gpt" and self.train.init_from is not None
+        if paired and not encoder_decoder and not chat:
+            raise ValueError(f"data.task {self.data.task!r} needs an encoder-decoder family (seq2seq or transformer), or a "
+                             f"gpt run fine-tuned from an instruct model (train.init_from), which learns it as a chat; "
+                             f"not {self.model.family!r}" + (" from scratch" if self.model.family == "gpt" else ""))
+        if self.source_tokenizer is not None and (not paired or chat):
+            raise ValueError("source_tokenizer is for paired tasks (translation, summarization, dialogue, keywords) on "
+                             "encoder-decoder families; a chat fine-tune reads both sides with its base's tokenizer")
+        if self.data.instruction is not None and not chat:
+            raise ValueError("data.instruction is what a chat fine-tune (a paired task on a gpt run with train.init_from) "
+                             "asks before each source; remove it")
         if self.source_tokenizer is not None and getattr(self.model, "share_embeddings", False):
             raise ValueError("model.share_embeddings needs one vocabulary for source and target: remove the "
                              "source_tokenizer section or set model.share_embeddings: false")

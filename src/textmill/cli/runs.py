@@ -189,12 +189,13 @@ def _generate_from_grammar(path: Path, n: int, seed: Optional[int], label: Optio
 @app.command("eval")
 def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
           data: Annotated[Optional[str], typer.Option(help="data to score (default: the run's validation split)")] = None,
-          target: Annotated[Optional[str], typer.Option(help="encoder-decoder runs: the target side of parallel files")] = None,
+          target: Annotated[Optional[str], typer.Option(help="paired-task runs: the target side of parallel files")] = None,
           text_field: Annotated[Optional[str], typer.Option(help="field or column of the text (default: as trained)")] = None,
           data_format: Annotated[Optional[str], typer.Option("--format", help="default: as trained, or by extension")] = None,
           samples: Annotated[int, typer.Option(help="language models: samples to draw for diversity metrics (0: none)")] = 100,
-          max_new_tokens: Annotated[Optional[int], typer.Option(help="default: 100 (samples), model.context (outputs)")] = None,
-          num_beams: Annotated[int, typer.Option(help="encoder-decoder runs: beam size (1: greedy)")] = 5,
+          max_new_tokens: Annotated[Optional[int], typer.Option(
+              help="default: 100 (samples), model.context (encoder-decoder outputs), half of it up to 256 (chat fine-tunes)")] = None,
+          num_beams: Annotated[int, typer.Option(help="paired-task runs: beam size (1: greedy)")] = 5,
           batch_size: Annotated[int, typer.Option()] = 32,
           limit: Annotated[Optional[int], typer.Option(help="score only the first N documents or pairs")] = None,
           seed: Annotated[int, typer.Option()] = 0,
@@ -202,8 +203,9 @@ def eval_(run: Annotated[Path, typer.Argument(help="run directory")],
           quantize: Annotated[Optional[str], typer.Option(help="gpt runs and pretrained models: score with int4 or bf16 weights")] = None,
           out_path: Annotated[Optional[Path], typer.Option("--out", help="JSON path (default RUN/eval.json)")] = None) -> None:
     """Language models: perplexity and bits per character on a corpus; distinct-n, self-BLEU and
-    lengths of samples. Encoder-decoder models: BLEU, chrF, ROUGE-1/2/L, exact match and distinct-n of
-    their outputs against the references, and the references' perplexity."""
+    lengths of samples. Encoder-decoder models, and gpt runs fine-tuned on a paired task as chats: BLEU,
+    chrF, ROUGE-1/2/L, exact match and distinct-n of their outputs against the references, and the
+    references' perplexity."""
     from ..evaluation import evaluate
 
     try:

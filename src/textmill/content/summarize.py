@@ -15,8 +15,10 @@ measured).
 
 **Prompted** (`PromptedSummarizer`): an instruct model (SmolLM2-135M-Instruct by default, any
 pretrained source or run) is asked for a summary of about as many sentences as the extractive one
-would take; a base model continues `Article: ... Summary:`. An article longer than the model's
-context keeps its beginning.
+would take; a base model continues `Article: ... Summary:`. A run fine-tuned on summaries as chats
+(`data.task: summarization` from an instruct model) is asked as it was trained (its task's
+instruction, the article cut to fit its context). An article longer than the model's context keeps
+its beginning.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..data.datasets import fit_chat
+from ..data.tasks import Task, build_task
 from ..errors import ConfigError, DataError
 from ..evaluation.metrics import is_chinese, join_sentences, metric_tokens, split_sentences
 from ..files import atomic_write_text
+from ..rundir import read_run_config
 
 DEFAULT_SCORER = Path(__file__).with_name("summarizer_bbc.json")
 FeatureKind = Literal["tfidf", "pretrained"]
@@ -236,13 +241,21 @@ class PromptedSummarizer:
         self.gen = load(source, **load_options)
         self.chat = bool(self.gen.info.get("chat"))
         self.extractive = ExtractiveSummarizer.load(DEFAULT_SCORER)
+        self.task = trained_task(Path(source))
 
     def prompt(self, document: str, count: int) -> Any:
         chinese = is_chinese([document])
+        if self.task is not None:  # a chat fine-tune on summaries: asked as it learned, with room for the summary
+            return fit_chat(self.gen.tokenizer, self.task, document, self.gen.model.cfg.context - self.budget(count))[0]
         if self.chat:
             ask = f"用{count}句话总结这篇文章。" if chinese else f"Summarize this article in {count} sentences."
             return [{"role": "user", "content": f"{ask}\n\n{document}"}]
         return f"文章：{document}\n\n摘要：" if chinese else f"Article: {document}\n\nSummary:"
+
+    def budget(self, count: int) -> int:
+        """New tokens for a summary of `count` sentences: about 40 a news sentence (a chat fine-tune: at
+        most the half of its context that its training summaries could take)."""
+        return 40 * count if self.task is None else min(40 * count, self.gen.model.cfg.context // 2)
 
     def summarize(self, documents: Sequence[str], ratio: float | None = None, sentences: int | None = None,
                   batch_size: int = 8, **options: Any) -> list[str]:
@@ -259,10 +272,18 @@ class PromptedSummarizer:
         max_new_tokens = options.pop("max_new_tokens", None)
         out = []
         for start in range(0, len(prompts), batch_size):
-            longest = max(budgets[start:start + batch_size])  # about 40 tokens a news sentence
+            longest = max(budgets[start:start + batch_size])
             out += self.gen.generate(prompts[start:start + batch_size], truncate_prompt=True,
-                                     max_new_tokens=max_new_tokens or 40 * longest, **options)
+                                     max_new_tokens=max_new_tokens or self.budget(longest), **options)
         return [" ".join(text.split()) for text in out]
+
+
+def trained_task(run: Path) -> Task | None:
+    """The summarization task a run was fine-tuned on as chats (a gpt run's `data.task`), or None."""
+    if not (run / "train.yaml").is_file():
+        return None
+    cfg = read_run_config(run)
+    return build_task(cfg.data) if cfg.data.task == "summarization" and cfg.model.family == "gpt" else None
 
 
 def summarizer(model: str | None = None, **load_options: Any) -> ExtractiveSummarizer | PromptedSummarizer:

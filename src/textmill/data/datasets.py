@@ -5,6 +5,9 @@ stream (nanoGPT style). Training draws random windows of `context + 1` tokens; v
 fixed, non-overlapping windows, so every evaluation of a run sees the same tokens.
 
 Paired tasks: each pair is encoded as a source `text <eos>` and a target `<bos> text <eos>`.
+Chat fine-tuning (a paired task on a gpt run from an instruct model): each pair is the task's chat
+prompt through the tokenizer's chat template, then the reply and the template's end of turn; the
+loss counts the reply only.
 Sentence models (VAE, GAN) read each document as one `<bos> text <eos>` example, with its label.
 Training batches hold examples of similar length (little padding); validation walks them in a fixed
 order. Every dataset draws from the generator it is given, which the trainer seeds with the
@@ -25,6 +28,7 @@ import torch
 
 from ..errors import DataError
 from ..tokenizers import Tokenizer
+from .tasks import Message, Pair, Task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,11 +67,11 @@ def encode_stream(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
 
 class LMBatch(NamedTuple):
     inputs: torch.Tensor   # (B, T)
-    targets: torch.Tensor  # (B, T) the next token of each input
+    targets: torch.Tensor  # (B, T) the next token of each input (IGNORE where the loss skips it)
 
     @property
     def n_tokens(self) -> int:
-        return self.targets.numel()
+        return int(self.targets.ne(IGNORE).sum())
 
 
 @dataclass
@@ -304,3 +308,77 @@ class SentenceDataset(LengthBucketed):
     def batch(self, index: Sequence[int]) -> SentenceBatch:
         tokens, mask = pad_right([self.sentences[i] for i in index])
         return SentenceBatch(tokens, torch.tensor([self.labels[i] for i in index], dtype=torch.long), mask)
+
+
+def fit_chat(tokenizer: Tokenizer, task: Task, source: str, limit: int) -> tuple[list[Message], bool]:
+    """The task's chat messages for `source`, with the source cut until the rendered prompt takes at
+    most `limit` tokens (keeping its start or end, `task.keep`), and whether it was cut."""
+    text = source
+    for _ in range(16):
+        messages = task.messages(text)
+        excess = len(tokenizer.encode(tokenizer.chat_prompt(messages))) - limit
+        if excess <= 0:
+            return messages, text is not source
+        ids = tokenizer.encode(text)
+        if len(ids) <= 1:
+            break
+        # a little more than the excess (cutting changes the tokens at the cut); half when that leaves
+        # nothing, since a dialogue's turns each cost the template's markup too
+        keep = len(ids) - excess - 2
+        keep = keep if keep > 0 else len(ids) // 2
+        text = tokenizer.decode(ids[:keep] if task.keep == "start" else ids[len(ids) - keep:])
+    raise DataError(f"the chat template and instruction alone take more than the {limit} tokens a prompt may take "
+                    "here; raise model.context (or ask for fewer new tokens), or shorten data.instruction")
+
+
+@dataclass
+class ChatDataset(LengthBucketed):
+    """Pairs as chats: each row is the prompt (the task's messages through the chat template) and the
+    reply with the template's end of turn; the loss counts the reply's tokens only."""
+
+    rows: list[list[int]]
+    prompt_lengths: list[int]
+    n_chars: int          # characters of the replies (for bits per character)
+    order: torch.Tensor
+
+    @classmethod
+    def encode(cls, pairs: Sequence[Pair], task: Task, tokenizer: Tokenizer, *, context: int, what: str = "training",
+               seed: int = 0) -> tuple[ChatDataset, dict[str, float]]:
+        """Encode pairs into rows of at most `context + 1` tokens: a reply is cut to half of them, the
+        source to what is left (both counted and logged)."""
+        if not getattr(tokenizer, "chat_template", None):
+            raise DataError(f"a {task.name} pair becomes a chat for a gpt run, but this tokenizer has no chat template: "
+                            "start from an instruct model (train.init_from: embedded:smollm2-135m-instruct) or train an "
+                            "encoder-decoder family (transformer)")
+        rows, prompts, cut_src, cut_tgt = [], [], 0, 0
+        for source, reply in pairs:
+            answer = tokenizer.encode(tokenizer.chat_reply(task.messages(source), reply))
+            if tokenizer.eos_id in answer:  # the end of turn; what the template writes after it is the next turn's
+                answer = answer[:answer.index(tokenizer.eos_id) + 1]
+            if len(answer) > context // 2:
+                answer, cut_tgt = answer[:context // 2], cut_tgt + 1
+            messages, cut = fit_chat(tokenizer, task, source, context + 1 - len(answer))
+            prompt = tokenizer.encode(tokenizer.chat_prompt(messages))
+            rows.append(prompt + answer)
+            prompts.append(len(prompt))
+            cut_src += cut
+        if cut_src:
+            log.warning("%s data: cut %d of %d sources to fit model.context=%d tokens with their replies (keeping their %s); "
+                        "raise model.context to keep more", what, cut_src, len(pairs), context, task.keep)
+        if cut_tgt:
+            log.warning("%s data: cut %d of %d replies to %d tokens (half of model.context); raise model.context to keep "
+                        "more", what, cut_tgt, len(pairs), context // 2)
+        data = cls(rows, prompts, sum(len(t) for _, t in pairs), length_order([len(r) for r in rows], seed))
+        replies = [len(r) - p for r, p in zip(rows, prompts)]
+        return data, {"pairs": len(pairs), "prompt_tokens_mean": sum(prompts) / len(prompts),
+                      "reply_tokens_mean": sum(replies) / len(replies), "sources_cut": cut_src, "replies_cut": cut_tgt}
+
+    @property
+    def tokens_per_char(self) -> float:
+        return sum(len(r) - p for r, p in zip(self.rows, self.prompt_lengths)) / max(self.n_chars, 1)
+
+    def batch(self, index: Sequence[int]) -> LMBatch:
+        ids, mask = pad_right([self.rows[i] for i in index])
+        targets = ids[:, 1:].masked_fill(~mask[:, 1:], IGNORE)
+        starts = torch.tensor([self.prompt_lengths[i] for i in index])
+        return LMBatch(ids[:, :-1], targets.masked_fill(torch.arange(targets.shape[1])[None, :] < starts[:, None] - 1, IGNORE))

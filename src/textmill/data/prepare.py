@@ -2,7 +2,8 @@
 
 The objective says which kind of data it needs: a token stream (language models read documents
 into one stream), pairs (paired tasks read (source, target) pairs through their task adapter) or
-sentences (each document one example, with its label for label-conditioned families). Paired tasks
+sentences (each document one example, with its label for label-conditioned families). A paired task
+on a language model (a gpt run fine-tuned from an instruct model) reads its pairs as chats. Paired tasks
 share one vocabulary for both sides unless the config has a `source_tokenizer` section; the source
 tokenizer is then saved as `source_tokenizer.json`.
 """
@@ -17,7 +18,7 @@ from ..config import DataConfig, ModelConfig, RunConfig, TokenizerConfig
 from ..errors import DataError
 from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
 from .canaries import Canary, insert_canaries, make_canaries, spelled_alphabet
-from .datasets import PairDataset, SentenceDataset, TokenStream, holdout, split_documents
+from .datasets import ChatDataset, PairDataset, SentenceDataset, TokenStream, holdout, split_documents
 from .sources import read_documents, read_labelled
 from .tasks import Pair, Task, build_task
 
@@ -27,8 +28,8 @@ TOKENIZER, SOURCE_TOKENIZER = "tokenizer.json", "source_tokenizer.json"
 @dataclass
 class Prepared:
     tokenizers: dict[str, Tokenizer]  # file name in the run directory -> tokenizer; TOKENIZER is the target side
-    train: TokenStream | PairDataset
-    val: TokenStream | PairDataset
+    train: TokenStream | PairDataset | ChatDataset | SentenceDataset
+    val: TokenStream | PairDataset | ChatDataset | SentenceDataset
     dims: dict[str, int] = field(default_factory=dict)    # model sizes beyond vocab_size (source_vocab_size, n_labels)
     stats: dict[str, Any] = field(default_factory=dict)   # what reading and encoding did, for the run's log
     meta: dict[str, Any] = field(default_factory=dict)    # facts the run keeps in config.json (label names)
@@ -89,6 +90,8 @@ def prepare(cfg: RunConfig, run_dir: Path, resume: bool = False, kind: str = "st
         return _pairs(cfg, run_dir, resume, base)
     if kind == "sentences":
         return _sentences(cfg, run_dir, resume, labelled, base)
+    if cfg.data.task != "lm":
+        return _chats(cfg, run_dir, resume, base)
     train_docs, val_docs = lm_documents(cfg.data)
     tok = load_tokenizer(run_dir) if resume else new_tokenizer(lm_tokenizer_config(cfg, train_docs),
                                                                train_docs + spelled_alphabet(cfg.data.canaries), base)
@@ -164,6 +167,17 @@ def _pairs(cfg: RunConfig, run_dir: Path, resume: bool, base: Path | None) -> Pr
     val, val_stats = encode_pairs(val_pairs, task, src_tok, tgt_tok, cfg.model, "validation", cfg.data.split_seed)
     dims = {} if src_tok is tgt_tok else {"source_vocab_size": src_tok.vocab_size}
     return Prepared(tokenizers, train, val, dims, {"task": task.name, "train": train_stats, "validation": val_stats})
+
+
+def _chats(cfg: RunConfig, run_dir: Path, resume: bool, base: Path | None) -> Prepared:
+    task, train_pairs, val_pairs = paired_data(cfg.data)
+    tok = load_tokenizer(run_dir) if resume else new_tokenizer(cfg.tokenizer, [], base)
+    encode = lambda pairs, what: ChatDataset.encode(pairs, task, tok, context=cfg.model.context, what=what,  # noqa: E731
+                                                    seed=cfg.data.split_seed)
+    train, train_stats = encode(train_pairs, "training")
+    val, val_stats = encode(val_pairs, "validation")
+    return Prepared({TOKENIZER: tok}, train, val, stats={"task": task.name, "chat": True, "train": train_stats,
+                                                         "validation": val_stats})
 
 
 def paired_data(d: DataConfig) -> tuple[Task, list[Pair], list[Pair]]:

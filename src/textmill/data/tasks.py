@@ -14,6 +14,11 @@ user writes it -> the form the model reads (`format_source`). Training and gener
   over-long history keeps its end.
 - keywords: any corpus the `lm` task reads; each text's keywords (`data.keywords`) are its source.
 
+A gpt run fine-tuned from an instruct model learns a paired task as a chat (`messages`): the user
+asks `data.instruction` (default: `INSTRUCTIONS`) followed by the source; a dialogue's turns are the
+chat's own messages, the turn just before the reply the user's, with the instruction (if any) as
+the system message. The reply is the assistant's.
+
 Pairs with an empty side are skipped and counted in the log.
 """
 
@@ -33,6 +38,9 @@ from .sources import field_text, read_documents, read_lines, read_records, table
 log = logging.getLogger(__name__)
 Pair = tuple[str, str]
 USER, BOT, SEP = "<user>", "<bot>", "<sep>"
+INSTRUCTIONS = {"translation": "Translate this text.", "summarization": "Summarize this article in a few sentences.",
+                "keywords": "Write a text that uses these keywords.", "dialogue": None}
+Message = dict[str, str]
 
 
 def _existing_file(path: str, what: str) -> Path:
@@ -59,6 +67,15 @@ class Task:
 
     def format_source(self, text: str) -> str:
         return text.strip()
+
+    @property
+    def instruction(self) -> str | None:
+        return self.cfg.instruction if self.cfg.instruction is not None else INSTRUCTIONS[self.name]
+
+    def messages(self, text: str) -> list[Message]:
+        """A source as the chat an instruct model reads: the instruction and the source, from the user."""
+        source = self.format_source(text)
+        return [{"role": "user", "content": f"{self.instruction}\n\n{source}" if self.instruction else source}]
 
     def pairs(self, source: str, target: str | None = None, what: str = "training") -> list[Pair]:
         """Clean pairs of the files (empty sides skipped, `max_documents` applied)."""
@@ -124,9 +141,19 @@ class DialogueTask(Task):
 
     def format_source(self, text: str) -> str:
         """Turns separated by newlines (or the turn separator), most recent last."""
+        return self.history(self.turns(text))
+
+    def turns(self, text: str) -> list[str]:
+        """The last `history_turns` turns of a history (separated by newlines or the turn separator)."""
         sep = re.escape(self.cfg.dialogue.turn_separator)
-        turns = [t.strip() for t in re.split(rf"\n|{sep}", text) if t.strip()]
-        return self.history(turns[-self.cfg.dialogue.history_turns:])
+        return [t.strip() for t in re.split(rf"\n|{sep}", text) if t.strip()][-self.cfg.dialogue.history_turns:]
+
+    def messages(self, text: str) -> list[Message]:
+        """The turns as a chat's messages, the last one the user's, after the instruction as the system message."""
+        turns = self.turns(text)
+        n = len(turns)
+        chat = [{"role": "user" if (n - 1 - i) % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+        return ([{"role": "system", "content": self.instruction}] if self.instruction else []) + chat
 
 
 def _turn_text(turn: object, path: Path, row: int) -> str:

@@ -134,7 +134,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, *, target: str | None
 
     Language models: perplexity and bits per character of the data (sentence models such as the VAE
     and GAN score each document on its own; a VAE by importance sampling with `importance_samples`),
-    and distinct-n, self-BLEU and lengths of `samples` unconditional samples. Encoder-decoder models:
+    and distinct-n, self-BLEU and lengths of `samples` unconditional samples. Encoder-decoder models
+    (and gpt runs fine-tuned on a paired task, which read each source as the task's chat):
     each source is decoded (beam search with `num_beams`, greedy with 1) and scored against its
     reference (BLEU, chrF, ROUGE, exact match, distinct-n), the references' perplexity is measured,
     and the outputs go to `predictions` (default `RUN/predictions.jsonl`). `target` is the target
@@ -153,7 +154,8 @@ def _evaluate(run_dir: Path, data: str | None, target: str | None, text_field: s
               batch_size: int, limit: int | None, importance_samples: int, out: str | Path | None,
               predictions: str | Path | None, report: Report, quantize: str | None) -> dict[str, Any]:
     gen = load(run_dir, quantize=quantize)
-    if isinstance(gen, Seq2SeqGenerator):
+    paired = (run_dir / "train.yaml").is_file() and read_run_config(run_dir).data.task != "lm"
+    if isinstance(gen, Seq2SeqGenerator) or paired:
         return evaluate_pairs(gen, run_dir, data, target=target, data_format=data_format, text_field=text_field,
                               limit=limit, out=out, predictions_path=predictions, progress=report, num_beams=num_beams,
                               batch_size=batch_size, max_new_tokens=max_new_tokens)

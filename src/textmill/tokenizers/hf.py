@@ -146,6 +146,19 @@ class HFTokenizer(Tokenizer):
                                             add_generation_prompt=True, **self._template_tokens())
         return rendered[0] + prefill
 
+    def chat_reply(self, messages: Sequence[dict[str, str]], reply: str) -> str:
+        """What follows `chat_prompt(messages)` when the assistant answers `reply`: the reply and the
+        template's end of turn (what a chat fine-tune learns to write)."""
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        prompt = self.chat_prompt(messages)
+        rendered, _ = render_jinja_template(conversations=[[*messages, {"role": "assistant", "content": reply}]],
+                                            chat_template=self.chat_template, **self._template_tokens())
+        full = rendered[0]
+        if not full.startswith(prompt) or reply.strip() not in full[len(prompt):]:
+            return reply + self.backend.id_to_token(self.eos_id)  # a template that renders past turns differently
+        return full[len(prompt):]
+
     def _template_tokens(self) -> dict[str, str]:
         """The special tokens a chat template may name (`{{ bos_token }}`)."""
         out = {}

@@ -52,6 +52,9 @@ def check_dp(cfg: RunConfig) -> None:
         raise ConfigError(f"train.dp: DP-SGD covers the families {', '.join(DP_FAMILIES)} (and LoRA on pretrained models "
                           f"imported into gpt); {cfg.model.family!r} is not one: train a gpt or rnn model, or fine-tune a "
                           "pretrained model with train.lora")
+    if cfg.data.task != "lm":
+        raise ConfigError(f"train.dp: DP-SGD here samples windows of a language-model corpus; a {cfg.data.task} fine-tune "
+                          "(pairs as chats) is not covered: remove train.dp or train on a corpus (data.task: lm)")
     if t.grad_accum != 1:
         raise ConfigError("train.dp: gradient accumulation is not supported with DP-SGD; set grad_accum: 1 and raise "
                           "batch_size (the expected number of windows a step draws)")
