@@ -40,6 +40,11 @@ def main() -> None:
                                     "best": {"system": best["system"], **rouge(best)},
                                     "oracle": rouge(next(r for r in rows if "oracle" in r["system"])),
                                     "from_scratch": rouge(next(r for r in rows if "scratch" in r["system"]))}
+        abstractive = {key: next((r for r in rows if r["system"].startswith(prefix)), None) for key, prefix in
+                       (("zero_shot", "prompted SmolLM2"), ("lora", "SmolLM2-135M-Instruct + LoRA"), ("lead3", "lead-3 on the same"))}
+        if all(abstractive.values()):
+            summary["summarization"]["abstractive"] = {"articles": abstractive["lora"]["articles"],
+                                                       **{k: {"system": r["system"], **rouge(r)} for k, r in abstractive.items()}}
     scratch = next((r for r in read("seq2seq_tasks").get("rows", []) if r.get("task") == "dailydialog"), None)
     dialogue = read("dialogue").get("rows", [])
     if scratch:
