@@ -253,11 +253,11 @@ class RunConfig(Strict):
         if encoder_decoder and not paired:
             raise ValueError(f"model family {self.model.family!r} maps a source text to a target text: set data.task to "
                              f"one of {', '.join(PAIRED_TASKS)}")
-        chat = paired and self.model.family == "gpt" and self.train.init_from is not None
+        chat = paired and self.model.kind == DECODER and self.train.init_from is not None
         if paired and not encoder_decoder and not chat:
             raise ValueError(f"data.task {self.data.task!r} needs an encoder-decoder family (seq2seq or transformer), or a "
                              f"gpt run fine-tuned from an instruct model (train.init_from), which learns it as a chat; "
-                             f"not {self.model.family!r}" + (" from scratch" if self.model.family == "gpt" else ""))
+                             f"not {self.model.family!r}" + (" from scratch" if self.model.kind == DECODER else ""))
         if self.source_tokenizer is not None and (not paired or chat):
             raise ValueError("source_tokenizer is for paired tasks (translation, summarization, dialogue, keywords) on "
                              "encoder-decoder families; a chat fine-tune reads both sides with its base's tokenizer")

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..config import DECODER
 from ..data.datasets import fit_chat
 from ..data.tasks import Task, build_task
 from ..errors import ConfigError, DataError
@@ -279,11 +280,11 @@ class PromptedSummarizer:
 
 
 def trained_task(run: Path) -> Task | None:
-    """The summarization task a run was fine-tuned on as chats (a gpt run's `data.task`), or None."""
+    """The summarization task a decoder-only run was fine-tuned on as chats (its `data.task`), or None."""
     if not (run / "train.yaml").is_file():
         return None
     cfg = read_run_config(run)
-    return build_task(cfg.data) if cfg.data.task == "summarization" and cfg.model.family == "gpt" else None
+    return build_task(cfg.data) if cfg.data.task == "summarization" and cfg.model.kind == DECODER else None
 
 
 def summarizer(model: str | None = None, **load_options: Any) -> ExtractiveSummarizer | PromptedSummarizer:

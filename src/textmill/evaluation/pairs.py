@@ -38,7 +38,8 @@ def decode_all(gen: Seq2SeqGenerator | Generator, sources: list[str], *, task: T
                progress: Report | None = None, **options: Any) -> list[str]:
     """The output for every source, in order (beam search with `num_beams` > 1, else greedy). A
     decoder-only `gen` reads each source as `task`'s chat, cut to leave `max_new_tokens` for the reply."""
-    if isinstance(gen, Seq2SeqGenerator):
+    seq2seq = isinstance(gen, Seq2SeqGenerator)
+    if seq2seq:
         prompts: list[Any] = sources
         lengths = [len(gen.source_tokenizer.encode(gen.format_source(s))) for s in sources]
         options["truncate_prompt"] = True
@@ -52,7 +53,7 @@ def decode_all(gen: Seq2SeqGenerator | Generator, sources: list[str], *, task: T
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         for i, text in zip(chunk, gen.generate([prompts[i] for i in chunk], **options)):
-            outputs[i] = text if isinstance(gen, Seq2SeqGenerator) else text.strip()
+            outputs[i] = text if seq2seq else text.strip()
         if progress:
             progress("decoding", min(start + batch_size, len(order)), len(order))
     return outputs
