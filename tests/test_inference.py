@@ -17,7 +17,7 @@ import textmill  # noqa: E402
 from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
 from textmill.models import Conditioning  # noqa: E402
-from textmill.models.inference import GROUP, Int4Linear, PackedLinear, faster_format  # noqa: E402
+from textmill.models.inference import GROUP, Int4Linear, PackedLinear, batch_format, faster_format  # noqa: E402
 
 from .helpers import (  # noqa: E402
     tiny_config,  # noqa: E402
@@ -112,6 +112,12 @@ def test_the_faster_format_is_float32_or_bf16_and_computes_the_same_logits(hf_di
     # without oneDNN's bf16 kernel bf16 is emulated: float32 is kept, the model itself, unmeasured
     monkeypatch.setattr(PackedLinear, "available", staticmethod(lambda device: False))
     assert faster_format(gen.model, ids) is gen.model
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_batches_sample_in_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native):
+    monkeypatch.setattr(PackedLinear, "available", staticmethod(lambda device: native))
+    assert batch_format("cpu") == ("bf16" if native else None)
 
 
 @pytest.mark.parametrize("quantize", ["bf16", "int4"])

@@ -22,6 +22,7 @@ from textmill.errors import ConfigError  # noqa: E402
 from textmill.features import PretrainedFeatures  # noqa: E402
 from textmill.synth.classify import text_classifier  # noqa: E402
 from textmill.synth.generators import build_generator  # noqa: E402
+from textmill.synth.generators import pretrained as pretrained_generators  # noqa: E402
 from textmill.synth.generators.prompted import clean_reply  # noqa: E402
 
 from .helpers import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
@@ -121,17 +122,19 @@ def test_bad_options_name_the_problem(source, tmp_path, caplog):
     assert "prompt[:SOURCE]" in str(e.value)
 
 
-def test_a_model_on_the_transformers_engine_prompts_with_bf16_weights_uncompiled(tmp_path):
+@pytest.mark.parametrize("native", [True, False], ids=["native bf16", "emulated bf16"])
+def test_a_model_on_the_transformers_engine_prompts_in_the_batch_format_uncompiled(tmp_path, monkeypatch, native):
     """A model textmill's GPT does not implement runs through transformers, where blocks do not compile:
     the default must still work (it once failed on compile=True), and asking for compile is the error
-    that says why."""
+    that says why. The weights take the machine's batch format: bf16 only where it is native."""
+    monkeypatch.setattr(pretrained_generators, "batch_format", lambda device: "bf16" if native else None)
     tok = tiny_tokenizer(chat=False)
     model = tiny_model("gemma3", len(tok), **FOREIGN)
     model.save_pretrained(tmp_path / "gemma")
     tok.save_pretrained(tmp_path / "gemma")
     gen = build_generator(f"prompt:{tmp_path / 'gemma'}", {"max_new_tokens": 6})
     gen.fit(ROWS, tmp_path, chinese=False, seed=0)
-    assert next(gen.gen.model.parameters()).dtype == torch.bfloat16
+    assert next(gen.gen.model.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
     assert len(gen.sample("happy", 2, seed=0)) == 2
     with pytest.raises(ConfigError, match="compile applies to textmill's GPT"):
         build_generator(f"prompt:{tmp_path / 'gemma'}", {"compile": True}).fit(ROWS, tmp_path, chinese=False, seed=0)

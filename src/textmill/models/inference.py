@@ -133,6 +133,22 @@ def optimize(model: nn.Module, quantize: str | None = None, compile: bool = Fals
     return model
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether `device` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU for which
+    oneDNN has bf16 kernels (AVX-512 BF16 or AMX). On an AVX2-only CPU bf16 is emulated and slower
+    than float32 (3.3x for SmolLM2 sampling at batch 32, 7x for a forward, on a Zen 3 EPYC)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return PackedLinear.available(device)
+
+
+def batch_format(device: torch.device | str = "cpu") -> str | None:
+    """The weights' format that samples batches fastest on `device`: bf16 where it is native, else float32
+    (None)."""
+    return "bf16" if native_bf16(device) else None
+
+
 def faster_format(model: nn.Module, ids: Tensor, repeats: int = 3) -> nn.Module:
     """`model` (float32, as loaded) in whichever of float32 and bf16 runs a forward of `ids` faster on
     this machine (the median of `repeats` after a warm-up), for work that reads whole texts (features,
@@ -152,7 +168,7 @@ def faster_format(model: nn.Module, ids: Tensor, repeats: int = 3) -> nn.Module:
         return sorted(times)[len(times) // 2]
 
     model.eval().requires_grad_(False)
-    if not PackedLinear.available(ids.device):
+    if not native_bf16(ids.device):
         return model
     bf16 = optimize(copy.deepcopy(model), "bf16")
     return bf16 if median_seconds(bf16) < median_seconds(model) else model

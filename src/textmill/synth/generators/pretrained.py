@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from ...exchange.hf import import_run
 from ...models import GPT
-from ...models.inference import optimize
+from ...models.inference import batch_format, native_bf16, optimize
 from ..rows import Rows
 from .base import DEFAULT_PROMPT_SOURCE, GENERATORS, Descriptions, check_described
 from .trained import GPTGenerator, TrainedOptions
@@ -21,17 +21,19 @@ from .trained import GPTGenerator, TrainedOptions
 class FastSampling(Descriptions):
     """Options of the pretrained generators, which sample in batches (models/inference.py)."""
 
-    quantize: Literal["bf16", "int4"] | None = Field("bf16", description="the weights' format while sampling "
-                                                                          "(None: float32)")
+    quantize: Literal["auto", "bf16", "int4"] | None = Field(
+        "auto", description="the weights' format while sampling (auto: bf16 where the machine computes it "
+                            "natively, else float32; None: float32)")
     compile: bool | None = Field(None, description="compile the model's blocks (default: on textmill's GPT, the engine of "
                                                    "Llama, Gemma 3 and GPT-2 sources)")
 
 
 def sample_fast(model: Any, options: FastSampling) -> None:
-    """bf16 weights and compiled blocks unless the options say otherwise. Blocks compile on textmill's
-    own GPT only, so by default a model on the transformers engine (Qwen2, say) gets bf16 weights alone;
-    asking it to compile is the error that says so."""
-    optimize(model, options.quantize, isinstance(model, GPT) if options.compile is None else options.compile)
+    """The weights in the machine's fastest batch format (bf16 where native, else float32) and the blocks
+    compiled, unless the options say otherwise. Blocks compile on textmill's GPT only, so by default a
+    model on the transformers engine (Qwen2, say) is not compiled; asking it to is the error that says so."""
+    quantize = batch_format(next(model.parameters()).device) if options.quantize == "auto" else options.quantize
+    optimize(model, quantize, isinstance(model, GPT) if options.compile is None else options.compile)
 
 
 class PretrainedOptions(TrainedOptions, FastSampling):
@@ -50,9 +52,9 @@ class PretrainedOptions(TrainedOptions, FastSampling):
 class PretrainedGenerator(GPTGenerator):
     """LAMBADA (Anaby-Tavor et al. 2020) on a pretrained language model: SOURCE (default
     SmolLM2-135M-Instruct; `embedded:gemma3-270m` for Chinese; any Llama, Gemma 3 or GPT-2 source
-    textmill's GPT imports) becomes a textmill gpt run, its LoRA adapters (rank 16, bf16 autocast) are
-    fine-tuned on the `<label=X> text` rows with a context of 128, and it is sampled after each label's
-    token with bf16 weights and compiled blocks.
+    textmill's GPT imports) becomes a textmill gpt run, its LoRA adapters (rank 16; bf16 autocast where
+    the machine computes bf16 natively) are fine-tuned on the `<label=X> text` rows with a context of 128,
+    and it is sampled after each label's token in the fastest batch format, its blocks compiled.
 
     `descriptions` ({label: "positive movie reviews"}) are the words the model knows each label by. A
     label's token starts at the pretrained rows of its name, and LoRA keeps them, so a label named `1`
@@ -86,7 +88,8 @@ class PretrainedGenerator(GPTGenerator):
     def run_config(self, rows: Rows, data: Path, chinese: bool, seed: int) -> dict[str, Any]:
         cfg = super().run_config(rows, data, chinese, seed)
         cfg["model"]["context"] = min(cfg["model"]["context"], 128)
-        cfg["train"].update(lora={"rank": 16, "alpha": 32}, precision="bf16", batch_size=16, lr=1e-3, min_lr=1e-4,
+        cfg["train"].update(lora={"rank": 16, "alpha": 32}, precision="bf16" if native_bf16() else "fp32",
+                            batch_size=16, lr=1e-3, min_lr=1e-4,
                             warmup_steps=10, weight_decay=0.0, eval_batches=5)
         return cfg
 
