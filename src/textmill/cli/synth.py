@@ -22,8 +22,9 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
           label_col: Annotated[str, typer.Option(help="column or field of the label")] = "label",
           data_format: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl | parquet | eda (label<TAB>text)")] = "auto",
           generator: Annotated[str, typer.Option(
-              help="eda | ngram | rnn | lstm | gru | gpt[:BASE] | cvae | run:PATH | prompt[:SOURCE] | pretrained[:SOURCE] | "
-                   "mix:A+B (several, by --option 'generator_options={shares: {A: 8, B: 1}}')")] = "gpt",
+              help="recipe (the recommended settings for the data's language) | eda | ngram | rnn | lstm | gru | gpt[:BASE] | "
+                   "cvae | run:PATH | prompt[:SOURCE] | pretrained[:SOURCE] | paraphrase[:SOURCE] | "
+                   "mix:A+B (several, by --option 'generator_options={shares: {A: 8, B: 1}}')")] = "recipe",
           per_label: Annotated[Optional[int], typer.Option(help="synthetic rows to produce for each label (default 500)")] = None,
           per_row: Annotated[Optional[float], typer.Option(
               help="instead of --per-label: synthetic rows for each real row of a label, keeping the labels' proportions "
@@ -41,9 +42,9 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
                                                  "T 0.7; T 1.0; T 1.0 top-p 0.9) on validation rows before generating")] = False,
           tune_data: Annotated[Optional[str], typer.Option(
               help="labelled validation rows for --tune (a dev set, never the test set); default: a quarter of the training rows")] = None,
-          eda_below: Annotated[int, typer.Option(
+          eda_below: Annotated[Optional[int], typer.Option(
               help="labels with fewer real rows than this get EDA's edits of their rows instead of the generator's "
-                   "samples (e.g. 20; default 0: none)")] = 0,
+                   "samples (e.g. 20; default: the recipe's, else 0: none)")] = None,
           describe: Annotated[Optional[list[str]], typer.Option(
               help="prompt generator: what a label's texts are, LABEL=TEXT (repeat), e.g. pos='positive movie reviews'")] = None,
           set_: SetOpt = None,
@@ -77,8 +78,9 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
     col = lambda c: int(c) if c.isdigit() else c  # noqa: E731
     options.update(text_col=col(text_col), label_col=col(label_col), format=data_format, labels=label, eval_data=eval_data,
                    report=str(report) if report else None, report_classifier=report_classifier, seed=seed,
-                   redact_input=redact_input, dp_epsilon=dp_epsilon, tune=tune, tune_data=tune_data,
-                   eda_below=eda_below)
+                   redact_input=redact_input, dp_epsilon=dp_epsilon, tune=tune, tune_data=tune_data)
+    if eda_below is not None:
+        options["eda_below"] = eda_below
     gen_options = options.setdefault("generator_options", {})
     gen_options.update({k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None})
     if set_:

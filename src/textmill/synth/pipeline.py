@@ -262,11 +262,11 @@ class _Run:
         self.work = self.out.with_name(self.out.name + ".work")
 
     def go(self, resume: bool, overwrite: bool) -> SynthResult:
-        cfg = self.cfg
+        inputs = _read(self.cfg)
+        self.cfg = cfg = self.cfg.with_recipe(inputs.chinese)
         generator = self.build()
         if cfg.tune:
             check_tunable(generator)
-        inputs = _read(cfg)
         config_hash = _config_hash(cfg)
         journal, state = self.open_work(config_hash, resume, overwrite)
         chain = self.filters(inputs.train, inputs.chinese)
