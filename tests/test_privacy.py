@@ -236,7 +236,7 @@ def test_synth_trains_its_generator_privately_and_audits_it(tmp_path):
     data.write_text("".join(json.dumps({"text": t, "label": "ab"[i % 2]}) + "\n" for i, t in enumerate(ROWS)),
                     encoding="utf-8")
     res = textmill.synthesize(str(data), out=str(tmp_path / "out.jsonl"), generator="gpt", per_label=3, report=str(tmp_path / "r.html"),
-                              dp_epsilon=8, canaries={"repeats": [2], "per_repeat": 1}, report_seeds=3, max_attempts=2,
+                              dp_epsilon=8, canaries={"repeats": [2], "per_repeat": 1}, report_seeds=3, max_attempts=2, report_fluency=0,
                               skip_filters=["label"], generator_options={"overrides": ["train.max_steps=10", "train.batch_size=8"]},
                               progress=False)
     g = res.report["privacy"]["generator"]

@@ -207,7 +207,8 @@ def test_cnn_classifier_scores_a_text_the_same_whatever_it_is_batched_with():
 
 def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
     out = tmp_path / "synth.jsonl"
-    res = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"))
+    res = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"),
+                              report_fluency=20)
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert res.per_label == {"negative": 60, "positive": 60} and len(rows) == 120
     assert set(rows[0]) >= {"text", "label", "generator", "seed", "train_overlap", "label_prob", "config_hash"}
@@ -216,11 +217,13 @@ def test_synthesize_with_eda_writes_rows_and_a_report(labelled, tmp_path):
     assert report["label_balance"]["positive"] == {"real": 64, "synthetic": 60}
     assert report["filters"]["generated"] >= 120 + sum(v["removed"] for v in report["filters"]["removed"].values())
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    for section in ("Utility", "Fidelity", "Diversity", "Privacy", "Filters", "Label balance", "Examples", "data:image/png"):
+    for section in ("Utility", "Fidelity", "Fluency", "Diversity", "Privacy", "Filters", "Label balance", "Examples",
+                    "data:image/png"):
         assert section in html
     written = out.read_bytes()
     (tmp_path / "report.html").unlink()  # as if killed while reporting: the same command finishes the run
-    again = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"))
+    again = textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, report=str(tmp_path / "report.html"),
+                                report_fluency=20)
     assert again.rows == 120 and out.read_bytes() == written and (tmp_path / "report.html").is_file()
     assert textmill.synthesize(str(labelled), generator="eda", per_label=60, out=out, resume=True).rows == 120
     with pytest.raises(DataError, match="other options or data; pass --overwrite"):
@@ -278,7 +281,7 @@ def test_a_file_synth_did_not_write_is_never_replaced(labelled, tmp_path, resume
 def test_synth_reports_what_it_is_doing(labelled, tmp_path):
     calls = []
     textmill.synthesize(str(labelled), generator="gpt", per_label=5, out=tmp_path / "s.jsonl", report=str(tmp_path / "r.html"),
-                        skip_filters=["label"], progress=lambda *a: calls.append(a),
+                        skip_filters=["label"], progress=lambda *a: calls.append(a), report_fluency=0,
                         generator_options={"overrides": ["train.max_steps=6", "train.max_minutes=null", "train.eval_every=3",
                                                          "model.n_layer=1", "model.n_embd=32"]})
     assert calls[0][0].startswith("fitting the gpt generator") and calls[-1][0].startswith("report")

@@ -46,7 +46,7 @@ def test_a_generators_own_options_reach_it_alone_and_the_rest_reach_each_one_tha
 def test_a_mix_writes_its_shares_through_one_set_of_filters_and_names_who_wrote_each_row(data, tmp_path):
     out = tmp_path / "mix.jsonl"
     options = {"generator": "mix:eda+ngram", "per_label": 60, "generator_options": {"shares": {"eda": 1, "ngram": 2}},
-               "near_duplicate_threshold": 0.95, "progress": False}
+               "near_duplicate_threshold": 0.95, "progress": False, "report_fluency": 40}
     res = textmill.synthesize(str(data), out=out, report=str(tmp_path / "report.html"), **options)
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert res.per_label == {"negative": 60, "positive": 60}
@@ -58,6 +58,9 @@ def test_a_mix_writes_its_shares_through_one_set_of_filters_and_names_who_wrote_
     assert report["rows"]["by_generator"] == by and report["generator"]["name"] == "mix:eda+ngram"
     assert [(p["name"], p["share"]) for p in report["generator"]["parts"]] == [("eda", 1.0), ("ngram", 2.0)]
     assert f"{by['ngram']} written by ngram" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    fluency = report["fluency"]  # each generator's rows scored apart under the pretrained model
+    assert fluency["rows"] == {"real": 40, "synthetic": 40} and set(fluency["by_generator"]) == {"eda", "ngram"}
+    assert fluency["gap"] == pytest.approx(fluency["synthetic"] - fluency["real"])
     again = tmp_path / "again.jsonl"
     textmill.synthesize(str(data), out=again, **options)
     assert again.read_bytes() == out.read_bytes()  # reproducible from the seed
@@ -99,7 +102,7 @@ def test_a_mix_can_neither_be_tuned_nor_hold_a_generator_that_cannot_do_what_is_
 
 def test_the_report_audits_each_generator_of_a_mix_that_trained_on_the_rows(data, tmp_path):
     res = textmill.synthesize(str(data), generator="mix:eda+gpt", per_label=10, out=tmp_path / "m.jsonl",
-                              report=str(tmp_path / "r.html"), report_seeds=3, skip_filters=["label"], progress=False,
+                              report=str(tmp_path / "r.html"), report_seeds=3, skip_filters=["label"], progress=False, report_fluency=0,
                               generator_options={"gpt": {"overrides": ["train.max_steps=10", "train.max_minutes=null",
                                                                        "model.n_layer=1", "model.n_embd=32"]}})
     audits = res.report["privacy"]["generators"]

@@ -24,6 +24,7 @@ from textmill.synth.classify import text_classifier  # noqa: E402
 from textmill.synth.generators import build_generator  # noqa: E402
 from textmill.synth.generators import pretrained as pretrained_generators  # noqa: E402
 from textmill.synth.generators.prompted import clean_reply  # noqa: E402
+from textmill.synth.quality import fluency  # noqa: E402
 
 from .helpers import FOREIGN, tiny_model, tiny_tokenizer  # noqa: E402
 
@@ -233,3 +234,14 @@ def test_paraphrase_rewrites_each_real_row_of_its_label_in_turn(source, tmp_path
     assert gen.sample("happy", 3, seed=2) == gen.sample("happy", 3, seed=2)  # reproducible from the seed
     with pytest.raises(ConfigError, match="shots"):
         build_generator(f"paraphrase:{source}", {"shots": 3})
+
+
+def test_fluency_scores_word_salad_above_the_real_rows_it_was_made_of():
+    real = ["the food was wonderful and the staff were friendly", "i would not recommend this hotel to anyone",
+            "the room was clean and quiet", "we waited an hour for a cold pizza"]
+    rng = np.random.default_rng(0)
+    salad = [" ".join(rng.permutation(t.split())) for t in real]
+    f = fluency(real, [(t, "eda") for t in real] + [(t, "ngram") for t in salad], chinese=False, rows=8)
+    assert f["model"] == "embedded:smollm2-135m-instruct" and f["rows"] == {"real": 4, "synthetic": 8}
+    assert f["by_generator"]["ngram"] > f["by_generator"]["eda"] + 1.0 and f["gap"] > 0
+    assert fluency(real, [(t, "eda") for t in real], chinese=False)["by_generator"] == {}  # one writer: no breakdown

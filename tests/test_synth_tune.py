@@ -51,7 +51,8 @@ def thermometer(monkeypatch):
     return Thermometer
 
 
-OPTIONS = dict(generator="thermometer", per_row=8, holdout=0.2, skip_filters=["label", "near_duplicate"], progress=False)
+OPTIONS = dict(generator="thermometer", per_row=8, holdout=0.2, skip_filters=["label", "near_duplicate"], progress=False,
+               report_fluency=0)
 
 
 def test_tune_picks_the_setting_that_helps_on_rows_the_report_never_sees(thermometer, labelled, tmp_path):

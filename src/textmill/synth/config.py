@@ -89,6 +89,9 @@ class SynthConfig(Strict):
     redact_input: bool = Field(False, description="mask personal information in the real rows before the generator and "
                                                   "the filters see them")
     report_seeds: int = Field(5, ge=3, le=50)
+    report_fluency: int = Field(200, ge=0, description="real and synthetic rows (a seeded sample of each) whose per-token "
+                                                       "loss under the language's pretrained model the report compares "
+                                                       "(0: no fluency section)")
     report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")

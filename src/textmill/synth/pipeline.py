@@ -55,7 +55,7 @@ from .filters import (
 )
 from .generators import MixGenerator, SynthGenerator, build_generator
 from .journal import Journal, JournalState
-from .quality import quality_report
+from .quality import fluency, quality_report
 from .report import write_report
 from .rows import Row, Rows, check_labels, load_rows, stratified_split
 from .tune import check_tunable, choose_sampling
@@ -96,7 +96,7 @@ def _config_hash(cfg: SynthConfig) -> str:
         if path and not path.startswith("embedded:"):
             h.update(hashlib.sha256(Path(path).read_bytes()).digest())
     # what only the report reads may change on a resumed run; with tune, report_classifier chooses the sampling
-    report_only = {"report", "report_seeds"} | ({"report_classifier"} if not cfg.tune else set())
+    report_only = {"report", "report_seeds", "report_fluency"} | ({"report_classifier"} if not cfg.tune else set())
     settings = cfg.model_dump(exclude={"data", "eval_data", "out", *report_only})
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
@@ -373,6 +373,11 @@ class _Run:
         report = quality_report(inputs.train, inputs.heldout, synthetic, inputs.chinese, cfg.report_seeds, cfg.report_classifier)
         report["privacy"]["input_pii"] = inputs.input_pii
         report["rows"]["by_generator"] = dict(Counter(r["generator"] for r in state.rows))
+        if cfg.report_fluency and state.rows:
+            self.progress(f"report: fluency of {min(cfg.report_fluency, len(state.rows))} synthetic and real rows under "
+                          "the pretrained model", 0, None)
+            report["fluency"] = fluency([t for t, _ in inputs.train], [(r["text"], r["generator"]) for r in state.rows],
+                                        inputs.chinese, cfg.report_fluency, cfg.seed)
         runs = generator.trained_runs()
         if runs:
             self.progress("report: auditing the generator for memorization", 0, None)

@@ -12,7 +12,10 @@ diverse, does it leak the training texts?
 - diversity: distinct-1/2/3, Self-BLEU-4 (Texygen's definition) and the unique ratio, for the
   synthetic and the real texts side by side;
 - privacy: exact copies of training texts, n-gram overlap with the most similar training text, and
-  the longest common substring (characters) with any training text.
+  the longest common substring (characters) with any training text;
+- fluency: the median per-token loss of a sample of real and of synthetic texts under the language's
+  pretrained model (SmolLM2; Gemma 3 for Chinese), and of each generator's rows: word salad scores
+  far above the real rows, fluent rows near or below them.
 """
 
 from __future__ import annotations
@@ -138,6 +141,31 @@ def privacy(train: Sequence[str], synthetic: Sequence[str], examples: int = 3) -
                                          "share_of_length_median": float(np.median([n / max(len(t), 1) for n, t in zip(lcs, synthetic)]))
                                          if lcs else 0.0,
                                          "examples": [{"text": synthetic[i], "chars": lcs[i]} for i in worst]}}
+
+
+def fluency(real: Sequence[str], synthetic: Sequence[tuple[str, str]], chinese: bool, rows: int = 200,
+            seed: int = 0) -> dict[str, Any]:
+    """Median per-token loss (nats) of up to `rows` real texts and `rows` synthetic (text, generator)
+    pairs, seeded samples, under the language's pretrained model; `gap` is synthetic minus real."""
+    from ..features import FEATURE_SOURCES, reader
+
+    rng = random.Random(seed)
+    real = rng.sample(list(real), min(rows, len(real)))
+    synthetic = rng.sample(list(synthetic), min(rows, len(synthetic)))
+    losses = reader(FEATURE_SOURCES[chinese]).losses([*real, *(t for t, _ in synthetic)])
+    real_losses, syn_losses = losses[:len(real)], losses[len(real):]
+
+    def median(values: np.ndarray) -> float | None:
+        values = values[~np.isnan(values)]
+        return float(np.median(values)) if len(values) else None
+
+    writers = sorted({g for _, g in synthetic})
+    by_generator = {g: median(syn_losses[[i for i, (_, w) in enumerate(synthetic) if w == g]]) for g in writers}
+    real_median, syn_median = median(real_losses), median(syn_losses)
+    return {"model": FEATURE_SOURCES[chinese], "rows": {"real": len(real), "synthetic": len(synthetic)},
+            "real": real_median, "synthetic": syn_median,
+            "gap": None if real_median is None or syn_median is None else syn_median - real_median,
+            "by_generator": by_generator if len(writers) > 1 else {}}
 
 
 def quality_report(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5,

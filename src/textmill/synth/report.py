@@ -57,6 +57,8 @@ def _bars(counts: dict[str, dict[str, int]], ylabel: str) -> str:
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     def cell(v: Any) -> str:
+        if v is None:
+            return "n/a"
         if isinstance(v, float):
             return "n/a" if math.isnan(v) else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
         return html.escape(str(v))
@@ -83,6 +85,19 @@ def _tuning(t: dict[str, Any]) -> str:
             f"{t['validation_rows']} validation rows ({html.escape(t['validation'])}), never on the rows held out for this "
             "report.</p>" + _table(rows, ["trained on", "temperature", "top-p", "accuracy (%)", "macro-F1 (%)",
                                           "rows kept of generated"]))
+
+
+def _fluency(f: dict[str, Any]) -> str:
+    """The fluency section: median per-token loss of real and synthetic rows, and of each generator's."""
+    rows = [["real rows", f["rows"]["real"], f["real"]], ["synthetic rows", f["rows"]["synthetic"], f["synthetic"]]]
+    rows += [[f"written by {g}", "", v] for g, v in f["by_generator"].items()]
+    gap = f["gap"]
+    verdict = "" if gap is None else (
+        f"<p>The synthetic rows read {abs(gap):.2f} nats a token {'less' if gap > 0 else 'more'} fluently than the real "
+        f"ones{' (within 0.3 nats: as fluent)' if gap <= 0.3 else ''}.</p>")
+    return (f"<h2>Fluency: does it read like the real data?</h2><p>Median per-token loss (nats) under "
+            f"{html.escape(f['model'])}, on a seeded sample of each side; lower reads as more fluent to the model.</p>"
+            + _table(rows, ["texts", "scored", "median loss"]) + verdict)
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -130,6 +145,8 @@ def _render(r: dict[str, Any]) -> str:
                          ["vocabulary, real / synthetic", f"{f['vocabulary']['real']} / {f['vocabulary']['synthetic']}"],
                          ["synthetic words never seen in the real data", f"{100 * f['unseen_word_rate']:.1f}%"]],
                         ["measure", "value"]))
+    if r.get("fluency"):
+        s.append(_fluency(r["fluency"]))
     d = r["diversity"]
     s.append("<h2>Diversity</h2>")
     keys = ["distinct_1", "distinct_2", "distinct_3", "self_bleu_4", "unique_ratio"]
