@@ -39,6 +39,8 @@ kept under the size `500 (equal labels)`. Rows:
   through one set of filters with the pretrained judge; run with `--aug 18` (16 + 2 per real row).
   `mix (..., eda below 20)` writes the rows of a label with fewer than 20 real rows (TREC's 8
   abbreviation questions) by EDA's edits instead (`eda_below=20`); every other label's rows are the mix's.
+  `mix (..., eda below 20, fluency 90)` also removes every row whose per-token loss under SmolLM2 is
+  above the 90th percentile of the draw's real rows' (`fluency_percentile=90`): word salad.
 
 A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
 kept apart, and it is compared with real only as any other.
@@ -114,6 +116,10 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
                                                                                     "descriptions": "DESCRIPTIONS"}},
               "mix (ngram 8 : prompt 1, pretrained filter, eda below 20)": {
                   "generator": "mix:ngram+prompt", "label_classifier": "pretrained", "eda_below": 20,
+                  "generator_options": {"shares": {"ngram": 8, "prompt": 1}, "ngram": {"prefix": 2, "temperature": 0.7},
+                                        "descriptions": "DESCRIPTIONS"}},
+              "mix (ngram 8 : prompt 1, pretrained filter, eda below 20, fluency 90)": {
+                  "generator": "mix:ngram+prompt", "label_classifier": "pretrained", "eda_below": 20, "fluency_percentile": 90,
                   "generator_options": {"shares": {"ngram": 8, "prompt": 1}, "ngram": {"prefix": 2, "temperature": 0.7},
                                         "descriptions": "DESCRIPTIONS"}},
               "ngram (prefix 2, tuned, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",

@@ -21,6 +21,7 @@ from textmill.cli import app  # noqa: E402
 from textmill.errors import ConfigError  # noqa: E402
 from textmill.features import PretrainedFeatures  # noqa: E402
 from textmill.synth.classify import text_classifier  # noqa: E402
+from textmill.synth.filters import Candidate, Fluency  # noqa: E402
 from textmill.synth.generators import build_generator  # noqa: E402
 from textmill.synth.generators import pretrained as pretrained_generators  # noqa: E402
 from textmill.synth.generators.prompted import clean_reply  # noqa: E402
@@ -245,3 +246,15 @@ def test_fluency_scores_word_salad_above_the_real_rows_it_was_made_of():
     assert f["model"] == "embedded:smollm2-135m-instruct" and f["rows"] == {"real": 4, "synthetic": 8}
     assert f["by_generator"]["ngram"] > f["by_generator"]["eda"] + 1.0 and f["gap"] > 0
     assert fluency(real, [(t, "eda") for t in real], chinese=False)["by_generator"] == {}  # one writer: no breakdown
+
+
+def test_the_fluency_filter_removes_word_salad_and_keeps_rows_that_read_like_the_real_ones():
+    real = ["the food was wonderful and the staff were friendly", "i would not recommend this hotel to anyone",
+            "the room was clean and quiet", "we waited an hour for a cold pizza", "the view from the balcony was lovely",
+            "breakfast was served until ten every morning"]
+    salad = ["staff the and wonderful friendly food were was the", "anyone hotel not this i to recommend would"]
+    fluent = ["the staff were friendly and the food was wonderful", "i would not recommend this place to anyone"]
+    fluency_filter = Fluency(real, chinese=False, percentile=90)
+    batch = [Candidate(t, "x") for t in salad + fluent]
+    assert fluency_filter.keep(batch) == [False, False, True, True]
+    assert all(c.scores["fluency_loss"] > fluency_filter.limit for c in batch[:2])

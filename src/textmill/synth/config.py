@@ -33,7 +33,8 @@ DEFAULT_GRID = [Sampling(temperature=0.7), Sampling(temperature=1.0), Sampling(t
 
 
 OUTPUT_FORMATS = (".jsonl", ".csv", ".parquet")
-FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "content", "label")
+FILTER_NAMES = ("normalise", "length", "charset", "duplicate", "training_copy", "near_duplicate", "pii", "content", "fluency",
+                "label")
 PER_LABEL = 500  # synthetic rows for each label unless per_label or per_row say otherwise
 PII_DEFAULT = [t for t in PII_TYPES if t != "NAME"]  # names in reviews are mostly actors and authors
 
@@ -76,6 +77,9 @@ class SynthConfig(Strict):
     max_train_overlap: float = Field(0.9, gt=0.0, le=1.0)
     near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
     min_label_prob: float = Field(0.0, ge=0.0, le=1.0)
+    fluency_percentile: float | None = Field(None, gt=0, le=100, description="the fluency filter: remove rows whose "
+                                             "per-token loss under the language's pretrained model is above this "
+                                             "percentile of the real rows' (e.g. 90; None: no fluency filter)")
     label_classifier: ClassifierKind = Field("tfidf", description="the label filter's classifier, trained on the real rows")
     skip_filters: list[Literal[FILTER_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
     pii_types: PiiTypes = Field(default_factory=lambda: list(PII_DEFAULT),

@@ -4,13 +4,15 @@ A filter sees a chunk of candidates at a time (`keep` returns one verdict per ca
 write scores into them) and is told which candidates the whole chain kept (`commit`), so the
 duplicate filters compare each sample with every sample kept before it, across chunks and resumed
 runs. Order (cheap and certain first): normalise, length, charset, exact duplicates, copies of
-training texts, near duplicates, personal information, content, label consistency, then any extra filter.
+training texts, near duplicates, personal information, content, fluency (when asked for), label
+consistency, then any extra filter.
 
 Texts are compared in *metric tokens* (words, and each CJK character on its own), lowercased.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -221,6 +223,30 @@ class Content(Filter):
                 c.scores["content"] = ",".join(v.categories)  # type: ignore[assignment]
             verdicts.append(not v.hits)
         return verdicts
+
+
+class Fluency(Filter):
+    """A candidate must read as fluently to the language's pretrained model (SmolLM2; Gemma 3 for
+    Chinese) as most real rows: its per-token loss at most the `percentile`-th percentile of the real
+    training rows' losses (up to 1,000 of them, a seeded sample). N-gram rows that recombine a label's
+    words into word salad score far above the real rows; rewrites of real rows score near them."""
+
+    name, reason = "fluency", "reads less fluently to the pretrained model than most real rows"
+
+    def __init__(self, texts: Sequence[str], chinese: bool, percentile: float, seed: int = 0) -> None:
+        import numpy as np
+
+        from ..features import FEATURE_SOURCES, reader
+
+        self.reader = reader(FEATURE_SOURCES[chinese])
+        sample = random.Random(seed).sample(list(texts), min(1000, len(texts)))
+        self.limit = float(np.nanpercentile(self.reader.losses(sample), percentile))
+
+    def keep(self, batch: list[Candidate]) -> list[bool]:
+        losses = self.reader.losses([c.text for c in batch]) if batch else []
+        for c, loss in zip(batch, losses):
+            c.scores["fluency_loss"] = round(float(loss), 4)
+        return [bool(loss <= self.limit) for loss in losses]  # a text of no tokens (nan) is removed
 
 
 class LabelConsistency(Filter):

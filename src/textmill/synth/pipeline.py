@@ -45,6 +45,7 @@ from .filters import (
     ExactDuplicates,
     Filter,
     FilterChain,
+    Fluency,
     LabelConsistency,
     Length,
     NearDuplicates,
@@ -129,6 +130,8 @@ def _filters(cfg: SynthConfig, train: Rows, chinese: bool, extra: Sequence[Filte
         PersonalInformation(cfg.pii_types),
         Content(cfg.content_categories),
     ]
+    if cfg.fluency_percentile is not None and "fluency" not in cfg.skip_filters:  # scores the real rows when built
+        chosen.append(Fluency(texts, chinese, cfg.fluency_percentile, cfg.seed))
     if "label" not in cfg.skip_filters:  # its classifier trains (or loads a model) when built
         chosen.append(LabelConsistency(texts, [y for _, y in train], chinese, cfg.min_label_prob, cfg.label_classifier))
     return FilterChain([f for f in chosen if f.name not in cfg.skip_filters] + list(extra))
