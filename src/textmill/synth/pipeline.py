@@ -35,7 +35,7 @@ from ..evaluation.metrics import is_chinese, metric_tokens
 from ..files import replacing
 from ..progress import ProgressOption, Report, reporter
 from ..safety import Redactor
-from .config import OUTPUT_FORMATS, Sampling, SynthConfig
+from .config import FLUENCY_ROWS, OUTPUT_FORMATS, Sampling, SynthConfig
 from .fill import fill_label
 from .filters import (
     Candidate,
@@ -376,11 +376,12 @@ class _Run:
         report = quality_report(inputs.train, inputs.heldout, synthetic, inputs.chinese, cfg.report_seeds, cfg.report_classifier)
         report["privacy"]["input_pii"] = inputs.input_pii
         report["rows"]["by_generator"] = dict(Counter(r["generator"] for r in state.rows))
-        if cfg.report_fluency and state.rows:
-            self.progress(f"report: fluency of {min(cfg.report_fluency, len(state.rows))} synthetic and real rows under "
-                          "the pretrained model", 0, None)
+        sample = FLUENCY_ROWS[inputs.chinese] if cfg.report_fluency is None else cfg.report_fluency
+        if sample and state.rows:
+            self.progress(f"report: fluency of {min(sample, len(state.rows))} synthetic and real rows under the "
+                          "pretrained model", 0, None)
             report["fluency"] = fluency([t for t, _ in inputs.train], [(r["text"], r["generator"]) for r in state.rows],
-                                        inputs.chinese, cfg.report_fluency, cfg.seed)
+                                        inputs.chinese, sample, cfg.seed)
         runs = generator.trained_runs()
         if runs:
             self.progress("report: auditing the generator for memorization", 0, None)
