@@ -3,8 +3,9 @@
 Each draw takes 1,000 reviews (`max_rows`, seeded by the draw), trains on half and holds out the other
 half for the report (`holdout=0.5`), as the Gemma rows of synth_eda.md did; the report's classifier
 (TF-IDF + logistic regression, or Kim's CNN) trains on real only, on real + synthetic and on
-synthetic only, 5 resamples each; the report's fluency gap is the median per-token loss of 200
-synthetic rows minus that of 200 real ones under Gemma 3 (nats; issue 40's bar: at most +0.3). Generators:
+synthetic only, 5 resamples each; the report's fluency gap is the median per-token loss of the
+synthetic rows minus that of the real ones under Gemma 3 (nats; issue 40's bar: at most +0.3), on the
+report's default sample (50 rows a side for Chinese; the committed results were measured at 200). Generators:
 
 - `eda (1 per row)`: EDA's edits, one per real row (what the Gemma rows were measured at);
 - `recipe`: what `textmill synth` runs on Chinese with no `--generator` (synth/config.py RECIPES:

@@ -94,7 +94,7 @@ def _fluency(f: dict[str, Any]) -> str:
     gap = f["gap"]
     verdict = "" if gap is None else (
         f"<p>The synthetic rows read {abs(gap):.2f} nats a token {'less' if gap > 0 else 'more'} fluently than the real "
-        f"ones{' (within 0.3 nats: as fluent)' if gap <= 0.3 else ''}.</p>")
+        f"ones{' (within 0.3 nats: as fluent)' if 0 < gap <= 0.3 else ''}.</p>")
     return (f"<h2>Fluency: does it read like the real data?</h2><p>Median per-token loss (nats) under "
             f"{html.escape(f['model'])}, on a seeded sample of each side; lower reads as more fluent to the model.</p>"
             + _table(rows, ["texts", "scored", "median loss"]) + verdict)
