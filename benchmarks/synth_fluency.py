@@ -27,13 +27,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--rows", type=int, default=200)
     args = ap.parse_args()
-    real = [t for t, _ in draw(load_rows(str(DATASETS[args.dataset] / "train.txt"), "eda", 1, 0), args.n, None, args.seed)]
+    real = draw(load_rows(str(DATASETS[args.dataset] / "train.txt"), "eda", 1, 0), args.n, None, args.seed)
     prefix, suffix = f"{args.dataset}_{args.n}_", f"_{args.seed}.jsonl"
     rows = []
     for path in sorted(CACHE.glob(f"{prefix}*{suffix}")):
         generator = path.name[len(prefix):-len(suffix)].replace("_", " ")
         synthetic = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-        f = fluency(real, [(r["text"], r.get("generator", generator)) for r in synthetic], chinese=False, rows=args.rows,
+        f = fluency(real, [(r["text"], r["label"], r.get("generator", generator)) for r in synthetic], chinese=False, rows=args.rows,
                     seed=args.seed)
         rows.append({"id": f"{args.dataset}|{args.n}|{generator}|{args.seed}", "dataset": args.dataset, "draw": args.seed,
                      "generator": generator, "real": f["real"], "synthetic": f["synthetic"], "gap": f["gap"],

@@ -1,7 +1,8 @@
 """The server's pages in headless Debian Chromium, driven by Selenium (nothing downloaded). The
 playground at `/`: type a prompt, watch the text stream in, hover a token for its probability; chat
 with a template model. The rating page at `/rate`: two raters, each in a browser, judge a study and the report
-counts them. Skips when chromium or chromedriver is not installed (`apt-get install chromium chromium-driver`)."""
+counts them. Synth's report, opened from disk: every plot drawn, both sides in view. Skips when chromium or
+chromedriver is not installed (`apt-get install chromium chromium-driver`)."""
 
 from __future__ import annotations
 
@@ -199,3 +200,40 @@ def test_pages_on_other_sites_and_names_cannot_use_the_server(models, tmp_path):
             counted = r.read().decode()
     assert 'path="/v1/completions",status="403"' in counted and 'path="/v1/completions",status="200"' not in counted
     assert 'path="/",status="400"' in counted
+
+
+def test_the_synth_report_draws_every_plot_with_real_and_synthetic_rows_side_by_side(browser, labelled, tmp_path):
+    """The synth report opened from disk: every plot loads, nothing runs off the page, and the screenshots
+    of the plots that compare the two sides hold both colours, blue (real) and orange (synthetic): the
+    real label bars stand beside the synthetic ones, not hidden behind them. The map colours labels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    report = tmp_path / "report.html"
+    textmill.synthesize(str(labelled), generator="mix:eda+ngram", per_label=60, out=tmp_path / "rows.jsonl",
+                        report=str(report), report_fluency=40, near_duplicate_threshold=0.95, progress=False)
+    browser.set_window_size(1200, 900)
+    browser.get(report.as_uri())
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert [i.get_attribute("alt") for i in images] == [
+        "scores and gains with their intervals", "length histograms, real and synthetic",
+        "map of the rows by the pretrained model's features", "label balance, real and synthetic",
+        "share of each label's rows by generator"]
+    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    colours = {"real": (31, 119, 180), "synthetic": (255, 127, 14), "label 1": (44, 160, 44), "label 2": (214, 39, 40)}
+    seen = {}
+    for image in images:
+        browser.execute_script("arguments[0].scrollIntoView()", image)
+        pixels = np.asarray(Image.open(io.BytesIO(image.screenshot_as_png)).convert("RGB")).reshape(-1, 3).astype(int)
+        seen[image.get_attribute("alt").split(",")[0].split(" of")[0]] = {
+            name: int((np.abs(pixels - rgb).sum(1) < 40).sum()) for name, rgb in colours.items()} | {
+            "drawn": float((pixels.sum(1) < 600).mean())}
+    assert all(v["drawn"] > 0.01 for v in seen.values()), seen  # no blank plot
+    assert seen["length histograms"]["real"] > 200 and seen["length histograms"]["synthetic"] > 200, seen
+    balance = seen["label balance"]  # the labels' shares are equal on both sides: as much blue as orange
+    assert 0.5 < balance["real"] / balance["synthetic"] < 2, balance
+    assert seen["map"]["label 1"] > 100 and seen["map"]["label 2"] > 100, seen["map"]
+    assert "nearest training row" in browser.find_element(By.TAG_NAME, "body").text

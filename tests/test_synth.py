@@ -39,7 +39,7 @@ from textmill.synth.filters import (
     TrainingOverlap,
 )
 from textmill.synth.journal import Journal
-from textmill.synth.quality import privacy, two_sample_auc, utility
+from textmill.synth.quality import fidelity, nearest_rows, privacy, two_sample_auc, utility
 from textmill.synth.rows import load_rows, stratified_split
 
 from .helpers import BAD, GOOD, THINGS, reviews
@@ -166,8 +166,14 @@ def test_quality_measures():
     assert len(held) == 50 and {y for _, y in held} == {"positive", "negative"}
     u = utility(train, held, reviews(100, seed=1), chinese=False, seeds=3)
     assert u["settings"]["real"]["accuracy"]["mean"] > 90 and len(u["settings"]["real"]["accuracy"]) == 2
-    assert set(u["gain"]) == {"accuracy", "macro_f1"}
+    assert set(u["gain"]) == {"accuracy", "macro_f1"} and set(u["gain_by_label"]) == {"positive", "negative"}
     assert two_sample_auc([t for t, _ in rows], ["zz qq " * 5] * 100, chinese=False) > 0.95
+    f = fidelity([t for t, _ in train], ["a b c"] * 10 + ["word " * 500], chinese=False)
+    h = f["length_histogram"]  # the longest 1% lands in the last bar, not far off to the right
+    assert sum(h["real"]) == 150 and h["synthetic"][0] == 10 and h["synthetic"][-1] == 1 and len(h["edges"]) <= 31
+    near = nearest_rows([train[3][0], "zz qq"], train, chinese=False)
+    assert near[0] == {"text": train[3][0], "nearest": train[3][0], "nearest_label": train[3][1], "similarity": 1.0}
+    assert near[1]["similarity"] == 0.0
     p = privacy([t for t, _ in train], [train[0][0], "nothing like the rest"])
     assert p["exact_copies"] == 1 and p["longest_common_substring"]["max"] == len(train[0][0])
 

@@ -237,15 +237,21 @@ def test_paraphrase_rewrites_each_real_row_of_its_label_in_turn(source, tmp_path
         build_generator(f"paraphrase:{source}", {"shots": 3})
 
 
-def test_fluency_scores_word_salad_above_the_real_rows_it_was_made_of():
-    real = ["the food was wonderful and the staff were friendly", "i would not recommend this hotel to anyone",
-            "the room was clean and quiet", "we waited an hour for a cold pizza"]
+def test_fluency_scores_word_salad_above_the_real_rows_it_was_made_of_and_maps_both():
+    real = [("the food was wonderful and the staff were friendly", "pos"), ("i would not recommend this hotel to anyone", "neg"),
+            ("the room was clean and quiet", "pos"), ("we waited an hour for a cold pizza", "neg")]
     rng = np.random.default_rng(0)
-    salad = [" ".join(rng.permutation(t.split())) for t in real]
-    f = fluency(real, [(t, "eda") for t in real] + [(t, "ngram") for t in salad], chinese=False, rows=8)
+    salad = [(" ".join(rng.permutation(t.split())), y, "ngram") for t, y in real]
+    f = fluency(real, [(t, y, "eda") for t, y in real] + salad, chinese=False, rows=8)
     assert f["model"] == "embedded:smollm2-135m-instruct" and f["rows"] == {"real": 4, "synthetic": 8}
     assert f["by_generator"]["ngram"] > f["by_generator"]["eda"] + 1.0 and f["gap"] > 0
-    assert fluency(real, [(t, "eda") for t in real], chinese=False)["by_generator"] == {}  # one writer: no breakdown
+    m = f["map"]  # the same rows on two principal components, each point with its label
+    assert len(m["real"]) == 4 and len(m["synthetic"]) == 8 and 0 < sum(m["explained"]) <= 1
+    assert {p[2] for p in m["synthetic"]} == {"pos", "neg"} and all(len(p) == 3 for p in m["real"])
+    placed = {tuple(p[:2]) for p in m["real"]}
+    copies = [p for p in m["synthetic"] if any(abs(p[0] - a) + abs(p[1] - b) < 0.05 for a, b in placed)]
+    assert len(copies) == 4  # eda's rows here are the real rows: the same features, the same place
+    assert fluency(real, [(t, y, "eda") for t, y in real], chinese=False)["by_generator"] == {}  # one writer: no breakdown
 
 
 def test_the_fluency_filter_removes_word_salad_and_keeps_rows_that_read_like_the_real_ones():

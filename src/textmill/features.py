@@ -80,30 +80,43 @@ class Reader:
     def losses(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32) -> np.ndarray:
         """Each text's mean per-token loss in nats (its first `max_len` tokens after <bos>): lower reads
         as more fluent to the model. A text of no tokens scores nan."""
-        totals, counts = self._nll(texts, max_len, batch_size)
-        return np.divide(totals, counts, out=np.full(len(texts), np.nan), where=counts > 0)
+        return self.read(texts, max_len, batch_size, features=False)[0]
+
+    def read(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32,
+             features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each text's mean per-token loss (as `losses`) and, from the same forward pass, its features
+        (the mean of its final hidden states over those tokens, <bos> included; None with `features=False`)."""
+        totals, counts, states = self._nll(texts, max_len, batch_size, features)
+        return np.divide(totals, counts, out=np.full(len(texts), np.nan), where=counts > 0), states
 
     def log_likelihoods(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32) -> np.ndarray:
         """Each text's log-likelihood in nats (the sum over its first `max_len` tokens after <bos>)."""
-        return -self._nll(texts, max_len, batch_size)[0]
+        return -self._nll(texts, max_len, batch_size, False)[0]
 
     @torch.no_grad()
-    def _nll(self, texts: Sequence[str], max_len: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(summed negative log-likelihood, tokens scored) of each text."""
+    def _nll(self, texts: Sequence[str], max_len: int, batch_size: int,
+             features: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(summed negative log-likelihood, tokens scored, mean final hidden state or None) of each text."""
         totals, counts = np.zeros(len(texts)), np.zeros(len(texts))
+        pooled = np.zeros((len(texts), self.width), dtype=np.float32) if features else None
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         batch_size = max(1, min(batch_size, LOGITS_BUDGET // ((max_len + 1) * self.vocab)))  # Gemma 3: 262k logits a token
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             ids, mask = self._batch([texts[i] for i in chunk], max_len + 1)
             if self.native:
-                logits = self.gen.model(ids)
+                states = self.gen.model.features(ids)
+                logits = self.gen.model.lm_head(states)
             else:
-                logits = self.gen.model.hf(input_ids=ids, attention_mask=mask).logits
+                out = self.gen.model.hf(input_ids=ids, attention_mask=mask, output_hidden_states=features)
+                logits, states = out.logits, out.hidden_states[-1] if features else None
             nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
             m = mask[:, 1:].float()
             totals[chunk], counts[chunk] = (nll * m).sum(1).numpy(), m.sum(1).numpy()
-        return totals, counts
+            if pooled is not None:
+                every = mask[:, :-1, None].float()  # the states of the tokens whose next token is scored
+                pooled[chunk] = ((states[:, :-1].float() * every).sum(1) / every.sum(1).clamp(min=1)).numpy()
+        return totals, counts, pooled
 
 
 @functools.lru_cache(maxsize=2)

@@ -54,9 +54,14 @@ def text_classifier(chinese: bool, seed: int = 0, kind: ClassifierKind = "tfidf"
                              LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed))
     if kind != "tfidf":
         raise ValueError(f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
-    features = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True) if chinese \
-        else TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    return make_pipeline(features, LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed))
+    return make_pipeline(tfidf_features(chinese), LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed))
+
+
+def tfidf_features(chinese: bool) -> TfidfVectorizer:
+    """Word 1-2-grams for English, character 1-3-grams for Chinese (no segmenter needed)."""
+    if chinese:
+        return TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
 
 
 class _KimCNN(nn.Module):

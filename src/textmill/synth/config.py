@@ -98,7 +98,7 @@ class SynthConfig(Strict):
     report_seeds: int = Field(5, ge=3, le=50)
     report_fluency: int | None = Field(None, ge=0, description="real and synthetic rows (a seeded sample of each) whose "
                                        "per-token loss under the language's pretrained model the report compares (default "
-                                       f"{FLUENCY_ROWS[False]}; {FLUENCY_ROWS[True]} for Chinese; 0: no fluency section)")
+                                       f"{FLUENCY_ROWS[False]}; {FLUENCY_ROWS[True]} for Chinese; 0: no fluency section and no map)")
     report_classifier: ClassifierKind = Field("tfidf", description="utility classifier: tfidf (TF-IDF + logistic regression) "
                                                                    "cnn (Kim's sentence CNN, slower) or pretrained "
                                                                    "(SmolLM2 features)")

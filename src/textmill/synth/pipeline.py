@@ -376,11 +376,13 @@ class _Run:
         report = quality_report(inputs.train, inputs.heldout, synthetic, inputs.chinese, cfg.report_seeds, cfg.report_classifier)
         report["privacy"]["input_pii"] = inputs.input_pii
         report["rows"]["by_generator"] = dict(Counter(r["generator"] for r in state.rows))
+        report["rows"]["by_label_generator"] = {label: dict(Counter(r["generator"] for r in state.rows if r["label"] == label))
+                                                for label in inputs.labels}
         sample = FLUENCY_ROWS[inputs.chinese] if cfg.report_fluency is None else cfg.report_fluency
         if sample and state.rows:
-            self.progress(f"report: fluency of {min(sample, len(state.rows))} synthetic and real rows under the "
+            self.progress(f"report: fluency and map of {min(sample, len(state.rows))} synthetic and real rows under the "
                           "pretrained model", 0, None)
-            report["fluency"] = fluency([t for t, _ in inputs.train], [(r["text"], r["generator"]) for r in state.rows],
+            report["fluency"] = fluency(inputs.train, [(r["text"], r["label"], r["generator"]) for r in state.rows],
                                         inputs.chinese, sample, cfg.seed)
         runs = generator.trained_runs()
         if runs:

@@ -16,43 +16,119 @@ CLASSIFIER_NAMES = {"tfidf": "TF-IDF + logistic regression", "cnn": "Sentence CN
                     "pretrained": "Pretrained-model features + logistic regression"}
 
 
-def _png(fig) -> str:
+def _png(fig, alt: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _figure(width: float = 6.0, height: float = 3.0):
+REAL, SYNTHETIC = "#1f77b4", "#ff7f0e"  # every plot draws the real rows in blue, the synthetic ones in orange
+
+
+def _figure(width: float = 6.0, height: float = 3.0, panels: int = 1):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
-    return fig, fig.subplots()
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(1, panels)
 
 
 def _utility_plot(u: dict[str, Any]) -> str:
-    fig, ax = _figure()
+    """Left: each training set's scores as points with their intervals (the axis starts where the
+    scores do, not at 0). Right: the gain of real + synthetic over real only, overall and in each
+    label's F1, as points with intervals around a line at zero: green above it, red below, grey across it."""
     names = [k for k, v in u["settings"].items() if v["accuracy"]]
-    for i, metric in enumerate(("accuracy", "macro_f1")):
-        means = [u["settings"][k][metric]["mean"] for k in names]
-        errs = [0 if math.isnan(u["settings"][k][metric]["ci95"]) else u["settings"][k][metric]["ci95"] for k in names]
-        ax.bar([x + 0.38 * i for x in range(len(names))], means, 0.38, yerr=errs, capsize=4, label=metric)
-    ax.set_xticks([x + 0.19 for x in range(len(names))], [f"train on {k}" for k in names])
-    ax.set_ylabel("held-out real data (%)")
-    ax.legend(loc="lower right")
-    return _png(fig)
+    gains = [("accuracy", u["gain"].get("accuracy")), ("macro-F1", u["gain"].get("macro_f1"))]
+    gains += [(f"F1 of {label}", ci) for label, ci in u.get("gain_by_label", {}).items()]
+    gains = [(name, ci) for name, ci in gains if ci]
+    fig, (left, right) = _figure(10.0, 1.2 + 0.4 * max(2 * len(names), len(gains)), panels=2)
+
+    def interval(ci: dict[str, float]) -> float:
+        return 0.0 if math.isnan(ci["ci95"]) else ci["ci95"]
+
+    for j, metric in enumerate(("accuracy", "macro_f1")):
+        ys = [2 * i + 0.5 * j for i in range(len(names))]
+        cis = [u["settings"][k][metric] for k in names]
+        left.errorbar([c["mean"] for c in cis], ys, xerr=[interval(c) for c in cis], fmt="os"[j], capsize=3,
+                      color=("#333", "#888")[j], label=metric.replace("_", "-"))
+    left.set_yticks([2 * i + 0.25 for i in range(len(names))], [f"train on {k}" for k in names])
+    left.invert_yaxis()
+    left.set_xlabel("score on the held-out real rows (%)")
+    left.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, fontsize="small", frameon=False)
+    for i, (name, ci) in enumerate(gains):
+        low, high = ci["mean"] - interval(ci), ci["mean"] + interval(ci)
+        color = "#2a9d2a" if low > 0 else "#d62728" if high < 0 else "#777"
+        right.errorbar([ci["mean"]], [i], xerr=[interval(ci)], fmt="o", capsize=3, color=color)
+        right.annotate(f"{ci['mean']:+.2f}", (ci["mean"], i), textcoords="offset points", xytext=(0, 6), ha="center",
+                       fontsize="small", color=color)
+    right.axvline(0, color="#333", linewidth=0.8)
+    right.set_yticks(range(len(gains)), [name for name, _ in gains])
+    right.invert_yaxis()
+    right.set_ylim(len(gains) - 0.4, -0.7)
+    right.set_xlabel("gain of real + synthetic over real only (points)")
+    return _png(fig, "scores and gains with their intervals")
 
 
-def _bars(counts: dict[str, dict[str, int]], ylabel: str) -> str:
-    fig, ax = _figure()
+def _lengths_plot(h: dict[str, Any]) -> str:
+    fig, ax = _figure(6.0, 2.6)
+    for side, color in (("real", REAL), ("synthetic", SYNTHETIC)):
+        counts = h[side]
+        ax.stairs([100 * c / max(sum(counts), 1) for c in counts], h["edges"], color=color, linewidth=1.8,
+                  label=f"{side} ({sum(counts)})")
+    ax.set_xlabel("length (words; CJK characters)")
+    ax.set_ylabel("share of rows (%)")
+    ax.legend(fontsize="small")
+    return _png(fig, "length histograms, real and synthetic")
+
+
+def _map_plot(m: dict[str, Any]) -> str:
+    """The rows on the first two principal components: hollow circles real, dots synthetic, one colour a label."""
+    fig, ax = _figure(6.0, 4.2)
+    labels = sorted({p[2] for p in m["real"] + m["synthetic"]})
+    colors = {label: f"C{(i + 2) % 10}" for i, label in enumerate(labels)}  # not blue or orange: they mean real, synthetic
+    for label in labels:
+        syn = [p for p in m["synthetic"] if p[2] == label]
+        real = [p for p in m["real"] if p[2] == label]
+        ax.scatter([p[0] for p in syn], [p[1] for p in syn], s=9, color=colors[label], alpha=0.6, label=f"{label}, synthetic")
+        ax.scatter([p[0] for p in real], [p[1] for p in real], s=28, facecolors="none", edgecolors=colors[label],
+                   linewidths=1.1, label=f"{label}, real")
+    ax.set_xlabel(f"component 1 ({100 * m['explained'][0]:.0f}% of the variance)")
+    ax.set_ylabel(f"component 2 ({100 * m['explained'][1]:.0f}%)")
+    ax.legend(fontsize="x-small", ncols=2 if len(labels) > 3 else 1, loc="best")
+    return _png(fig, "map of the rows by the pretrained model's features")
+
+
+def _balance_plot(counts: dict[str, dict[str, int]]) -> str:
+    """Each label's share of the real and of the synthetic rows, side by side, with the counts on top."""
     labels = list(counts)
-    series = sorted({k for v in counts.values() for k in v})
-    width = 0.8 / max(len(series), 1)
-    for i, s in enumerate(series):
-        ax.bar([x + width * i for x in range(len(labels))], [counts[lab].get(s, 0) for lab in labels], width, label=s)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))], labels, rotation=30 if len(labels) > 6 else 0)
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    return _png(fig)
+    fig, ax = _figure(max(4.0, 0.9 * len(labels) + 2), 2.8)
+    for i, (side, color) in enumerate((("real", REAL), ("synthetic", SYNTHETIC))):
+        total = max(sum(v[side] for v in counts.values()), 1)
+        xs = [x + 0.38 * i for x in range(len(labels))]
+        bars = ax.bar(xs, [100 * counts[label][side] / total for label in labels], 0.38, color=color, label=side)
+        ax.bar_label(bars, [str(counts[label][side]) for label in labels], fontsize="x-small")
+    ax.set_xticks([x + 0.19 for x in range(len(labels))], labels, rotation=30 if len(labels) > 6 else 0)
+    ax.set_ylabel("share of the side's rows (%)")
+    ax.set_ylim(0, 1.3 * ax.get_ylim()[1])
+    ax.legend(loc="upper right", ncols=2, fontsize="small")
+    return _png(fig, "label balance, real and synthetic")
+
+
+def _writers_plot(by_label: dict[str, dict[str, int]]) -> str:
+    """Which generator wrote what share of each label's rows (a mix's parts, EDA below eda_below)."""
+    labels = list(by_label)
+    writers = sorted({g for v in by_label.values() for g in v})
+    fig, ax = _figure(6.0, 0.8 + 0.35 * len(labels))
+    left = [0.0] * len(labels)
+    for i, g in enumerate(writers):
+        shares = [100 * by_label[label].get(g, 0) / max(sum(by_label[label].values()), 1) for label in labels]
+        ax.barh(range(len(labels)), shares, left=left, color=f"C{(i + 2) % 10}", label=g)
+        left = [a + b for a, b in zip(left, shares)]
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of the label's synthetic rows (%)")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _png(fig, "share of each label's rows by generator")
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
@@ -125,8 +201,10 @@ def _render(r: dict[str, Any]) -> str:
         s.append(_table([[k, _ci(v["accuracy"]), _ci(v["macro_f1"])] for k, v in u["settings"].items()],
                         ["trained on", "accuracy (%)", "macro-F1 (%)"]))
         if u.get("gain"):
+            by_label = "".join(f", {html.escape(label)} {_ci(ci)}" for label, ci in u.get("gain_by_label", {}).items())
             s.append(f"<p>Gain of real + synthetic over real only (paired by seed): accuracy {_ci(u['gain'].get('accuracy'))}, "
-                     f"macro-F1 {_ci(u['gain'].get('macro_f1'))} points.</p>")
+                     f"macro-F1 {_ci(u['gain'].get('macro_f1'))} points; each label's F1{by_label}. On the right, a gain "
+                     "whose interval clears zero is green (helps) or red (hurts); grey is within the noise.</p>")
         s.append(_utility_plot(u))
     else:
         s.append("<p>Not measured: no held-out rows or no synthetic rows.</p>")
@@ -145,8 +223,16 @@ def _render(r: dict[str, Any]) -> str:
                          ["vocabulary, real / synthetic", f"{f['vocabulary']['real']} / {f['vocabulary']['synthetic']}"],
                          ["synthetic words never seen in the real data", f"{100 * f['unseen_word_rate']:.1f}%"]],
                         ["measure", "value"]))
+        if f.get("length_histogram"):
+            s.append(_lengths_plot(f["length_histogram"]))
     if r.get("fluency"):
         s.append(_fluency(r["fluency"]))
+        if r["fluency"].get("map"):
+            s.append("<h2>Map: where do the synthetic rows sit among the real ones?</h2><p>The same rows placed by "
+                     f"{html.escape(r['fluency']['model'])}'s features (the first two principal components of both sides "
+                     "together): synthetic dots bunched in one corner are mode collapse, dots away from the real circles "
+                     "are drift, dots of one label among another's circles may carry the wrong label.</p>"
+                     + _map_plot(r["fluency"]["map"]))
     d = r["diversity"]
     s.append("<h2>Diversity</h2>")
     keys = ["distinct_1", "distinct_2", "distinct_3", "self_bleu_4", "unique_ratio"]
@@ -194,13 +280,17 @@ def _render(r: dict[str, Any]) -> str:
                     ["filter", "removed", "why"]))
     s.append(f"<p>{filters.get('generated', 0)} generated, {r['rows']['synthetic']} kept.</p>")
     s.append("<h2>Label balance</h2>")
-    s.append(_bars(r["label_balance"], "rows"))
-    s.append("<h2>Examples</h2>")
+    s.append(_balance_plot(r["label_balance"]))
+    writers = r["rows"].get("by_label_generator", {})
+    if len({g for v in writers.values() for g in v}) > 1:
+        s.append("<h2>Who wrote what</h2>" + _writers_plot(writers))
+    s.append("<h2>Examples</h2><p>Synthetic rows beside the training row most like each (cosine similarity of their "
+             "TF-IDF words and word pairs: 1.0 is the same words; a nearest row of another label is named).</p>")
     for label, ex in r["examples"].items():
-        n = max(len(ex["real"]), len(ex["synthetic"]))
-        rows = [[ex["real"][i] if i < len(ex["real"]) else "", ex["synthetic"][i] if i < len(ex["synthetic"]) else ""]
-                for i in range(n)]
-        s.append(f"<h3>{html.escape(label)}</h3>" + _table(rows, ["real", "synthetic"]))
+        rows = [[e["text"], e["nearest"] if e["nearest_label"] in (label, None) else f"[{e['nearest_label']}] {e['nearest']}",
+                 e["similarity"]] for e in ex["synthetic"]]
+        s.append(f"<h3>{html.escape(label)}</h3>" + _table(rows, ["synthetic", "nearest training row", "similarity"])
+                 + "<p>Real rows of the label:</p><ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in ex["real"]) + "</ul>")
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}table{border-collapse:collapse;"
              "margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}"
              ".warn{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}img{max-width:100%}")
