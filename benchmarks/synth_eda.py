@@ -41,6 +41,9 @@ kept under the size `500 (equal labels)`. Rows:
   abbreviation questions) by EDA's edits instead (`eda_below=20`); every other label's rows are the mix's.
   `mix (..., eda below 20, fluency 90)` also removes every row whose per-token loss under SmolLM2 is
   above the 90th percentile of the draw's real rows' (`fluency_percentile=90`): word salad.
+- `recipe (tuned)`: the default (`generator=recipe`, the mix above with `eda_below=20`) with `tune`:
+  its shares, the judge's threshold and `eda_below` chosen by TF-IDF on a stratified quarter of the
+  draw's own rows, from pools each part wrote once (synth/tune.py `choose_mix`); run with `--aug 18`.
 
 A generator run with another `--aug` than 16 is named with it, e.g. `prompt (aug 2)`: its rows are
 kept apart, and it is compared with real only as any other.
@@ -122,6 +125,7 @@ GENERATORS = {"eda (paper)": PAPER_EDA, "eda": {"generator": "eda"}, "ngram": {"
                   "generator": "mix:ngram+prompt", "label_classifier": "pretrained", "eda_below": 20, "fluency_percentile": 90,
                   "generator_options": {"shares": {"ngram": 8, "prompt": 1}, "ngram": {"prefix": 2, "temperature": 0.7},
                                         "descriptions": "DESCRIPTIONS"}},
+              "recipe (tuned)": {"generator": "recipe", "tune": True, "generator_options": {"descriptions": "DESCRIPTIONS"}},
               "ngram (prefix 2, tuned, pretrained filter)": {"generator": "ngram", "label_classifier": "pretrained",
                                                              "generator_options": {"prefix": 2}, "tune": True,
                                                              "tune_data": OUTSIDE, "report_classifier": "cnn"}}

@@ -44,9 +44,21 @@ class Thermometer(SynthGenerator):
                 f"{rng.choice(['wine', 'cake', 'host'])} was {rng.choice(words)} number {i}" for i in range(n)]
 
 
+class Contrary(Thermometer):
+    """Writes reviews of the other sentiment, whatever the temperature: rows that only hurt."""
+
+    name = "contrary"
+
+    def sample(self, label: str, n: int, seed: int) -> list[str]:
+        rng, words = random.Random(seed), BAD if label == "positive" else GOOD
+        return [f"the {rng.choice(['meal', 'visit', 'evening'])} was {rng.choice(words)} and the "
+                f"{rng.choice(['wine', 'cake', 'host'])} was {rng.choice(words)} number {i}" for i in range(n)]
+
+
 @pytest.fixture
 def thermometer(monkeypatch):
     monkeypatch.setitem(GENERATORS._items, "thermometer", Thermometer)
+    monkeypatch.setitem(GENERATORS._items, "contrary", Contrary)
     Thermometer.fitted, Thermometer.sampled = [], []
     return Thermometer
 
@@ -98,7 +110,7 @@ def test_cli_tune(thermometer, labelled, tmp_path):
 
 def test_tune_refuses_what_it_cannot_do(thermometer, labelled, tmp_path):
     out = tmp_path / "o.jsonl"
-    with pytest.raises(ConfigError, match="'eda' generator is not one"):
+    with pytest.raises(ConfigError, match="'eda' generator is neither"):
         textmill.synthesize(str(labelled), generator="eda", tune=True, out=out)
     with pytest.raises(ConfigError, match="temperature was given too; drop --temperature"):
         textmill.synthesize(str(labelled), generator="ngram", tune=True, generator_options={"temperature": 0.8}, out=out)
@@ -120,3 +132,42 @@ def test_the_report_names_every_classifier(thermometer, labelled, tmp_path):
     report = json.loads(json.dumps(res.report))
     report["utility"]["classifier"] = "pretrained"
     assert "Pretrained-model features + logistic regression" in render_html(report)
+
+
+def test_a_mix_is_tuned_on_its_shares_and_eda_below_from_pools_written_once(thermometer, tmp_path):
+    # 80 positive reviews and 24 negative ones: eda_below 20 would edit the negative label's 19 training rows
+    rows = [r for r in reviews(400) if r[1] == "positive"][:80] + [r for r in reviews(400) if r[1] == "negative"][:24]
+    data = tmp_path / "few.txt"
+    data.write_text("".join(f"{label}\t{text}\n" for text, label in rows), encoding="utf-8")
+    out, report = tmp_path / "o.jsonl", tmp_path / "r.html"
+    options = {**OPTIONS, "generator": "mix:thermometer+contrary", "report_seeds": 3, "per_row": 16,
+               "generator_options": {"shares": {"thermometer": 1, "contrary": 8}, "thermometer": {"temperature": 0.7}}}
+    res = textmill.synthesize(str(data), out=out, tune=True, report=str(report), **options)
+    t = res.tuning
+    assert t["kind"] == "mix" and set(t["pools"]) == {"thermometer", "contrary", "eda"}  # eda: for the small label only
+    tried = [(tuple(s["shares"].values()), s["min_label_prob"], s["eda_below"]) for s in t["settings"]]
+    assert tried[0] == ((1.0, 8.0), 0.0, 0)  # the run's own first: a tie keeps it
+    assert {x[0] for x in tried} == {(1.0, 8.0), (1.0, 1.0), (1.0, 0.0), (0.0, 1.0)} and {x[2] for x in tried} == {0, 20}
+    assert len(tried) == 8  # no label filter: one threshold; eda_below 50 edits what 20 edits: tried once
+    scores = {x: s["accuracy"] for x, s in zip(tried, t["settings"])}
+    assert scores[(0.0, 1.0), 0.0, 0] < t["real_only"]["accuracy"]  # the contrary rows alone hurt
+    assert t["chosen"]["shares"] == {"thermometer": 1.0, "contrary": 0.0}
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert {r["generator"] for r in written if r["label"] == "positive"} == {"thermometer"}  # the choice ran
+    assert res.report["generator"]["parts"][1]["share"] == 0.0
+    assert "Shares, label filter and eda_below, chosen on validation rows" in report.read_text(encoding="utf-8")
+    fits = len(thermometer.fitted)
+    again = textmill.synthesize(str(data), out=out, tune=True, **options)  # resumed: the choice is kept, not made again
+    assert again.tuning == t and len(thermometer.fitted) == fits + 2  # the run's two parts, no fold
+
+
+def test_a_mix_tries_the_label_filters_thresholds_and_keeps_the_runs_first():
+    from textmill.synth.config import SynthConfig
+    from textmill.synth.tune import _candidates
+
+    cfg = SynthConfig(data="d", out="o.jsonl", min_label_prob=0.5, eda_below=10)
+    tried = _candidates(cfg, ["a", "b"], [2.0, 1.0], {"x": 5, "y": 30, "z": 100}, label_filter=True)
+    assert tried[0] == {"shares": {"a": 2.0, "b": 1.0}, "min_label_prob": 0.5, "eda_below": 10}
+    assert [(t["min_label_prob"], t["eda_below"]) for t in tried[:4]] == [(0.5, 10), (0.5, 0), (0.5, 50), (0.0, 10)]
+    assert sorted({t["eda_below"] for t in tried}) == [0, 10, 50]  # 10 edits x, 0 none, 20 x again (left out), 50 x and y
+    assert sorted({t["min_label_prob"] for t in tried}) == [0.0, 0.5, 0.7, 0.9] and len(tried) == 4 * 4 * 3

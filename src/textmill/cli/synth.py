@@ -39,7 +39,9 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
               help="sampling temperature of model generators (default 1.0; prompt: 0.9)")] = None,
           top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling of model generators (default none; prompt: 0.95)")] = None,
           tune: Annotated[bool, typer.Option(help="choose temperature and top-p among --option tune_grid=[...] (default: "
-                                                 "T 0.7; T 1.0; T 1.0 top-p 0.9) on validation rows before generating")] = False,
+                                                 "T 0.7; T 1.0; T 1.0 top-p 0.9), or a mix's (and the English recipe's) "
+                                                 "shares, label-filter threshold and eda_below, on validation rows "
+                                                 "before generating")] = False,
           tune_data: Annotated[Optional[str], typer.Option(
               help="labelled validation rows for --tune (a dev set, never the test set); default: a quarter of the training rows")] = None,
           eda_below: Annotated[Optional[int], typer.Option(
@@ -106,13 +108,14 @@ def synth(data: Annotated[Optional[str], typer.Argument(help="labelled CSV/TSV/J
         table.add_row(name, str(n))
     out.print(table)
     if res.tuning:
-        from ..synth.config import Sampling
+        from ..synth.tune import describe
 
         t = res.tuning
-        tried = "; ".join(f"{Sampling(temperature=v['temperature'], top_p=v['top_p']).describe()}: {v['accuracy']:.2f}"
-                          for v in t["settings"])
+        shown = t["settings"] if len(t["settings"]) <= 6 else [t["settings"][0], max(t["settings"], key=lambda v: v["accuracy"])]
+        tried = "; ".join(f"{describe(v)}: {v['accuracy']:.2f}" for v in shown)
+        more = f" (of {len(t['settings'])} tried; the run's own first)" if len(shown) < len(t["settings"]) else ""
         out.print(f"tuning ({t['classifier']}, {t['validation_rows']} validation rows; real only {t['real_only']['accuracy']:.2f}): "
-                  f"{tried} -> {Sampling(**t['chosen']).describe()}")
+                  f"{tried}{more} -> {describe(t['chosen'])}")
     out.print("removed by filter: " + ", ".join(f"{k} {v}" for k, v in res.removed.items()))
     if res.report:
         u = res.report.get("utility") or {}

@@ -105,8 +105,9 @@ class SynthConfig(Strict):
     max_attempts: int = Field(20, ge=1, description="give up on a label after generating this many times its rows")
     eda_below: int = Field(0, ge=0, description="labels with fewer real training rows than this get EDA's edits of their "
                                                 "own rows instead of the generator's samples (0: every label from the generator)")
-    tune: bool = Field(False, description="choose the generator's temperature and top_p among tune_grid on validation "
-                                          "rows (tune_data, else a quarter of the training rows) before generating")
+    tune: bool = Field(False, description="choose the generator's temperature and top_p among tune_grid, or a mix's "
+                                          "shares, min_label_prob and eda_below (tune.choose_mix), on validation rows "
+                                          "(tune_data, else a quarter of the training rows) before generating")
     tune_grid: list[Sampling] = Field(default_factory=lambda: list(DEFAULT_GRID), min_length=1,
                                       description="the settings tune tries: [{temperature, top_p}, ...]")
     tune_data: str | None = Field(None, description="labelled validation rows for tune (a dev set, never the test set)")

@@ -35,7 +35,7 @@ from ..evaluation.metrics import is_chinese, metric_tokens
 from ..files import replacing
 from ..progress import ProgressOption, Report, reporter
 from ..safety import Redactor
-from .config import FLUENCY_ROWS, OUTPUT_FORMATS, Sampling, SynthConfig
+from .config import FLUENCY_ROWS, OUTPUT_FORMATS, SynthConfig
 from .fill import fill_label
 from .filters import (
     Candidate,
@@ -59,7 +59,7 @@ from .journal import Journal, JournalState
 from .quality import fluency, quality_report
 from .report import write_report
 from .rows import Row, Rows, check_labels, load_rows, stratified_split
-from .tune import check_tunable, choose_sampling
+from .tune import check_tunable, choose_mix, choose_sampling, describe
 
 log = logging.getLogger(__name__)
 
@@ -272,9 +272,9 @@ class _Run:
             check_tunable(generator)
         config_hash = _config_hash(cfg)
         journal, state = self.open_work(config_hash, resume, overwrite)
-        chain = self.filters(inputs.train, inputs.chinese)
-        chain.commit([Candidate(r["text"], r["label"]) for r in state.rows])
         tuning = self.fit(generator, inputs)
+        chain = self.filters(inputs.train, inputs.chinese)  # after tuning, which may choose the label filter's threshold
+        chain.commit([Candidate(r["text"], r["label"]) for r in state.rows])
         edited = self.edited_labels(inputs)
         self.fill(generator, edited, inputs, chain, journal, state, config_hash)
         write_table(state.rows, self.out, lambda tmp: journal.record_output(file_sha256(tmp)))
@@ -315,11 +315,20 @@ class _Run:
         generator.fit(inputs.train, self.work, inputs.chinese, cfg.seed)
         if not cfg.tune:
             return None
+        if isinstance(generator, MixGenerator):
+            pools = cfg.model_copy(update={"min_label_prob": 0.0})  # the pools keep every row's label_prob to choose from
+            tuning = choose_mix(cfg, generator, self.build, inputs.train, inputs.tune_rows, inputs.labels, inputs.chinese,
+                                self.work, lambda rows: _filters(pools, rows, inputs.chinese, self.extra), self.progress)
+            chosen = tuning["chosen"]
+            generator.shares = [chosen["shares"][spec] for spec in generator.specs]
+            self.cfg = cfg.model_copy(update={"min_label_prob": chosen["min_label_prob"], "eda_below": chosen["eda_below"]})
+            log.info("tuning chose %s", describe(chosen))
+            return tuning
         tuning = choose_sampling(cfg, generator, self.build, inputs.train, inputs.tune_rows, inputs.labels, inputs.chinese,
                                  self.work, lambda rows: self.filters(rows, inputs.chinese), self.progress)
         for key, value in tuning["chosen"].items():
             setattr(generator.options, key, value)
-        log.info("tuning chose %s", Sampling(**tuning["chosen"]).describe())
+        log.info("tuning chose %s", describe(tuning["chosen"]))
         return tuning
 
     def edited_labels(self, inputs: _Inputs) -> set[str]:

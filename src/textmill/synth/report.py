@@ -151,16 +151,18 @@ def _ci(x: dict[str, float] | None) -> str:
 
 
 def _tuning(t: dict[str, Any]) -> str:
+    from .tune import describe
+
     chosen = t["chosen"]
-    rows = [["real only", "", "", t["real_only"]["accuracy"], t["real_only"]["macro_f1"], ""]]
-    rows += [[("chosen: " if {k: v[k] for k in chosen} == chosen else "") + "real + synthetic", v["temperature"],
-              "none" if v["top_p"] is None else v["top_p"], v["accuracy"], v["macro_f1"], f"{v['rows']} of {v['generated']}"]
-             for v in t["settings"]]
-    return (f"<h2>Sampling, chosen on validation rows</h2><p>{CLASSIFIER_NAMES[t['classifier']]} trained on "
-            f"{t['fit_rows']} real rows (+ each setting's synthetic rows, {t['share']:.0%} of the run's), scored on "
+    rows = [["real only", "", t["real_only"]["accuracy"], t["real_only"]["macro_f1"], ""]]
+    rows += [[("chosen: " if {k: v[k] for k in chosen} == chosen else "") + "real + synthetic", describe(v), v["accuracy"],
+              v["macro_f1"], f"{v['rows']} of {v['generated']}" if "generated" in v else v["rows"]] for v in t["settings"]]
+    pools = "".join(f"; {n} rows in the pool of {html.escape(g)}" for g, n in t.get("pools", {}).items())
+    what = "Shares, label filter and eda_below" if t.get("kind") == "mix" else "Sampling"
+    return (f"<h2>{what}, chosen on validation rows</h2><p>{CLASSIFIER_NAMES[t['classifier']]} trained on "
+            f"{t['fit_rows']} real rows (+ each setting's synthetic rows, {t['share']:.0%} of the run's{pools}), scored on "
             f"{t['validation_rows']} validation rows ({html.escape(t['validation'])}), never on the rows held out for this "
-            "report.</p>" + _table(rows, ["trained on", "temperature", "top-p", "accuracy (%)", "macro-F1 (%)",
-                                          "rows kept of generated"]))
+            "report.</p>" + _table(rows, ["trained on", "setting", "accuracy (%)", "macro-F1 (%)", "synthetic rows"]))
 
 
 def _fluency(f: dict[str, Any]) -> str:

@@ -16,12 +16,25 @@ it before writing any row:
 
 The winner replaces the generator's `temperature` and `top_p`. The table goes to the report and to
 `OUT.work/tuning.json`, so a resumed run does not tune again.
+
+A mix (the English recipe is one) is tuned on what it selects rather than how it samples
+(`choose_mix`): each part writes one pool of rows per label (a quarter of the run's rows, through the
+filters with the label filter's threshold at 0, each row keeping its `label_prob`), EDA writes one for
+the labels small enough for an `eda_below` candidate to edit, and every combination of
+- the shares: the run's, equal, and each part alone;
+- the label filter's threshold (`min_label_prob`): `MIN_LABEL_PROBS` and the run's;
+- `eda_below`: 0, the run's and `EDA_BELOW`, counted once for each set of labels it edits;
+takes its rows from the pools (a label's count split by the shares, each part's first rows whose
+`label_prob` reaches the threshold) and is scored as above. Rows are generated once, so the
+combinations cost a classifier fit each. The winner sets the mix's shares, `min_label_prob` and
+`eda_below`; ties keep the run's settings (listed first).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,10 +42,11 @@ from typing import Any
 from ..errors import ConfigError
 from ..files import atomic_write_text
 from ..progress import Report
-from .config import SynthConfig
+from .config import Sampling, SynthConfig
 from .fill import fill_label
-from .filters import FilterChain
-from .generators import SynthGenerator
+from .filters import Candidate, FilterChain
+from .generators import SynthGenerator, build_generator
+from .generators.mix import MixGenerator, split_by_shares
 from .journal import JournalState
 from .quality import classifier_scores
 from .rows import Rows, stratified_split
@@ -46,24 +60,22 @@ FEW_VALIDATION_ROWS = 100  # below this, warn: a row or two decides the choice
 
 def check_tunable(generator: SynthGenerator) -> None:
     """Refuse tuning that cannot mean anything, before any work."""
+    if isinstance(generator, MixGenerator):
+        return  # a mix is tuned on its shares, label filter and eda_below (choose_mix)
     if not generator.samples:
         raise ConfigError(f"tune chooses the sampling temperature and top-p of one generator that samples a model (ngram, "
-                          f"rnn/lstm/gru, gpt, cvae, run, prompt or pretrained); the {generator.name!r} generator is not "
-                          "one: pick one of those, or drop tune")
+                          f"rnn/lstm/gru, gpt, cvae, run, prompt or pretrained), or a mix's shares; the {generator.name!r} "
+                          "generator is neither: pick one of those, or drop tune")
     given = [k for k in ("temperature", "top_p") if k in generator.options.model_fields_set]
     if given:
         raise ConfigError(f"tune chooses temperature and top_p itself, but {' and '.join(given)} was given too; drop "
                           "--temperature/--top-p, or drop --tune and keep them")
 
 
-def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable[[], SynthGenerator], train: Rows,
-                    tune_rows: Rows | None, labels: list[str], chinese: bool, work: Path,
-                    make_filters: Callable[[Rows], FilterChain], progress: Report) -> dict[str, Any]:
-    """The tuning record ({"chosen": {...}, "settings": [...], ...}); see the module docstring.
-    `generator` is the run's own, already fitted on `train`; `build` makes another for a fold."""
-    record_path = work / "tuning.json"
-    if record_path.exists():  # a resumed run keeps the choice it made
-        return json.loads(record_path.read_text(encoding="utf-8"))
+def _validation(cfg: SynthConfig, generator: SynthGenerator, build: Callable[[], SynthGenerator], train: Rows,
+                tune_rows: Rows | None, chinese: bool, work: Path,
+                progress: Report) -> tuple[SynthGenerator, list[tuple[str, str]], list[tuple[str, str]], str]:
+    """(the generator fitted on the fit rows, fit rows, validation rows, where the validation rows come from)."""
     if tune_rows is not None:
         fit_rows, validation, where = list(train), list(tune_rows), "tune_data"
     else:
@@ -76,6 +88,22 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
     if len(validation) < FEW_VALIDATION_ROWS:
         log.warning("tuning on %d validation rows: a row or two decides the choice; pass tune_data (a labelled dev set) "
                     "for a steadier one", len(validation))
+    return generator, fit_rows, validation, where
+
+
+def _saved(work: Path) -> dict[str, Any] | None:
+    path = work / "tuning.json"  # a resumed run keeps the choice it made
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable[[], SynthGenerator], train: Rows,
+                    tune_rows: Rows | None, labels: list[str], chinese: bool, work: Path,
+                    make_filters: Callable[[Rows], FilterChain], progress: Report) -> dict[str, Any]:
+    """The tuning record ({"chosen": {...}, "settings": [...], ...}); see the module docstring.
+    `generator` is the run's own, already fitted on `train`; `build` makes another for a fold."""
+    if (saved := _saved(work)) is not None:
+        return saved
+    generator, fit_rows, validation, where = _validation(cfg, generator, build, train, tune_rows, chinese, work, progress)
     wanted = {x: max(1, round(TUNE_SHARE * n)) for x, n in cfg.wanted(fit_rows, labels).items()}
     real_acc, real_f1 = classifier_scores(fit_rows, validation, chinese, cfg.seed, cfg.report_classifier)
     settings = []
@@ -100,5 +128,94 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
     record = {"chosen": cfg.tune_grid[best].model_dump(), "validation": where, "validation_rows": len(validation),
               "fit_rows": len(fit_rows), "classifier": cfg.report_classifier, "share": TUNE_SHARE,
               "real_only": {"accuracy": real_acc, "macro_f1": real_f1}, "settings": settings}
-    atomic_write_text(record_path, json.dumps(record, indent=1))
+    atomic_write_text(work / "tuning.json", json.dumps(record, indent=1))
     return record
+
+
+MIN_LABEL_PROBS = (0.0, 0.7, 0.9)  # the label filter's thresholds a mix's tuning tries, beside the run's
+EDA_BELOW = (20, 50)  # eda_below values it tries, beside 0 and the run's
+
+
+def _pool(generator: SynthGenerator, chain: FilterChain, label: str, want: int, seed: str, cfg: SynthConfig) -> list[Candidate]:
+    """Up to `want` of the generator's rows of `label` that pass `chain`, in the order written."""
+    state, kept = JournalState(), []
+
+    def commit(label: str, chunk: int, seed: int, rows: list[Candidate], generated: int, removed: dict[str, int]) -> None:
+        kept.extend(rows)
+        state.apply(label, chunk, [{"text": c.text, "label": label} for c in rows], generated, removed)
+
+    fill_label(generator, chain, label, want, state.progress(label), seed, commit, cfg.chunk_size, cfg.max_attempts)
+    return kept
+
+
+def _candidates(cfg: SynthConfig, specs: list[str], shares: list[float], counts: dict[str, int],
+                label_filter: bool) -> list[dict[str, Any]]:
+    """The combinations a mix's tuning tries, the run's own first, each set of edited labels once."""
+    share_options = [dict(zip(specs, shares)), dict.fromkeys(specs, 1.0)]
+    share_options += [{s: float(s == alone) for s in specs} for alone in specs]
+    share_options = [x for i, x in enumerate(share_options) if x not in share_options[:i]]
+    probs = sorted({cfg.min_label_prob, *MIN_LABEL_PROBS}, key=lambda p: p != cfg.min_label_prob) if label_filter \
+        else [cfg.min_label_prob]
+    below, edits = [], []
+    for value in (cfg.eda_below, 0, *EDA_BELOW):
+        edited = sorted(x for x, n in counts.items() if n < value)
+        if edited not in edits:
+            below.append(value)
+            edits.append(edited)
+    return [{"shares": sh, "min_label_prob": p, "eda_below": b} for sh in share_options for p in probs for b in below]
+
+
+def describe(setting: dict[str, Any]) -> str:
+    """One tried setting in words, a mix's or a sampling one."""
+    if "shares" in setting:
+        shares = ":".join(f"{v:g}" for v in setting["shares"].values())
+        return f"shares {shares}, label filter >= {setting['min_label_prob']:g}, eda_below {setting['eda_below']}"
+    return Sampling(temperature=setting["temperature"], top_p=setting["top_p"]).describe()
+
+
+def choose_mix(cfg: SynthConfig, generator: MixGenerator, build: Callable[[], SynthGenerator], train: Rows,
+               tune_rows: Rows | None, labels: list[str], chinese: bool, work: Path,
+               make_filters: Callable[[Rows], FilterChain], progress: Report) -> dict[str, Any]:
+    """A mix's tuning record: shares, label-filter threshold and eda_below chosen on validation rows
+    from pools written once (module docstring). `make_filters` builds the chain with the label filter's
+    threshold at 0."""
+    if (saved := _saved(work)) is not None:
+        return saved
+    mix, fit_rows, validation, where = _validation(cfg, generator, build, train, tune_rows, chinese, work, progress)
+    assert isinstance(mix, MixGenerator)
+    wanted = {x: max(1, round(TUNE_SHARE * n)) for x, n in cfg.wanted(fit_rows, labels).items()}
+    counts = Counter(y for _, y in train)  # the run edits by its training rows' counts
+    settings = _candidates(cfg, mix.specs, mix.shares, {x: counts[x] for x in labels}, "label" not in cfg.skip_filters)
+    pools: dict[str, dict[str, list[Candidate]]] = {}
+    writers = list(zip(mix.specs, mix.parts))
+    editable = {x for x in labels if counts[x] < max(s["eda_below"] for s in settings)}
+    if editable:
+        editor = build_generator("eda")
+        editor.fit(fit_rows, work / "tuning_eda", chinese, cfg.seed)
+        writers.append(("eda", editor))
+    for i, (spec, part) in enumerate(writers):
+        progress(f"tuning: {spec} writes its pool ({i + 1} of {len(writers)})", i, len(writers))
+        chain = make_filters(fit_rows)
+        pools[spec] = {x: _pool(part, chain, x, wanted[x], f"{cfg.seed}/tune/{spec}", cfg)
+                       for x in labels if spec != "eda" or x in editable}
+    real_acc, real_f1 = classifier_scores(fit_rows, validation, chinese, cfg.seed, cfg.report_classifier)
+    results = []
+    for i, setting in enumerate(settings):
+        progress(f"tuning: {describe(setting)} ({i + 1} of {len(settings)})", i, len(settings))
+        synthetic = []
+        for label in labels:
+            ok = [[c for c in pools[spec][label] if c.scores.get("label_prob", 1.0) >= setting["min_label_prob"]]
+                  for spec in (["eda"] if counts[label] < setting["eda_below"] else mix.specs)]
+            split = [wanted[label]] if len(ok) == 1 else split_by_shares(wanted[label], [setting["shares"][s] for s in mix.specs])
+            synthetic += [(c.text, label) for rows, k in zip(ok, split) for c in rows[:k]]
+        acc, f1 = classifier_scores(fit_rows + synthetic, validation, chinese, cfg.seed, cfg.report_classifier)
+        results.append({**setting, "accuracy": acc, "macro_f1": f1, "rows": len(synthetic)})
+        log.info("tuning: %s: accuracy %.2f (real only %.2f), %d rows", describe(setting), acc, real_acc, len(synthetic))
+    best = max(range(len(results)), key=lambda i: (results[i]["accuracy"], -i))
+    record = {"kind": "mix", "chosen": settings[best], "validation": where, "validation_rows": len(validation),
+              "fit_rows": len(fit_rows), "classifier": cfg.report_classifier, "share": TUNE_SHARE,
+              "pools": {spec: sum(map(len, by_label.values())) for spec, by_label in pools.items()},
+              "real_only": {"accuracy": real_acc, "macro_f1": real_f1}, "settings": results}
+    atomic_write_text(work / "tuning.json", json.dumps(record, indent=1))
+    return record
+

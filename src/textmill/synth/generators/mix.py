@@ -20,6 +20,16 @@ class MixOptions(Strict):
                                                                       "samples (default: equal)")
 
 
+def split_by_shares(n: int, shares: list[float]) -> list[int]:
+    """n split by the shares, largest remainders first (ties to the earlier generator)."""
+    total = sum(shares)
+    exact = [n * s / total for s in shares]
+    counts = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[:n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
 @GENERATORS.register("mix")
 class MixGenerator(SynthGenerator):
     """Several generators at once (`mix:ngram+prompt`): every chunk of a label's samples is split among
@@ -82,18 +92,9 @@ class MixGenerator(SynthGenerator):
             part.progress = self.progress
             part.fit(rows, workdir / f"mix_{i}", chinese, seed)
 
-    def counts(self, n: int) -> list[int]:
-        """n split by the shares, largest remainders first (ties to the earlier generator)."""
-        total = sum(self.shares)
-        exact = [n * s / total for s in self.shares]
-        counts = [int(x) for x in exact]
-        for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[:n - sum(counts)]:
-            counts[i] += 1
-        return counts
-
     def candidates(self, label: str, n: int, seed: int) -> list[Candidate]:
         out = [Candidate(t, label, source=spec)
-               for i, (spec, part, k) in enumerate(zip(self.specs, self.parts, self.counts(n))) if k
+               for i, (spec, part, k) in enumerate(zip(self.specs, self.parts, split_by_shares(n, self.shares))) if k
                for t in part.sample(label, k, seed * 31 + i)]
         random.Random(seed).shuffle(out)  # a chunk cut short at the label's count cuts every generator alike
         return out
