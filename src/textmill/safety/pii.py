@@ -80,7 +80,7 @@ def _card(text: str) -> bool:
 
 
 def _cn_id(text: str) -> bool:
-    t = re.sub(r"\s", "", text).upper()
+    t = re.sub(r"[\s-]", "", text).upper()
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     check = "10X98765432"[sum(int(c) * w for c, w in zip(t[:17], weights)) % 11]
     try:
@@ -117,9 +117,12 @@ def _not_a_file(text: str) -> bool:
 
 
 def _spelled_email(text: str) -> bool:
-    """A written-out address has its `at` and at least one `dot` (or a real dot) after it: not "meet at home"."""
+    """A written-out address has its `at` and at least one `dot` after it, a written-out one when its
+    `at` is the plain word: `name [at] host.com` and `name at host dot com`, not "meet at home" or
+    "details at example.org" (a site)."""
+    plain = re.search(AT, text).group(0).strip() == "at"
     host = re.split(AT, text, maxsplit=1)[-1]
-    return _not_a_file(re.sub(DOT, ".", host)) and bool(re.search(rf"{DOT}|\.", host))
+    return _not_a_file(re.sub(DOT, ".", host)) and bool(re.search(DOT if plain else rf"{DOT}|\.", host))
 
 
 def _phone(text: str) -> bool:
@@ -129,7 +132,7 @@ def _phone(text: str) -> bool:
 
 PHONE_WORDS = ("phone", "tel", "mobile", "cell", "call", "ring", "text me", "fax", "whatsapp", "contact", "reach", "number",
                "toll-free", "hotline", "电话", "手机", "致电", "联系", "拨打", "号码", "微信", "热线", "座机", "電話", "手機",
-               "聯絡", "聯繫", "熱線")
+               "聯絡", "聯繫", "熱線", "座機")
 NOT_PHONE = ("order", "invoice", "ref", "reference", "tracking", "account no", "serial", "isbn", "version", "ticket",
              "case", "id:", "sku", "part", "model", "batch", "kit", "code", "订单", "单号", "发票", "编号", "快递", "运单",
              "版本", "型号", "批次", "金额", "价格", "¥", "$", "€")
@@ -138,10 +141,13 @@ FILE_TYPES = {"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "pdf", "
               "py", "js", "ts", "css", "html", "htm", "xml", "yaml", "yml", "mp3", "mp4", "mov", "wav"}  # `logo@2x.png`
 AT = r"\s*(?:\[at\]|\(at\)|\{at\})\s*|\s+at\s+"
 DOT = r"\s*(?:\[dot\]|\(dot\)|\{dot\})\s*|\s+dot\s+"
+# full-width letters, digits and signs (ＡＢＣ１２３＠) read as their ASCII selves, one character for one
+HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+TLDS = "com|org|net|edu|gov|io|co|uk|us|de|fr|cn|jp|au|ca|in|info|biz|me|app|dev"
 IP_WORDS = ("ip", "address", "server", "host", "connect", "ping", "traffic", "network", "router", "gateway", "dns",
             "firewall", "地址", "服务器", "访问", "网关")
-BIRTH_WORDS = ("born", "date of birth", "dob", "birthday", "birth date", "d.o.b", "出生", "生日", "生于")
-DATE = (r"(?:\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
+BIRTH_WORDS = ("born", "date of birth", "dob", "birthday", "birth date", "d.o.b", "出生", "生日", "生于", "出生年月")
+DATE = (r"(?:\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{4}年\d{1,2}月(?!\d)|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
         r"(?:\d{1,2}(?:st|nd|rd|th)?\s+)?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
         r"(?:\s+\d{1,2}(?:st|nd|rd|th)?)?,?\s+\d{4})")
 
@@ -153,10 +159,15 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
                                    rf"[A-Za-z0-9-]+(?:(?:{DOT}|\.)[A-Za-z0-9-]+)*(?:{DOT}|\.)[A-Za-z]{{2,}}\b"), 0.8,
                _spelled_email),
     Recognizer("URL", re.compile(r"(?<![A-Za-z0-9])(?:https?://|www\.)[A-Za-z0-9\-._~:/?#@!$&*+=%]*[A-Za-z0-9\-_~/#=%]"), 0.9),
-    Recognizer("CREDIT_CARD", re.compile(r"(?<![\d-])(?:\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{4,5})(?![\d-])"),
+    # a bare site with a path: example.org/pricing (a bare name alone, Amazon.com, is a company as often as a link)
+    Recognizer("URL", re.compile(rf"(?<![A-Za-z0-9@.\-])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:{TLDS})"
+                                 r"/[A-Za-z0-9\-._~:/?#@!$&*+=%]*[A-Za-z0-9\-_~/#=%]"), 0.75),
+    Recognizer("CREDIT_CARD", re.compile(r"(?<![\d-])(?:\d{4}(?:[ -]?\d{4}){2}(?:[ -]?\d{1,4}){1,2}|\d{4}[ -]?\d{6}[ -]?\d{4,5})"
+                                         r"(?![\d-])"),
                0.85, _card,
                ("card", "visa", "mastercard", "amex", "unionpay", "信用卡", "卡号", "银行卡", "银联"), NOT_CARD),
-    Recognizer("CN_ID", re.compile(r"(?<!\d)\d{6} ?\d{8} ?\d{3}[\dXx](?![\dA-Za-z])"), 0.9, _cn_id, ("身份证", "id card", "证件")),
+    Recognizer("CN_ID", re.compile(r"(?<![\d-])\d{6}([ -]?)\d{4}\1?\d{4}\1\d{3}[\dXx](?![\dA-Za-z])"), 0.9, _cn_id,
+               ("身份证", "id card", "证件")),  # 18 digits, or grouped 6-8-4 or 6-4-4-4 by spaces or dashes
     Recognizer("US_SSN", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), 0.6, _ssn,
                ("ssn", "social security", "social"), NOT_PHONE),
     Recognizer("US_SSN", re.compile(r"(?<![\d-])\d{3} ?\d{2} ?\d{4}(?![\d-])"), 0.1, _ssn,  # no dashes: only after its name
@@ -176,6 +187,10 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
                                    r"(?<![A-Za-z0-9+-])0\d{4}[ .-]\d{6}(?![\d-])"), 0.4, _phone,
                PHONE_WORDS, NOT_PHONE),
     Recognizer("PHONE", re.compile(r"(?<!\d)1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"), 0.75, _phone, PHONE_WORDS, NOT_PHONE),
+    Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+-])\(0\d{1,3}\)\s?\d{3,4}[ -]?\d{4}(?![\d-])"), 0.4, _phone,
+               PHONE_WORDS, NOT_PHONE),
+    Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+.-])\d{3}-\d{4}(?![\d-])"), 0.2, _phone, PHONE_WORDS + ("message",),
+               NOT_PHONE),
     Recognizer("PHONE", re.compile(r"(?<![A-Za-z0-9+-])\d{3,4}[ -]\d{7,8}(?![\d-])|(?<![A-Za-z0-9+])\d{7,11}(?!\d)"), 0.2, _phone,
                PHONE_WORDS, NOT_PHONE),
     Recognizer("DOB", re.compile(DATE, re.IGNORECASE), 0.1, None, BIRTH_WORDS),
@@ -202,14 +217,26 @@ def _context_score(r: Recognizer, before: str, value: str) -> float:
     return score
 
 
-TITLES = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.?\s+(?:[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s(?=[A-Z])|\b)){1,3}")
-INTRO = re.compile(r"\b(?:[Mm]y name is|[Nn]ame:|I am|I'm|[Ss]igned,?|[Ss]incerely,?|[Rr]egards,|[Cc]heers,|"
-                   r"[Yy]ours(?: truly)?,|[Bb]est,|[Bb]est wishes,|[Tt]hanks,|[Cc]ontact(?: person)?:)\s+"
-                   r"((?:[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\s?){1,3})")
-PERSON = re.compile(r"[^\W\d_]+(?:[ '.-]+[^\W\d_]+)*\.?")  # letters only: spaCy's "expiry 09/27" is no name
+TITLES = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.?\s+((?:[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s(?=[A-Z])|\b)){1,3})")
+INTRO = re.compile(r"(?:^\s*--|\b(?:[Mm]y name is|[Mm]y name's|[Nn]ame:|I am|I'm|[Ss]igned,?|[Ss]incerely,?|[Rr]egards,|[Cc]heers,|"
+                   r"[Yy]ours(?: truly)?,|[Bb]est,|[Bb]est wishes,|[Tt]hanks,|[Cc]ontact(?: person)?:|[Cc]all me))\s+"
+                   r"((?:[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\s?){1,3})", re.MULTILINE)
+# a name written in lower case, after a cue that leaves no doubt: "my name is daniel okafor", "hi, this is jake turner"
+LOWER_INTRO = re.compile(r"(?:\b[Mm]y name(?: is|'s)|^\s*(?:hi|hello|hey|good (?:morning|afternoon|evening))[,!]?\s+this is)"
+                         r"\s+(?!(?:not|the|a|an|just|actually|really|also|still|on|in|at|here|so)\b)"
+                         r"([a-z]+(?:[-'][a-z]+)?(?: (?!(?:and|from|here|speaking|with|calling|i|at|of|in|on)\b)[a-z]+"
+                         r"(?:[-'][a-z]+)?)?)\b", re.IGNORECASE)
+# Latin letters only: spaCy's "expiry 09/27" is no name, nor a Chinese clause it reads around "Vista" or "DFS"
+PERSON = re.compile(r"[A-Za-z\u00C0-\u024F]+(?:[ '.-]+[A-Za-z\u00C0-\u024F]+)*\.?")
 NOT_PERSONS = {"visa", "mastercard", "amex", "discover", "unionpay", "paypal", "venmo", "whatsapp", "gmail", "iban", "ssn"}
 NOT_NAMES = {"The", "A", "An", "I", "It", "This", "That", "Here", "There", "Happy", "Sorry", "Glad", "Not", "So", "Very",
-             "Going", "From", "In", "On", "At", "And", "But", "Or", "Just", "Also", "Still", "Now", "Then", "Really"}
+             "Going", "From", "In", "On", "At", "And", "But", "Or", "Just", "Also", "Still", "Now", "Then", "Really",
+             "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Tomorrow", "Today", "Tonight",
+             "Back", "Anytime", "Later", "Soon", "Please", "Maybe", "Crazy"}
+# words of a role or a team, which spaCy takes for a person after a name ("Lena Fischer, Customer Support")
+ROLE_WORDS = {"support", "team", "customer", "customers", "service", "services", "department", "office", "desk", "sales",
+              "marketing", "billing", "accounts", "accounting", "manager", "director", "officer", "assistant", "admin",
+              "reception", "operations", "engineering", "helpdesk", "management", "president", "ceo", "cto", "hr"}
 
 
 @lru_cache(maxsize=1)
@@ -241,6 +268,28 @@ def _rare(word: str) -> bool:
     return (jieba.dt.FREQ.get(word) or 0) <= ZH_NAME_MAX_FREQ
 
 
+def _surname_joined(tokens: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """jieba cuts a name it does not know after the surname (邓/海燕, 冯/建军): a surname tagged `nr`
+    joins the next one or two characters when they are tagged `nr` too, or when an honorific follows
+    (冯建军先生) or a naming word comes before (我叫, 名叫)."""
+    out: list[tuple[str, str, int]] = []
+    k = 0
+    while k < len(tokens):
+        word, flag, start = tokens[k]
+        if flag == "nr" and len(word) == 1 and word in ZH_SURNAMES and k + 1 < len(tokens):
+            given, given_flag, _ = tokens[k + 1]
+            after = tokens[k + 2][0] if k + 2 < len(tokens) else ""
+            before = tokens[k - 1][0] if k else ""
+            if 1 <= len(given) <= 2 and re.fullmatch(r"[\u4e00-\u9fff]+", given) and given_flag[:1] in ("n", "a", "v") and (
+                    given_flag == "nr" or after[:2] in ZH_HONORIFICS or before in ("叫", "名叫", "叫做")):
+                out.append((word + given, "nr", start))
+                k += 2
+                continue
+        out.append((word, flag, start))
+        k += 1
+    return out
+
+
 def _names(text: str) -> list[Span]:
     spans = []
     if re.search(r"[\u4e00-\u9fff]", text):
@@ -254,6 +303,7 @@ def _names(text: str) -> list[Span]:
                 start = text.find(word, at)
                 at = start + len(word)
                 tokens.append((word, flag, start))
+            tokens = _surname_joined(tokens)
             for k, (word, flag, start) in enumerate(tokens):
                 if flag != "nr" or not 2 <= len(word) <= 4 or word[0] not in ZH_SURNAMES:
                     continue
@@ -267,9 +317,13 @@ def _names(text: str) -> list[Span]:
     nlp = _spacy()
     if nlp is not None and re.search(r"[A-Za-z]", text):
         spans += [Span("NAME", e.start_char, e.end_char, e.text, 0.75) for e in nlp(text).ents
-                  if e.label_ == "PERSON" and PERSON.fullmatch(e.text) and e.text.lower() not in NOT_PERSONS]
-    for m in TITLES.finditer(text):  # the title belongs to the span: "Dr. <NAME>" would still point at her
-        spans.append(Span("NAME", m.start(), m.start() + len(m.group(0).rstrip()), m.group(0).rstrip(), 0.8))
+                  if e.label_ == "PERSON" and PERSON.fullmatch(e.text) and e.text.lower() not in NOT_PERSONS
+                  and not ROLE_WORDS & set(e.text.lower().split())]
+    for m in TITLES.finditer(text):  # the name, not its title: "Dr. <NAME>" is what a masked text should say
+        value = m.group(1).rstrip()
+        spans.append(Span("NAME", m.start(1), m.start(1) + len(value), value, 0.8))
+    for m in LOWER_INTRO.finditer(text):
+        spans.append(Span("NAME", m.start(1), m.end(1), m.group(1), 0.8))
     for m in INTRO.finditer(text):
         words = m.group(1).strip().split()
         while words and words[0] in NOT_NAMES:
@@ -284,17 +338,18 @@ def _names(text: str) -> list[Span]:
 def detect(text: str, types: Iterable[str] | None = None, threshold: float = THRESHOLD) -> list[Span]:
     """The personal information in `text`, as non-overlapping spans sorted by position."""
     wanted = set(TYPES if types is None else check_types(types))
+    scan = text.translate(HALF_WIDTH)  # the same length: a match's offsets are the text's
     found: list[Span] = []
     for r in RECOGNIZERS:
         if r.type not in wanted:
             continue
-        for m in r.pattern.finditer(text):
+        for m in r.pattern.finditer(scan):
             value = m.group(r.group)
             if r.validate is not None and not r.validate(value):
                 continue
-            score = _context_score(r, text[max(0, m.start() - WINDOW):m.start()], value)
+            score = _context_score(r, scan[max(0, m.start() - WINDOW):m.start()], value)
             if score >= threshold:
-                found.append(Span(r.type, m.start(), m.end(), value, min(score, 1.0)))
+                found.append(Span(r.type, m.start(), m.end(), text[m.start():m.end()], min(score, 1.0)))
     if "NAME" in wanted:
         found += [s for s in _names(text) if s.score >= threshold]
     kept: list[Span] = []
