@@ -55,22 +55,32 @@ _LEET_INSIDE = {"!": "i", "|": "l", "+": "t"}  # only between two letters: `sh!t
 _LOOKALIKE = dict(zip("асеіјорсухѕԁɡοαινκτρυεςχϲ", "aceijopcyxsdgoaivktpuescc"))
 _SECOND_PERSON = re.compile(
     r"(?:^|[^a-z0-9*])(?:you|u|ya|youre|your|ur|thou)(?: (?:are|re|r|is|such|a|an|so|the|just|very|really|complete|total|"
-    r"absolute|absolutely|completely|totally|utterly|truly|really|seriously|literally|little|big|fucking|fking|freaking|damn|"
-    r"bloody|stupid|dumb|ugly|fat|pathetic|worthless))* ?$"
+    r"absolute|absolutely|utter|completely|totally|utterly|truly|really|seriously|literally|little|big|massive|fucking|fking|"
+    r"freaking|damn|bloody|stupid|dumb|ugly|fat|pathetic|worthless))* ?$"
     r"|(?:你们|你|您|妳)(?:是|这个|这些|这|那个|真是|真的|真|就是|就|个|一个|简直|像|太|好|也|们)*$")
 
 
 # over normalised text (lower case, punctuation as spaces, leetspeak read): category -> patterns
 _GROUP = (r"(?:muslims?|jews?|christians?|hindus?|arabs?|blacks?|asians?|mexicans?|immigrants?|refugees?|migrants?|"
           r"foreigners?|gays?|women|they|these people|those people|these|those)")
+# groups of people by what they are, never a pronoun: "they are too dumb to notice" is no hate
+_PEOPLE = (r"(?:muslims|jews|christians|hindus|arabs|blacks|whites|asians|mexicans|immigrants|refugees|migrants|foreigners|"
+           r"gays|lesbians|women|men|girls|(?:black|white|asian|gay|trans|jewish|muslim) people)")
+_PEOPLE_ZH = r"(?:外地人|乡下人|农村人|黑人|白人|女人|男人|穆斯林|同性恋|外国人|少数民族|[东西南北]北人|河南人|日本人|韩国人)"
+# harm done to someone: the verbs (and phrases) a threat is made of
+_HARM = (r"(?:kill|murder|shoot up|shoot|stab|attack|bomb|blow up|burn down|burn|torch|behead|strangle|put a bullet (?:in|through)|"
+         r"beat the (?:crap|shit|hell|living daylights) out of|break (?:his|her|your|their) (?:legs?|arms?|neck|jaw))")
 SENTENCE_PATTERNS: dict[str, tuple[str, ...]] = {
     "violence": (
         r"\b(?:i|we|im|were|ill|well)(?: (?:will|am|are|re|m|gonna|going to|plan to|planning to|about to|want to))+"
-        r"(?: \w+){0,3} (?:kill|murder|shoot|stab|attack|bomb|blow up|burn down|burn|torch|behead|strangle|break (?:his|her|"
-        r"your|their) (?:legs?|arms?|neck|jaw))\b(?! (?:myself|ourselves|me|us)\b|(?: \w+)? (?:problem|issue|bug|question|"
-        r"task|time)\b)",
+        rf"(?: \w+){{0,3}} {_HARM}\b(?! (?:myself|ourselves|me|us)\b|(?: \w+)? (?:problem|issue|bug|question|task|time)\b)",
+        # no subject, or a wish: "gonna torch his car", "someone should put a bullet in that judge"
+        rf"(?:^|\b(?:gonna|someone should|somebody should|lets|let s)) (?:\w+ ){{0,2}}{_HARM}\b(?! (?:myself|ourselves)\b)",
         r"(?:我|我们|咱们)(?:要|会|准备|打算|想)[^。！？]{0,10}(?:杀|砍|捅|炸|放火|烧)",
         r"去[^。！？]{0,8}(?:放火|纵火|炸)",
+        r"(?:弄死|打死|砍死|捅死|杀死|干掉)(?:他|她|你|他们|你们|那个)",
+        r"(?:带|拿|揣)着?(?:刀|枪|斧头|炸药)[^。！？]{0,10}(?:砍|杀|捅|炸)",
+        r"打到(?:住院|残废|半死|进医院)",
     ),
     "hate": (
         rf"\b{_GROUP}\b(?: \w+){{0,3}} (?:are|is) (?:\w+ ){{0,2}}(?:vermin|rats|cockroaches|parasites|animals|subhuman|"
@@ -79,10 +89,23 @@ SENTENCE_PATTERNS: dict[str, tuple[str, ...]] = {
         r"\ball (?:muslims|jews|christians|hindus|arabs|blacks|asians|mexicans|immigrants|refugees|gays)(?: are| should)"
         r"(?: \w+){0,3} (?:terrorists|criminals|rapists|animals|greedy|evil|banned|deported|killed|gassed|exterminated)\b",
         r"\b(?:the )?jews (?:control|own|run) the (?:banks|media|world|government)",
+        rf"\b{_PEOPLE} (?:are|is) (?:\w+ ){{0,2}}(?:inferior|too (?:stupid|dumb) to)\b",
+        rf"\b{_PEOPLE} (?:do not|don t|dont|doesn t) deserve (?:any )?(?:rights|to live|to vote|to exist)\b",
         r"(?:都是|就是|全是)(?:些)?(?:蝗虫|蟑螂|害虫|寄生虫|畜生|恐怖分子)",
+        rf"{_PEOPLE_ZH}[^。！？，]{{0,3}}(?:都是|就是|全是)(?:些)?(?:垃圾|畜生|低等|废物|人渣)",
+        rf"{_PEOPLE_ZH}[^。！？，]{{0,3}}不配",
     ),
     "self_harm": (
         r"\b(?:take|swallow)(?: \w+){0,2} (?:pills|pill) (?:\w+ ){0,6}(?:never wake up|die)\b",
+        r"\b(?:take|swallow)(?: \w+){0,2} (?:pills|tablets)(?: \w+){0,2} at once\b",
+        r"(?:我|今晚就|今天就|明天就)[^。！？]{0,6}(?:楼|桥|天台)上?跳下去",
+    ),
+    "sexual": (
+        r"\bxxx (?:videos?|movies?|pics?|cams?|sites?|live)\b|\b(?:live|sex|nude|naked) (?:sex )?cams?\b",
+    ),
+    "abuse": (
+        r"我靠(?![近着在谱住山海边])",
+        r"(?<![妈他你我她老姑姨舅后亲干大])妈的",  # not 妈妈的, 我妈的, 姑妈的 (a mother's)
     ),
 }
 # phrases that are not what their words say: a hit of the category inside one does not count
@@ -92,6 +115,7 @@ NEUTRAL: dict[str, tuple[str, ...]] = {
     "self_harm": ("suicide bomb", "suicide bomber", "suicide bombers", "suicide bombing", "suicide attack"),
 }
 _AIMED_INSULT = re.compile(r"(?:^| )(?:what|such) an?(?: [a-z]+){0,2} $")  # "what a (complete) moron"
+_ONLY_A = re.compile(r"(?:^| )only an?(?: [a-z]+){0,2} $")
 
 
 def check_categories(categories: Iterable[str]) -> list[str]:
@@ -370,7 +394,10 @@ def _aimed(text: str, norm: str, index: list[int], m: re.Match) -> bool:
     if _SECOND_PERSON.search(before):
         return True
     start, end = index[m.start()], index[m.end() - 1] + 1
-    last = not re.search(r"\w", text[end:])  # the insult ends the sentence: "what a shit film" is about the film
+    if _ONLY_A.search(before) and re.match(r"\W*would\b", text[end:]):  # "only a complete imbecile would ..."
+        return True
+    # the insult ends the sentence ("what a shit film" is about the film), or only "you are" follows it
+    last = re.fullmatch(r"\W*(?:(?:you|u) (?:are|r)|you're|youre)?\W*", text[end:], re.IGNORECASE) is not None
     return last and (_AIMED_INSULT.search(before) is not None or text[:start].rstrip().endswith((",", "，")))
 
 
