@@ -99,6 +99,23 @@ def test_losses_do_not_depend_on_the_batch_or_the_logits_budget(source, monkeypa
     assert np.isfinite(together).all() and np.isnan(reader.losses([""])[0])  # no token after <bos> to score
 
 
+def test_one_read_gives_the_losses_and_the_features_a_classifier_embeds(source, monkeypatch):
+    import numpy as np
+
+    from textmill import features
+
+    reader = features.reader(str(source))
+    texts = ["the soup was cold", "the staff was friendly and the coffee was great today"]
+    losses, read = reader.read(texts, max_len=6)  # the second text is cut at 6 tokens, as embed cuts it
+    np.testing.assert_allclose(losses, reader.losses(texts, max_len=6), rtol=1e-5)
+    np.testing.assert_allclose(read, reader.embed(texts, 6), rtol=1e-4, atol=1e-5)
+    reader.cache.clear()
+    _, read = reader.read(texts)  # the features wait in the cache, keyed by max_len, for PretrainedFeatures
+    assert set(reader.cache) == {(128, t) for t in texts}
+    monkeypatch.setattr(reader, "embed", lambda *a: pytest.fail("embedded a text that was read already"))
+    np.testing.assert_array_equal(features.PretrainedFeatures(str(source)).transform(texts), read)
+
+
 def test_chinese_markers_are_words_and_the_rest_of_the_text_stays(source):
     good, bad = ["干净", "舒适", "安静", "热情"], ["肮脏", "吵闹", "冷淡", "破旧"]
     rows = [(f"这家酒店的房间{words[i % 4]}，前台的服务也{words[(i + 1) % 4]}。", label)

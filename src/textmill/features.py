@@ -33,12 +33,12 @@ class PretrainedFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         encoder = reader(self.source)
-        todo = sorted({t for t in texts if t not in encoder.cache}, key=len)  # similar lengths share a batch
+        todo = sorted({t for t in texts if (self.max_len, t) not in encoder.cache}, key=len)  # similar lengths share a batch
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
             for text, vector in zip(batch, encoder.embed(batch, self.max_len)):
-                encoder.cache[text] = vector
-        return np.stack([encoder.cache[t] for t in texts]) if len(texts) else np.zeros((0, encoder.width))
+                encoder.cache[self.max_len, text] = vector
+        return np.stack([encoder.cache[self.max_len, t] for t in texts]) if len(texts) else np.zeros((0, encoder.width))
 
 
 class Reader:
@@ -56,7 +56,7 @@ class Reader:
         model = self.gen.model
         self.width = model.cfg.n_embd if self.native else model.hf.config.hidden_size
         self.vocab = model.vocab_size if self.native else model.hf.config.vocab_size
-        self.cache: dict[str, np.ndarray] = {}
+        self.cache: dict[tuple[int, str], np.ndarray] = {}  # (max_len, text) -> features, from embed or read
 
     def _batch(self, texts: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self.gen.tokenizer
@@ -85,8 +85,11 @@ class Reader:
     def read(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32,
              features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Each text's mean per-token loss (as `losses`) and, from the same forward pass, its features
-        (the mean of its final hidden states over those tokens, <bos> included; None with `features=False`)."""
+        (None with `features=False`): what `embed(texts, max_len)` gives, and cached as its, so a
+        classifier on `PretrainedFeatures` reads the texts a fluency score read without a second pass."""
         totals, counts, states = self._nll(texts, max_len, batch_size, features)
+        if states is not None:
+            self.cache.update(((max_len, t), v) for t, v in zip(texts, states))
         return np.divide(totals, counts, out=np.full(len(texts), np.nan), where=counts > 0), states
 
     def log_likelihoods(self, texts: Sequence[str], max_len: int = 128, batch_size: int = 32) -> np.ndarray:
@@ -114,8 +117,8 @@ class Reader:
             m = mask[:, 1:].float()
             totals[chunk], counts[chunk] = (nll * m).sum(1).numpy(), m.sum(1).numpy()
             if pooled is not None:
-                every = mask[:, :-1, None].float()  # the states of the tokens whose next token is scored
-                pooled[chunk] = ((states[:, :-1].float() * every).sum(1) / every.sum(1).clamp(min=1)).numpy()
+                first = mask[:, :max_len, None].float()  # the first max_len tokens, as embed reads them
+                pooled[chunk] = ((states[:, :max_len].float() * first).sum(1) / first.sum(1)).numpy()
         return totals, counts, pooled
 
 

@@ -240,10 +240,12 @@ class Fluency(Filter):
 
         self.reader = reader(FEATURE_SOURCES[chinese])
         sample = random.Random(seed).sample(list(texts), min(1000, len(texts)))
-        self.limit = float(np.nanpercentile(self.reader.losses(sample), percentile))
+        self.limit = float(np.nanpercentile(self.reader.read(sample)[0], percentile))
 
     def keep(self, batch: list[Candidate]) -> list[bool]:
-        losses = self.reader.losses([c.text for c in batch]) if batch else []
+        # read, not losses: the features come from the same pass and wait in the reader's cache for the
+        # pretrained label judge, which then embeds nothing twice
+        losses = self.reader.read([c.text for c in batch])[0] if batch else []
         for c, loss in zip(batch, losses):
             c.scores["fluency_loss"] = round(float(loss), 4)
         return [bool(loss <= self.limit) for loss in losses]  # a text of no tokens (nan) is removed
