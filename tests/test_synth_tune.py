@@ -152,6 +152,7 @@ def test_a_mix_is_tuned_on_its_shares_and_eda_below_from_pools_written_once(ther
     scores = {x: s["accuracy"] for x, s in zip(tried, t["settings"])}
     assert scores[(0.0, 1.0), 0.0, 0] < t["real_only"]["accuracy"]  # the contrary rows alone hurt
     assert t["chosen"]["shares"] == {"thermometer": 1.0, "contrary": 0.0}
+    assert t["margin"]["gain"] > 2 * t["margin"]["se"] > 0  # far beyond the noise of 21 validation rows
     written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert {r["generator"] for r in written if r["label"] == "positive"} == {"thermometer"}  # the choice ran
     assert res.report["generator"]["parts"][1]["share"] == 0.0
@@ -159,6 +160,10 @@ def test_a_mix_is_tuned_on_its_shares_and_eda_below_from_pools_written_once(ther
     fits = len(thermometer.fitted)
     again = textmill.synthesize(str(data), out=out, tune=True, **options)  # resumed: the choice is kept, not made again
     assert again.tuning == t and len(thermometer.fitted) == fits + 2  # the run's two parts, no fold
+    (tmp_path / "o.jsonl.work" / "tuning.json").unlink()  # as if killed after the pools were written
+    sampled = len(thermometer.sampled)
+    again = textmill.synthesize(str(data), out=out, tune=True, **options)
+    assert again.tuning == t and len(thermometer.sampled) == sampled  # the same choice, from the kept pools
 
 
 def test_a_mix_tries_the_label_filters_thresholds_and_keeps_the_runs_first():
@@ -171,3 +176,18 @@ def test_a_mix_tries_the_label_filters_thresholds_and_keeps_the_runs_first():
     assert [(t["min_label_prob"], t["eda_below"]) for t in tried[:4]] == [(0.5, 10), (0.5, 0), (0.5, 50), (0.0, 10)]
     assert sorted({t["eda_below"] for t in tried}) == [0, 10, 50]  # 10 edits x, 0 none, 20 x again (left out), 50 x and y
     assert sorted({t["min_label_prob"] for t in tried}) == [0.0, 0.5, 0.7, 0.9] and len(tried) == 4 * 4 * 3
+
+
+def test_a_setting_that_wins_by_a_row_or_two_does_not_replace_the_runs_own():
+    import numpy as np
+
+    from textmill.synth.tune import beyond_noise
+
+    own = np.array([True] * 140 + [False] * 60)  # the run's own setting: 70% of 200 validation rows right
+    two_more, twenty_more = own.copy(), own.copy()
+    two_more[140:142] = True
+    twenty_more[140:160] = True
+    assert beyond_noise([own, two_more])[0] == 0  # +1 point: noise, the run keeps its own
+    best, margin = beyond_noise([own, two_more, twenty_more])
+    assert best == 2 and margin["gain"] == 10.0 and 0 < margin["se"] < 5
+    assert beyond_noise([own, own.copy()])[0] == 0  # a tie keeps the run's own

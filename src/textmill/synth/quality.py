@@ -51,14 +51,16 @@ def mean_ci(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(v.mean()), "ci95": half}
 
 
-def _predict(train: Rows, test: Rows, chinese: bool, seed: int, classifier: ClassifierKind) -> tuple[list[str], Any]:
+def predictions(train: Rows, test: Rows, chinese: bool, seed: int = 0,
+                classifier: ClassifierKind = "tfidf") -> tuple[list[str], Any]:
+    """(the true labels of `test`, the classifier's labels for it after training on `train`)."""
     model = text_classifier(chinese, seed, classifier).fit([t for t, _ in train], [y for _, y in train])
     return [y for _, y in test], model.predict([t for t, _ in test])
 
 
 def classifier_scores(train: Rows, test: Rows, chinese: bool, seed: int = 0, classifier: ClassifierKind = "tfidf") -> tuple[float, float]:
     """Accuracy and macro-F1 (%) on `test` of the classifier trained on `train`."""
-    truth, pred = _predict(train, test, chinese, seed, classifier)
+    truth, pred = predictions(train, test, chinese, seed, classifier)
     return 100 * accuracy_score(truth, pred), 100 * f1_score(truth, pred, average="macro")
 
 
@@ -75,7 +77,7 @@ def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: i
             sample = [rows[rng.randrange(len(rows))] for _ in rows]
             if len({y for _, y in sample}) < 2:
                 continue
-            truth, pred = _predict(sample, heldout, chinese, seed, classifier)
+            truth, pred = predictions(sample, heldout, chinese, seed, classifier)
             acc.append(100 * accuracy_score(truth, pred))
             f1.append(100 * f1_score(truth, pred, average="macro"))
             by_label.append(100 * f1_score(truth, pred, labels=labels, average=None, zero_division=0))

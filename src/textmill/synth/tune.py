@@ -26,8 +26,13 @@ the labels small enough for an `eda_below` candidate to edit, and every combinat
 - `eda_below`: 0, the run's and `EDA_BELOW`, counted once for each set of labels it edits;
 takes its rows from the pools (a label's count split by the shares, each part's first rows whose
 `label_prob` reaches the threshold) and is scored as above. Rows are generated once, so the
-combinations cost a classifier fit each. The winner sets the mix's shares, `min_label_prob` and
-`eda_below`; ties keep the run's settings (listed first).
+combinations cost a classifier fit each, and the pools are kept in `OUT.work/tuning_pools/`, so an
+interrupted tuning writes none again. The best setting replaces the run's own (tried first) only when
+it beats it by more than `MARGIN_SE` standard errors of the paired difference on the validation rows
+(row by row, right or wrong): on a few hundred rows most differences between settings are a row or
+two, and a choice made on noise can cost more than it gains (a prompted generator alone writes its
+rows many times slower than the recipe's mix). The winner sets the mix's shares, `min_label_prob`
+and `eda_below`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.metrics import f1_score
+
 from ..errors import ConfigError
 from ..files import atomic_write_text
 from ..progress import Report
@@ -48,7 +56,7 @@ from .filters import Candidate, FilterChain
 from .generators import SynthGenerator, build_generator
 from .generators.mix import MixGenerator, split_by_shares
 from .journal import JournalState
-from .quality import classifier_scores
+from .quality import classifier_scores, predictions
 from .rows import Rows, stratified_split
 
 log = logging.getLogger(__name__)
@@ -132,12 +140,20 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
     return record
 
 
+MARGIN_SE = 2.0  # a mix's tuning keeps the run's own setting unless the best beats it by this many standard errors
 MIN_LABEL_PROBS = (0.0, 0.7, 0.9)  # the label filter's thresholds a mix's tuning tries, beside the run's
 EDA_BELOW = (20, 50)  # eda_below values it tries, beside 0 and the run's
 
 
-def _pool(generator: SynthGenerator, chain: FilterChain, label: str, want: int, seed: str, cfg: SynthConfig) -> list[Candidate]:
-    """Up to `want` of the generator's rows of `label` that pass `chain`, in the order written."""
+def _pool(generator: SynthGenerator, chain: FilterChain, label: str, want: int, seed: str, cfg: SynthConfig,
+          path: Path) -> list[Candidate]:
+    """Up to `want` of the generator's rows of `label` that pass `chain`, in the order written; kept at
+    `path` (JSONL), which a rerun reads instead of writing them again."""
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        kept = [Candidate(r["text"], label, r["scores"]) for r in rows]
+        chain.commit(kept)
+        return kept
     state, kept = JournalState(), []
 
     def commit(label: str, chunk: int, seed: int, rows: list[Candidate], generated: int, removed: dict[str, int]) -> None:
@@ -145,6 +161,8 @@ def _pool(generator: SynthGenerator, chain: FilterChain, label: str, want: int, 
         state.apply(label, chunk, [{"text": c.text, "label": label} for c in rows], generated, removed)
 
     fill_label(generator, chain, label, want, state.progress(label), seed, commit, cfg.chunk_size, cfg.max_attempts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(json.dumps({"text": c.text, "scores": c.scores}, ensure_ascii=False) + "\n" for c in kept))
     return kept
 
 
@@ -163,6 +181,21 @@ def _candidates(cfg: SynthConfig, specs: list[str], shares: list[float], counts:
             below.append(value)
             edits.append(edited)
     return [{"shares": sh, "min_label_prob": p, "eda_below": b} for sh in share_options for p in probs for b in below]
+
+
+def beyond_noise(right: list[np.ndarray]) -> tuple[int, dict[str, float]]:
+    """The setting to run, given which validation rows each setting's classifier got right (the run's
+    own first): the most accurate (ties to the earlier), if it beats the run's own by more than
+    `MARGIN_SE` standard errors of their paired difference; else the run's own. Also the margin."""
+    best = max(range(len(right)), key=lambda i: (right[i].mean(), -i))
+    diff = right[best].astype(float) - right[0]
+    margin = {"gain": 100 * float(diff.mean()),
+              "se": 100 * float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")}
+    if best and not margin["gain"] > MARGIN_SE * margin["se"]:
+        log.info("tuning: the best setting beats the run's own by %.2f points, within %g standard errors (%.2f): the run "
+                 "keeps its own", margin["gain"], MARGIN_SE, margin["se"])
+        best = 0
+    return best, margin
 
 
 def describe(setting: dict[str, Any]) -> str:
@@ -196,10 +229,11 @@ def choose_mix(cfg: SynthConfig, generator: MixGenerator, build: Callable[[], Sy
     for i, (spec, part) in enumerate(writers):
         progress(f"tuning: {spec} writes its pool ({i + 1} of {len(writers)})", i, len(writers))
         chain = make_filters(fit_rows)
-        pools[spec] = {x: _pool(part, chain, x, wanted[x], f"{cfg.seed}/tune/{spec}", cfg)
+        pools[spec] = {x: _pool(part, chain, x, wanted[x], f"{cfg.seed}/tune/{spec}", cfg,
+                                work / "tuning_pools" / f"{i}_{labels.index(x)}.jsonl")
                        for x in labels if spec != "eda" or x in editable}
     real_acc, real_f1 = classifier_scores(fit_rows, validation, chinese, cfg.seed, cfg.report_classifier)
-    results = []
+    results, right = [], []
     for i, setting in enumerate(settings):
         progress(f"tuning: {describe(setting)} ({i + 1} of {len(settings)})", i, len(settings))
         synthetic = []
@@ -208,11 +242,15 @@ def choose_mix(cfg: SynthConfig, generator: MixGenerator, build: Callable[[], Sy
                   for spec in (["eda"] if counts[label] < setting["eda_below"] else mix.specs)]
             split = [wanted[label]] if len(ok) == 1 else split_by_shares(wanted[label], [setting["shares"][s] for s in mix.specs])
             synthetic += [(c.text, label) for rows, k in zip(ok, split) for c in rows[:k]]
-        acc, f1 = classifier_scores(fit_rows + synthetic, validation, chinese, cfg.seed, cfg.report_classifier)
-        results.append({**setting, "accuracy": acc, "macro_f1": f1, "rows": len(synthetic)})
-        log.info("tuning: %s: accuracy %.2f (real only %.2f), %d rows", describe(setting), acc, real_acc, len(synthetic))
-    best = max(range(len(results)), key=lambda i: (results[i]["accuracy"], -i))
-    record = {"kind": "mix", "chosen": settings[best], "validation": where, "validation_rows": len(validation),
+        truth, pred = predictions(fit_rows + synthetic, validation, chinese, cfg.seed, cfg.report_classifier)
+        right.append(np.asarray(pred) == np.asarray(truth))
+        results.append({**setting, "accuracy": 100 * float(right[-1].mean()),
+                        "macro_f1": 100 * float(f1_score(truth, pred, average="macro")), "rows": len(synthetic)})
+        log.info("tuning: %s: accuracy %.2f (real only %.2f), %d rows", describe(setting), results[-1]["accuracy"],
+                 real_acc, len(synthetic))
+    best, margin = beyond_noise(right)
+    record = {"kind": "mix", "chosen": settings[best], "margin": margin, "margin_se": MARGIN_SE,
+              "validation": where, "validation_rows": len(validation),
               "fit_rows": len(fit_rows), "classifier": cfg.report_classifier, "share": TUNE_SHARE,
               "pools": {spec: sum(map(len, by_label.values())) for spec, by_label in pools.items()},
               "real_only": {"accuracy": real_acc, "macro_f1": real_f1}, "settings": results}
