@@ -58,10 +58,14 @@ def predictions(train: Rows, test: Rows, chinese: bool, seed: int = 0,
     return [y for _, y in test], model.predict([t for t, _ in test])
 
 
+def accuracy_f1(truth: Sequence[str], pred: Sequence[str]) -> tuple[float, float]:
+    """Accuracy and macro-F1 (%)."""
+    return 100 * accuracy_score(truth, pred), 100 * f1_score(truth, pred, average="macro")
+
+
 def classifier_scores(train: Rows, test: Rows, chinese: bool, seed: int = 0, classifier: ClassifierKind = "tfidf") -> tuple[float, float]:
     """Accuracy and macro-F1 (%) on `test` of the classifier trained on `train`."""
-    truth, pred = predictions(train, test, chinese, seed, classifier)
-    return 100 * accuracy_score(truth, pred), 100 * f1_score(truth, pred, average="macro")
+    return accuracy_f1(*predictions(train, test, chinese, seed, classifier))
 
 
 def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: int = 5,
@@ -78,8 +82,8 @@ def utility(train: Rows, heldout: Rows, synthetic: Rows, chinese: bool, seeds: i
             if len({y for _, y in sample}) < 2:
                 continue
             truth, pred = predictions(sample, heldout, chinese, seed, classifier)
-            acc.append(100 * accuracy_score(truth, pred))
-            f1.append(100 * f1_score(truth, pred, average="macro"))
+            for values, value in zip((acc, f1), accuracy_f1(truth, pred)):
+                values.append(value)
             by_label.append(100 * f1_score(truth, pred, labels=labels, average=None, zero_division=0))
         scores[name], per_label[name] = {"accuracy": acc, "macro_f1": f1}, by_label
     out: dict[str, Any] = {"classifier": classifier, "seeds": seeds, "test_rows": len(heldout),

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from ..errors import ConfigError
 from ..files import atomic_write_text
@@ -56,7 +55,7 @@ from .filters import Candidate, FilterChain
 from .generators import SynthGenerator, build_generator
 from .generators.mix import MixGenerator, split_by_shares
 from .journal import JournalState
-from .quality import classifier_scores, predictions
+from .quality import accuracy_f1, classifier_scores, predictions
 from .rows import Rows, stratified_split
 
 log = logging.getLogger(__name__)
@@ -244,8 +243,8 @@ def choose_mix(cfg: SynthConfig, generator: MixGenerator, build: Callable[[], Sy
             synthetic += [(c.text, label) for rows, k in zip(ok, split) for c in rows[:k]]
         truth, pred = predictions(fit_rows + synthetic, validation, chinese, cfg.seed, cfg.report_classifier)
         right.append(np.asarray(pred) == np.asarray(truth))
-        results.append({**setting, "accuracy": 100 * float(right[-1].mean()),
-                        "macro_f1": 100 * float(f1_score(truth, pred, average="macro")), "rows": len(synthetic)})
+        acc, f1 = accuracy_f1(truth, pred)
+        results.append({**setting, "accuracy": acc, "macro_f1": f1, "rows": len(synthetic)})
         log.info("tuning: %s: accuracy %.2f (real only %.2f), %d rows", describe(setting), results[-1]["accuracy"],
                  real_acc, len(synthetic))
     best, margin = beyond_noise(right)
