@@ -98,6 +98,11 @@ def _validation(cfg: SynthConfig, generator: SynthGenerator, build: Callable[[],
     return generator, fit_rows, validation, where
 
 
+def _quarter(cfg: SynthConfig, fit_rows: Rows, labels: list[str]) -> dict[str, int]:
+    """The rows a tried setting writes for each label: TUNE_SHARE of what the run would write from `fit_rows`."""
+    return {x: max(1, round(TUNE_SHARE * n)) for x, n in cfg.wanted(fit_rows, labels).items()}
+
+
 def _saved(work: Path) -> dict[str, Any] | None:
     path = work / "tuning.json"  # a resumed run keeps the choice it made
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
@@ -111,7 +116,7 @@ def choose_sampling(cfg: SynthConfig, generator: SynthGenerator, build: Callable
     if (saved := _saved(work)) is not None:
         return saved
     generator, fit_rows, validation, where = _validation(cfg, generator, build, train, tune_rows, chinese, work, progress)
-    wanted = {x: max(1, round(TUNE_SHARE * n)) for x, n in cfg.wanted(fit_rows, labels).items()}
+    wanted = _quarter(cfg, fit_rows, labels)
     real_acc, real_f1 = classifier_scores(fit_rows, validation, chinese, cfg.seed, cfg.report_classifier)
     settings = []
     for i, setting in enumerate(cfg.tune_grid):
@@ -215,7 +220,7 @@ def choose_mix(cfg: SynthConfig, generator: MixGenerator, build: Callable[[], Sy
         return saved
     mix, fit_rows, validation, where = _validation(cfg, generator, build, train, tune_rows, chinese, work, progress)
     assert isinstance(mix, MixGenerator)
-    wanted = {x: max(1, round(TUNE_SHARE * n)) for x, n in cfg.wanted(fit_rows, labels).items()}
+    wanted = _quarter(cfg, fit_rows, labels)
     counts = Counter(y for _, y in train)  # the run edits by its training rows' counts
     settings = _candidates(cfg, mix.specs, mix.shares, {x: counts[x] for x in labels}, "label" not in cfg.skip_filters)
     pools: dict[str, dict[str, list[Candidate]]] = {}
